@@ -1,0 +1,282 @@
+"""Compile a Model once into Python functions over numpy arrays.
+
+Every quantity is an array with one entry per run (or a scalar shared by all runs). The
+generated code is built only from checked expression trees (see :mod:`expressions`).
+
+Generated functions:
+
+* ``init(P, LV, SR, time)`` -> (initial stock values, frozen ``initial()`` auxiliaries);
+* ``build(P, LV, SR, FZ)`` -> ``(rates, rates_rec)``: ``rates(k, time, S, F, D)`` fills the rate
+  rows ``F`` (flows, then auxiliaries recorded as annual totals) and the stock derivatives ``D``
+  from the stock rows ``S``; ``rates_rec`` also fills the auxiliary rows ``A``;
+* ``annual(NS)`` -> annual outputs from yearly records.
+
+``P`` maps parameter and fact names to numbers or (n,) arrays; ``LV`` and ``SR`` map lever and
+series names to (steps + 1, m) arrays indexed by the step counter ``k``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from graphlib import CycleError, TopologicalSorter
+from typing import Any, Callable
+
+import numpy as np
+
+from . import expressions as ex
+from .errors import ModelError
+from .model import Model
+
+
+def _step(t: float, h: Any, s: Any) -> Any:
+    """``h`` once ``t >= s``, else 0."""
+    if np.ndim(s) == 0:
+        return h if t >= s else h * 0.0
+    return np.where(t >= s, h, 0.0)
+
+
+def _ramp(t: float, slope: Any, start: Any, end: Any) -> Any:
+    """Vensim RAMP: 0 before start, slope * (t - start) until end, then constant."""
+    return slope * (np.minimum(np.maximum(t, start), end) - start)
+
+
+def _pulse(t: float, start: Any, width: Any) -> Any:
+    """1 while ``start <= t < start + width``, else 0."""
+    return np.where((t >= start) & (t < start + width), 1.0, 0.0)
+
+
+def _interp(x: Any, xs: np.ndarray, ys: np.ndarray) -> Any:
+    """Graphical function: linear between points, flat outside."""
+    return np.interp(x, xs, ys)
+
+
+_RUNTIME = {"_np": np, "_step": _step, "_ramp": _ramp, "_pulse": _pulse, "_interp": _interp}
+
+
+@dataclass
+class Compiled:
+    """A compiled model: names in row order and the generated functions."""
+
+    model: Model
+    stocks: list[str]
+    rates: list[str]  # flows, then auxiliaries with annual_total (recorded as annual totals)
+    aux: list[str]  # auxiliaries recorded at year ends
+    annual_names: list[str]
+    init: Callable[..., tuple[dict[str, Any], dict[str, Any]]]
+    build: Callable[..., tuple[Callable, Callable]]
+    annual: Callable[[dict[str, Any]], dict[str, Any]]
+    source: str
+
+    @property
+    def flows(self) -> list[str]:
+        """Flow names (the first rows of the rate block)."""
+        return [r for r in self.rates if r in self.model.flows]
+
+
+def _v(name: str) -> str:
+    return f"v_{name}"
+
+
+def _rename(names: set[str]) -> dict[str, str]:
+    rn = {n: _v(n) for n in names}
+    rn["time"] = "time"
+    return rn
+
+
+def _order(nodes: dict[str, set[str]], what: str, file: str) -> list[str]:
+    """Topological order of ``nodes`` (name -> dependencies among nodes); cycles are errors."""
+    try:
+        return list(TopologicalSorter(nodes).static_order())
+    except CycleError as exc:
+        cycle = " -> ".join(exc.args[1])
+        raise ModelError(f"{what} form a cycle: {cycle}", file) from None
+
+
+def _value_expr(var: Any) -> str:
+    """Source computing a flow or auxiliary (graphical functions included)."""
+    src = ex.to_source(ex.inner(var.expr), _rename(var.expr.names))
+    if var.table is not None:
+        src = f"_interp({src}, _T_{var.name}_x, _T_{var.name}_y)"
+    return src
+
+
+def compile_model(model: Model) -> Compiled:
+    """Order, classify and compile the model's equations (once per model)."""
+    sfile = str(model.directory / "structure.yaml")
+    stocks = list(model.stocks)
+    flows = list(model.flows)
+    aux_all = dict(model.aux)
+    frozen = [n for n, v in aux_all.items() if v.expr.is_initial]
+    computed = {**{n: model.flows[n] for n in flows}, **{n: v for n, v in aux_all.items() if n not in frozen}}
+    levers = set(model.levers)
+    series = set(model.series)
+    consts = set(model.params) - levers | set(model.facts)
+
+    # --- dynamic graph: flows and auxiliaries depend on each other; stocks etc. are sources
+    deps = {n: (v.expr.names & set(computed)) for n, v in computed.items()}
+    order = _order(deps, "auxiliaries and flows", sfile)
+    static: set[str] = set()
+    for n in order:
+        v = computed[n]
+        uses_time = bool(v.expr.names & {"time"}) or bool(v.expr.functions & {"step", "ramp", "pulse"})
+        external = v.expr.names - consts - set(frozen) - static
+        if not uses_time and not external:
+            static.add(n)
+
+    rates = flows + [n for n, v in aux_all.items() if v.annual_total]
+    rec_aux = [n for n, v in aux_all.items() if not v.annual_total]
+
+    # the subset needed each step: ancestors of the rates
+    need: set[str] = set()
+    stack = [r for r in rates if r in computed]
+    while stack:
+        n = stack.pop()
+        if n in need:
+            continue
+        need.add(n)
+        stack.extend(deps[n])
+
+    lines: list[str] = []
+    w = lines.append
+    tables = {n: v.table for n, v in {**model.flows, **aux_all}.items() if v.table is not None}
+
+    # ------------------------------------------------------------------ init
+    init_nodes: dict[str, set[str]] = {}
+    for s in stocks:
+        init_nodes[f"stock:{s}"] = set()
+    for n in computed:
+        init_nodes[n] = set()
+    for n in frozen:
+        init_nodes[n] = set()
+
+    def init_deps(expr: ex.Expr) -> set[str]:
+        out = set()
+        for name in expr.names:
+            if name in model.stocks:
+                out.add(f"stock:{name}")
+            elif name in computed or name in frozen:
+                out.add(name)
+        return out
+
+    for s in stocks:
+        init_nodes[f"stock:{s}"] = init_deps(model.stocks[s].expr)
+    for n, v in computed.items():
+        init_nodes[n] = init_deps(v.expr)
+    for n in frozen:
+        init_nodes[n] = init_deps(aux_all[n].expr) | {f"stock:{s}" for s in stocks}
+    # only what the stocks' initial values and the frozen auxiliaries need
+    wanted: set[str] = set()
+    stack = [f"stock:{s}" for s in stocks] + frozen
+    while stack:
+        n = stack.pop()
+        if n in wanted:
+            continue
+        wanted.add(n)
+        stack.extend(init_nodes[n])
+    init_order = _order({n: init_nodes[n] & wanted for n in wanted}, "initial values", sfile)
+
+    w("def init(P, LV, SR, time):")
+    for n in sorted(consts):
+        w(f"    {_v(n)} = P[{n!r}]")
+    for n in sorted(levers):
+        w(f"    {_v(n)} = LV[{n!r}][0]")
+    for n in sorted(series):
+        w(f"    {_v(n)} = SR[{n!r}][0]")
+    for n in init_order:
+        if n.startswith("stock:"):
+            s = n[6:]
+            w(f"    {_v(s)} = {ex.to_source(model.stocks[s].expr, _rename(model.stocks[s].expr.names))}")
+        elif n in frozen:
+            pass
+        else:
+            w(f"    {_v(n)} = {_value_expr(computed[n])}")
+    for n in frozen:
+        w(f"    {_v(n)} = {_value_expr(aux_all[n])}")
+    w("    return {" + ", ".join(f"{s!r}: {_v(s)}" for s in stocks) + "}, {"
+      + ", ".join(f"{n!r}: {_v(n)}" for n in frozen) + "}")
+    w("")
+
+    # ------------------------------------------------------------------ build / rates
+    w("def build(P, LV, SR, FZ):")
+    for n in sorted(consts):
+        w(f"    {_v(n)} = P[{n!r}]")
+    for n in frozen:
+        w(f"    {_v(n)} = FZ[{n!r}]")
+    for n in sorted(levers):
+        w(f"    L_{n} = LV[{n!r}]")
+    for n in sorted(series):
+        w(f"    R_{n} = SR[{n!r}]")
+    for n in order:
+        if n in static:
+            w(f"    {_v(n)} = {_value_expr(computed[n])}")
+
+    stock_index = {s: i for i, s in enumerate(stocks)}
+    rate_index = {r: i for i, r in enumerate(rates)}
+
+    def body(record: bool) -> None:
+        used: set[str] = set()
+        nodes = [n for n in order if n not in static and (record or n in need)]
+        for n in nodes:
+            used |= computed[n].expr.names
+        if record:
+            for n in rec_aux:
+                used.add(n)
+        for s, i in stock_index.items():
+            w(f"        {_v(s)} = S[{i}]")
+        for n in sorted(levers & used):
+            w(f"        {_v(n)} = L_{n}[k]")
+        for n in sorted(series & used):
+            w(f"        {_v(n)} = R_{n}[k]")
+        for n in nodes:
+            w(f"        {_v(n)} = {_value_expr(computed[n])}")
+        for r, i in rate_index.items():
+            w(f"        F[{i}] = {_v(r)}")
+        for s, i in stock_index.items():
+            st = model.stocks[s]
+            ins = " + ".join(_v(f) for f in st.inflows) or "0.0"
+            outs = " - ".join(_v(f) for f in st.outflows)
+            w(f"        D[{i}] = {ins}{' - ' + outs if outs else ''}")
+        if record:
+            for i, n in enumerate(rec_aux):
+                w(f"        A[{i}] = {_v(n)}")
+
+    w("    def rates(k, time, S, F, D):")
+    body(False)
+    w("    def rates_rec(k, time, S, F, D, A):")
+    body(True)
+    w("    return rates, rates_rec")
+    w("")
+
+    # ------------------------------------------------------------------ annual outputs
+    ann = model.annual
+    ann_order = _order({n: v.expr.names & set(ann) for n, v in ann.items()}, "annual outputs", sfile)
+    w("def annual(NS):")
+    names_needed: set[str] = set()
+    for v in ann.values():
+        names_needed |= v.expr.names
+    for n in sorted(names_needed - set(ann)):
+        w(f"    {_v(n)} = NS[{n!r}]")
+    out = []
+    for n in ann_order:
+        w(f"    {_v(n)} = {ex.to_source(ann[n].expr, _rename(ann[n].expr.names))}")
+        out.append(f"{n!r}: {_v(n)}")
+    w("    return {" + ", ".join(out) + "}")
+
+    source = "\n".join(lines) + "\n"
+    namespace: dict[str, Any] = dict(_RUNTIME)
+    for n, (xs, ys) in tables.items():
+        namespace[f"_T_{n}_x"] = np.asarray(xs, dtype=float)
+        namespace[f"_T_{n}_y"] = np.asarray(ys, dtype=float)
+    code = compile(source, f"<compiled model {model.directory}>", "exec")
+    exec(code, namespace)  # noqa: S102 - source generated from whitelisted expression trees
+    return Compiled(
+        model=model,
+        stocks=stocks,
+        rates=rates,
+        aux=rec_aux,
+        annual_names=list(ann_order),
+        init=namespace["init"],
+        build=namespace["build"],
+        annual=namespace["annual"],
+        source=source,
+    )

@@ -1,0 +1,251 @@
+"""Batch integration (Euler or RK4) of a compiled model on an integer step grid.
+
+Time is counted in integer steps: step k starts at t_k = start + k*dt, with dt a power of two
+(at most 1/4), so every year end falls exactly on a step. Stocks and auxiliaries are recorded
+at every year end t = Y; flows (and auxiliaries marked ``annual_total``) are recorded as their
+integral over (Y-1, Y]. Levers and time functions are held constant within a step.
+
+Arrays are laid out variables x runs (each variable's runs contiguous), so every equation is
+one numpy operation over all runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .compiler import Compiled
+from .errors import InputError
+from .timefuncs import TimeFunction
+
+METHODS = ("euler", "rk4")
+
+
+@dataclass(frozen=True)
+class TimeGrid:
+    """Integer step grid from ``start`` to ``end`` (years) with step ``dt``."""
+
+    start: int
+    end: int
+    dt: float = 1 / 16
+
+    def __post_init__(self) -> None:
+        check_dt(self.dt)
+        if self.end <= self.start:
+            raise InputError(f"end ({self.end}) must be after start ({self.start})")
+
+    @property
+    def steps_per_year(self) -> int:
+        """Steps in one year (1/dt)."""
+        return round(1 / self.dt)
+
+    @property
+    def n_steps(self) -> int:
+        """Number of integration steps."""
+        return (self.end - self.start) * self.steps_per_year
+
+    @property
+    def times(self) -> np.ndarray:
+        """Step-start times t_k for k = 0..n_steps (the last is the end time)."""
+        return self.start + np.arange(self.n_steps + 1) * self.dt
+
+    @property
+    def years(self) -> np.ndarray:
+        """Recorded year ends start..end."""
+        return np.arange(self.start, self.end + 1)
+
+
+def check_dt(dt: float) -> None:
+    """dt must be 2**-j with j >= 2 (1/4, 1/8, ...)."""
+    if not isinstance(dt, int | float) or isinstance(dt, bool) or dt <= 0:
+        raise InputError(f"dt must be a positive power of two <= 1/4, got {dt!r}")
+    m, e = np.frexp(dt)
+    if m != 0.5 or dt > 0.25 or dt < 2.0**-12:
+        raise InputError(f"dt must be a power of two between 1/4096 and 1/4 (e.g. 0.0625 = 1/16), got {dt!r}")
+
+
+@dataclass
+class Run:
+    """Yearly records of a batch of n runs. ``get(name)`` returns an (years, n) array."""
+
+    years: np.ndarray
+    names: dict[str, tuple[str, int]]  # name -> (block, row)
+    stocks: np.ndarray  # (years, n_stocks, n)
+    rates: np.ndarray  # (years, n_rates, n), annual totals; year 0 is NaN
+    aux: np.ndarray  # (years, n_aux, n)
+    annual: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (years, n)
+    series: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (years, m)
+
+    @property
+    def n(self) -> int:
+        """Number of runs in the batch."""
+        return self.stocks.shape[2]
+
+    def get(self, name: str) -> np.ndarray:
+        """(years, n) values of a stock, flow, auxiliary, annual output or series."""
+        if name in self.annual:
+            return self.annual[name]
+        if name in self.series:
+            return np.broadcast_to(self.series[name], (len(self.years), self.n))
+        block, row = self.names[name]
+        return getattr(self, block)[:, row, :]
+
+    def at(self, name: str, year: int) -> np.ndarray:
+        """(n,) values of ``name`` in ``year``."""
+        return self.get(name)[int(year) - int(self.years[0])]
+
+    def select(self, idx: Any) -> Run:
+        """A Run holding only the runs ``idx`` of this batch."""
+        return Run(
+            years=self.years,
+            names=self.names,
+            stocks=self.stocks[:, :, idx],
+            rates=self.rates[:, :, idx],
+            aux=self.aux[:, :, idx],
+            annual={k: v[:, idx] for k, v in self.annual.items()},
+            series={k: (v[:, idx] if v.shape[1] > 1 else v) for k, v in self.series.items()},
+        )
+
+
+def lever_schedules(
+    cm: Compiled,
+    grid: TimeGrid,
+    baseline: dict[str, Any],
+    functions: dict[str, TimeFunction] | None = None,
+    active_from: float | None = None,
+) -> dict[str, np.ndarray]:
+    """(steps + 1, m) arrays of every lever.
+
+    ``baseline`` maps lever names to baseline values (numbers or (n,) arrays). A lever's
+    ``functions`` entry, when given, applies from ``t >= active_from`` (the end of the
+    calibration window); before that the baseline value holds.
+    """
+    t = grid.times
+    out = {}
+    for name in cm.model.levers:
+        base = np.atleast_1d(np.asarray(baseline[name], dtype=float))
+        fn = (functions or {}).get(name)
+        if fn is None:
+            out[name] = np.broadcast_to(base[None, :], (t.size, base.size))
+            continue
+        vals = fn.values(t, base)
+        if active_from is not None:
+            vals = np.where(t[:, None] >= active_from, vals, base[None, :])
+        out[name] = vals
+    return out
+
+
+def series_values(cm: Compiled, grid: TimeGrid, levers: dict[str, np.ndarray]) -> tuple[dict, dict]:
+    """Per-step (steps + 1, m) and per-year (years, m) values of the annual series.
+
+    Observed years keep their values; each later year Y grows by the mean of the growth
+    lever over the steps of Y.
+    """
+    per_step, per_year = {}, {}
+    t = grid.times
+    step_year = np.floor(t + 1e-9).astype(int) + 1  # calendar year of the step (t_k in [Y-1, Y))
+    for name, s in cm.model.series.items():
+        g = levers[s.growth] if s.growth in levers else np.asarray([[cm.model.params[s.growth].value]])
+        m = g.shape[1]
+        first = min(s.values)
+        last_needed = int(step_year[-1])
+        years = np.arange(first, max(last_needed, max(s.values)) + 1)
+        vals = np.empty((years.size, m))
+        for i, y in enumerate(years):
+            if y in s.values:
+                vals[i] = s.values[y]
+            else:
+                sel = step_year == y
+                rate = g[sel].mean(axis=0) if sel.any() else g[-1]
+                vals[i] = vals[i - 1] * (1 + rate)
+        per_step[name] = vals[step_year - first]
+        per_year[name] = vals[grid.years - first]
+    return per_step, per_year
+
+
+def simulate(
+    cm: Compiled,
+    params: dict[str, Any],
+    levers: dict[str, np.ndarray],
+    grid: TimeGrid,
+    method: str = "euler",
+    n: int | None = None,
+) -> Run:
+    """Integrate ``n`` runs from grid.start to grid.end.
+
+    ``params`` maps every parameter and fact to a number or an (n,) array; ``levers`` comes
+    from :func:`lever_schedules`.
+    """
+    if method not in METHODS:
+        raise InputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if n is None:
+        sizes = [np.size(v) for v in params.values()] + [v.shape[1] for v in levers.values()]
+        n = max(sizes + [1])
+    sr_step, sr_year = series_values(cm, grid, levers)
+    dt, spy = grid.dt, grid.steps_per_year
+    s0, frozen = cm.init(params, levers, sr_step, float(grid.start))
+    ns, nr, na = len(cm.stocks), len(cm.rates), len(cm.aux)
+    S = np.empty((ns, n))
+    for i, s in enumerate(cm.stocks):
+        S[i] = s0[s]
+    rates, rates_rec = cm.build(params, levers, sr_step, frozen)
+
+    ny = grid.end - grid.start + 1
+    rec_s = np.empty((ny, ns, n))
+    rec_r = np.empty((ny, nr, n))
+    rec_r[0] = np.nan
+    rec_a = np.empty((ny, na, n))
+    F = np.empty((nr, n))
+    D = np.empty((ns, n))
+    acc = np.zeros((nr, n))
+    rk4 = method == "rk4"
+    if rk4:
+        F2, F3, F4 = (np.empty((nr, n)) for _ in range(3))
+        D2, D3, D4 = (np.empty((ns, n)) for _ in range(3))
+    start = grid.start
+    for k in range(grid.n_steps):
+        t = start + k * dt
+        if k % spy == 0:
+            y = k // spy
+            rates_rec(k, t, S, F, D, rec_a[y])
+            rec_s[y] = S
+            if y:
+                np.multiply(acc, dt, out=rec_r[y])
+                acc[:] = 0.0
+        else:
+            rates(k, t, S, F, D)
+        if rk4:
+            rates(k, t, S + (0.5 * dt) * D, F2, D2)
+            rates(k, t, S + (0.5 * dt) * D2, F3, D3)
+            rates(k, t, S + dt * D3, F4, D4)
+            F += F4
+            F2 += F3
+            F2 *= 2.0
+            F += F2
+            F *= 1 / 6
+            D += D4
+            D2 += D3
+            D2 *= 2.0
+            D += D2
+            D *= 1 / 6
+        acc += F
+        D *= dt
+        S += D
+    k = grid.n_steps
+    rates_rec(k, start + k * dt, S, F, D, rec_a[-1])
+    rec_s[-1] = S
+    np.multiply(acc, dt, out=rec_r[-1])
+
+    names = {s: ("stocks", i) for i, s in enumerate(cm.stocks)}
+    names.update({r: ("rates", i) for i, r in enumerate(cm.rates)})
+    names.update({a: ("aux", i) for i, a in enumerate(cm.aux)})
+    run = Run(years=grid.years, names=names, stocks=rec_s, rates=rec_r, aux=rec_a, series=sr_year)
+    if cm.annual_names:
+        ns_ = {k: v for k, v in params.items()}
+        for name in names:
+            ns_[name] = run.get(name)
+        ns_.update(sr_year)
+        run.annual = {k: np.broadcast_to(v, (ny, n)) for k, v in cm.annual(ns_).items()}
+    return run

@@ -1,0 +1,176 @@
+"""Equation text -> checked AST -> numpy source code.
+
+Equations are ordinary infix text (``maker_spaces * closure_rate``). They are parsed with
+:mod:`ast`, checked against a whitelist of node types, names and functions, and turned into a
+line of Python source over numpy arrays. User text is never passed to eval/exec: only the code
+generated here from the checked tree is compiled.
+
+Allowed: numbers, names, ``+ - * / **``, unary minus, comparisons (``< <= > >= == !=``, not
+chained), and the functions in :data:`FUNCTIONS`.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+
+from .errors import ModelError
+
+# name -> (min args, max args, description). ``initial`` is handled by the model compiler.
+FUNCTIONS: dict[str, tuple[int, int, str]] = {
+    "min": (2, 99, "elementwise minimum"),
+    "max": (2, 99, "elementwise maximum"),
+    "clip": (3, 3, "clip(x, lo, hi)"),
+    "abs": (1, 1, "absolute value"),
+    "exp": (1, 1, "e ** x"),
+    "log": (1, 1, "natural logarithm"),
+    "sqrt": (1, 1, "square root"),
+    "if_then_else": (3, 3, "if_then_else(condition, value if true, value if false)"),
+    "step": (2, 2, "step(height, start): height once time >= start, else 0"),
+    "ramp": (3, 3, "ramp(slope, start, end): slope * (time - start) between start and end"),
+    "pulse": (2, 2, "pulse(start, width): 1 while start <= time < start + width, else 0"),
+    "initial": (1, 1, "initial(x): the value of x at the initial time, held constant"),
+}
+
+_BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
+_CMPOPS = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
+
+#: Names every equation may use besides model names.
+BUILTIN_NAMES = ("time",)
+
+
+@dataclass
+class Expr:
+    """A parsed, checked equation."""
+
+    text: str
+    tree: ast.expr
+    names: set[str] = field(default_factory=set)
+    functions: set[str] = field(default_factory=set)
+    literals: list[float] = field(default_factory=list)
+
+    @property
+    def is_initial(self) -> bool:
+        """True when the whole equation is ``initial(...)``."""
+        return (
+            isinstance(self.tree, ast.Call)
+            and isinstance(self.tree.func, ast.Name)
+            and self.tree.func.id == "initial"
+        )
+
+
+def parse(text: str | int | float, where: str = "", file: str | None = None) -> Expr:
+    """Parse and check an equation; raise :class:`ModelError` naming ``where`` on failure."""
+    if isinstance(text, bool) or not isinstance(text, str | int | float):
+        raise ModelError(f"expected an equation (text or number), got {text!r}", file, where)
+    src = str(text).strip()
+    if not src:
+        raise ModelError("empty equation", file, where)
+    try:
+        module = ast.parse(src, mode="eval")
+    except SyntaxError as exc:
+        raise ModelError(f"cannot parse equation {src!r}: {exc.msg}", file, where) from None
+    expr = Expr(text=src, tree=module.body)
+    _check(module.body, expr, src, where, file)
+    return expr
+
+
+def _check(node: ast.AST, expr: Expr, src: str, where: str, file: str | None) -> None:
+    def fail(msg: str) -> None:
+        raise ModelError(f"{msg} in equation {src!r}", file, where)
+
+    if isinstance(node, ast.Constant):
+        if isinstance(node.value, bool) or not isinstance(node.value, int | float):
+            fail(f"constant {node.value!r} is not a number")
+        expr.literals.append(float(node.value))
+    elif isinstance(node, ast.Name):
+        expr.names.add(node.id)
+    elif isinstance(node, ast.BinOp):
+        if type(node.op) not in _BINOPS:
+            fail(f"operator {type(node.op).__name__} is not allowed")
+        _check(node.left, expr, src, where, file)
+        _check(node.right, expr, src, where, file)
+    elif isinstance(node, ast.UnaryOp):
+        if not isinstance(node.op, ast.USub | ast.UAdd):
+            fail(f"operator {type(node.op).__name__} is not allowed")
+        _check(node.operand, expr, src, where, file)
+    elif isinstance(node, ast.Compare):
+        if len(node.ops) != 1 or type(node.ops[0]) not in _CMPOPS:
+            fail("only single comparisons (<, <=, >, >=, ==, !=) are allowed")
+        _check(node.left, expr, src, where, file)
+        _check(node.comparators[0], expr, src, where, file)
+    elif isinstance(node, ast.Call):
+        if not isinstance(node.func, ast.Name):
+            fail("only calls of named functions are allowed")
+        name = node.func.id  # type: ignore[union-attr]
+        if name not in FUNCTIONS:
+            fail(f"unknown function '{name}' (allowed: {', '.join(sorted(FUNCTIONS))})")
+        if node.keywords:
+            fail(f"{name}() takes no keyword arguments")
+        lo, hi, _ = FUNCTIONS[name]
+        if not lo <= len(node.args) <= hi:
+            fail(f"{name}() takes {lo}{'' if lo == hi else '+'} arguments, got {len(node.args)}")
+        if name == "initial" and node is not expr.tree:
+            fail("initial(...) must be the whole equation")
+        expr.functions.add(name)
+        for arg in node.args:
+            if isinstance(arg, ast.Starred):
+                fail("starred arguments are not allowed")
+            _check(arg, expr, src, where, file)
+    else:
+        fail(f"construct {type(node).__name__} is not allowed")
+
+
+def to_source(expr: Expr, rename: dict[str, str]) -> str:
+    """Python/numpy source for ``expr``; every name is replaced by ``rename[name]``."""
+    return _emit(expr.tree, rename)
+
+
+def _emit(node: ast.AST, rn: dict[str, str]) -> str:
+    if isinstance(node, ast.Constant):
+        return repr(float(node.value))
+    if isinstance(node, ast.Name):
+        return rn[node.id]
+    if isinstance(node, ast.BinOp):
+        return f"({_emit(node.left, rn)} {_BINOPS[type(node.op)]} {_emit(node.right, rn)})"
+    if isinstance(node, ast.UnaryOp):
+        return f"({'-' if isinstance(node.op, ast.USub) else '+'}{_emit(node.operand, rn)})"
+    if isinstance(node, ast.Compare):
+        op = _CMPOPS[type(node.ops[0])]
+        return f"({_emit(node.left, rn)} {op} {_emit(node.comparators[0], rn)})"
+    assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+    name = node.func.id
+    args = [_emit(a, rn) for a in node.args]
+    if name in ("min", "max"):
+        fn = "_np.minimum" if name == "min" else "_np.maximum"
+        out = args[0]
+        for a in args[1:]:
+            out = f"{fn}({out}, {a})"
+        return out
+    if name == "clip":
+        return f"_np.minimum(_np.maximum({args[0]}, {args[1]}), {args[2]})"
+    if name in ("abs", "exp", "log", "sqrt"):
+        return f"_np.{'abs' if name == 'abs' else name}({args[0]})"
+    if name == "if_then_else":
+        return f"_np.where({args[0]}, {args[1]}, {args[2]})"
+    if name == "step":
+        return f"_step({rn['time']}, {args[0]}, {args[1]})"
+    if name == "ramp":
+        return f"_ramp({rn['time']}, {args[0]}, {args[1]}, {args[2]})"
+    if name == "pulse":
+        return f"_pulse({rn['time']}, {args[0]}, {args[1]})"
+    if name == "initial":
+        return args[0]
+    raise AssertionError(name)  # pragma: no cover - parse() rejects everything else
+
+
+def inner(expr: Expr) -> Expr:
+    """For ``initial(x)``, the expression ``x``; otherwise ``expr`` itself."""
+    if not expr.is_initial:
+        return expr
+    arg = expr.tree.args[0]  # type: ignore[attr-defined]
+    sub = Expr(text=ast.unparse(arg), tree=arg)
+    sub.names = set(expr.names)
+    sub.functions = expr.functions - {"initial"}
+    sub.literals = list(expr.literals)
+    return sub

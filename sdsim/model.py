@@ -1,0 +1,576 @@
+"""Load a model directory (structure, parameters, observed, goals, calibration) into a Model.
+
+The loader checks every file strictly: unknown keys, wrong types, unknown names in equations,
+flows that belong to no stock, cycles among auxiliaries. Errors name the file and key path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import expressions as ex
+from .errors import ModelError
+from .yamlio import as_number, as_str, check_keys, join, load_file, suggest
+
+PROVENANCE_KINDS = ("seed", "derived", "external", "assumption", "calibrated")
+DISTRIBUTIONS = ("uniform", "loguniform", "triangular", "truncnormal")
+_LABEL_KEYS = ("en", "zh", "note")
+
+
+@dataclass
+class Variable:
+    """A stock, flow, auxiliary or annual output. Units are strings such as ``firm/year``."""
+
+    name: str
+    kind: str  # stock | flow | aux | annual
+    units: str
+    expr: ex.Expr
+    en: str = ""
+    zh: str = ""
+    note: str = ""
+    sector: str = ""
+    inflows: list[str] = field(default_factory=list)
+    outflows: list[str] = field(default_factory=list)
+    annual_total: bool = False  # auxiliaries: also record the integral over each year
+    table: tuple[list[float], list[float]] | None = None  # graphical function of expr
+
+    def label(self, lang: str = "en") -> str:
+        """Display label in ``lang`` (falls back to English, then the name)."""
+        return (self.zh if lang == "zh" else self.en) or self.en or self.name
+
+
+@dataclass
+class Parameter:
+    """A constant or a lever with its value, units, range and provenance."""
+
+    name: str
+    value: float
+    units: str
+    provenance: str
+    is_lever: bool = False
+    range: tuple[float, float] | None = None
+    distribution: str = "uniform"
+    fixed: bool = False
+    policy_range: tuple[float, float] | None = None
+    quote: str = ""
+    formula: str = ""
+    source: str = ""
+    note: str = ""
+    en: str = ""
+    zh: str = ""
+
+    @property
+    def uncertain(self) -> bool:
+        """True when this number is sampled in uncertainty analysis."""
+        return self.range is not None and not self.fixed and self.provenance != "calibrated"
+
+    def label(self, lang: str = "en") -> str:
+        """Display label."""
+        return (self.zh if lang == "zh" else self.en) or self.en or self.name
+
+
+@dataclass
+class Fact:
+    """An observed figure (observed.yaml)."""
+
+    name: str
+    value: float
+    units: str
+    provenance: str
+    year: int | None = None
+    quote: str = ""
+    formula: str = ""
+    source: str = ""
+    note: str = ""
+    en: str = ""
+    zh: str = ""
+
+
+@dataclass
+class Series:
+    """An annual exogenous series: observed values, then grown by a growth-rate lever."""
+
+    name: str
+    units: str
+    values: dict[int, float]
+    growth: str
+    en: str = ""
+    zh: str = ""
+    provenance: str = ""
+    source: str = ""
+
+
+@dataclass
+class Goal:
+    """A goal: ``variable`` in ``year`` compared with ``threshold`` by ``test``."""
+
+    name: str
+    variable: str
+    test: str
+    threshold: float
+    units: str
+    year: int
+    poisson: bool = False
+    observed: str | None = None
+    quote: str = ""
+    note: str = ""
+    en: str = ""
+    zh: str = ""
+
+    def label(self, lang: str = "en") -> str:
+        """Display label."""
+        return (self.zh if lang == "zh" else self.en) or self.en or self.name
+
+
+@dataclass
+class Target:
+    """A calibration target: a variable (or a stock's inflows) in a year equal to a value."""
+
+    name: str
+    year: int
+    value_name: str
+    variable: str | None = None
+    inflows_of: str | None = None
+
+
+@dataclass
+class FreeParameter:
+    """A parameter solved by calibration, with bounds (numbers or names of constants)."""
+
+    name: str
+    lower: float | str | None = None
+    upper: float | str | None = None
+    rate: bool = False
+    pins: str = ""
+
+
+@dataclass
+class Calibration:
+    """Calibration window, free parameters and targets."""
+
+    start: int
+    end: int
+    free: list[FreeParameter]
+    targets: list[Target]
+
+
+@dataclass
+class Model:
+    """A loaded, checked model. Names are unique across all kinds."""
+
+    directory: Path
+    stocks: dict[str, Variable]
+    flows: dict[str, Variable]
+    aux: dict[str, Variable]
+    annual: dict[str, Variable]
+    params: dict[str, Parameter]
+    facts: dict[str, Fact]
+    series: dict[str, Series]
+    goals: dict[str, Goal]
+    calibration: Calibration
+    sectors: dict[str, dict[str, str]]
+    out_of_scope: list[dict[str, Any]]
+    context: dict[str, Any]
+    file_hashes: dict[str, str]
+
+    @property
+    def levers(self) -> dict[str, Parameter]:
+        """The levers (policy inputs), by name."""
+        return {k: p for k, p in self.params.items() if p.is_lever}
+
+    @property
+    def constants(self) -> dict[str, Parameter]:
+        """Parameters that are not levers."""
+        return {k: p for k, p in self.params.items() if not p.is_lever}
+
+    def variable(self, name: str) -> Variable:
+        """A stock, flow, auxiliary or annual output by name."""
+        for group in (self.stocks, self.flows, self.aux, self.annual):
+            if name in group:
+                return group[name]
+        raise KeyError(name)
+
+    @property
+    def variables(self) -> dict[str, Variable]:
+        """All stocks, flows, auxiliaries and annual outputs."""
+        return {**self.stocks, **self.flows, **self.aux, **self.annual}
+
+    def base_values(self) -> dict[str, float]:
+        """Baseline values of all parameters, levers and facts (name -> number)."""
+        out = {k: f.value for k, f in self.facts.items()}
+        out.update({k: p.value for k, p in self.params.items()})
+        return out
+
+
+# ---------------------------------------------------------------------------------------- loading
+
+
+def default_model_dir() -> Path:
+    """``./model`` if present, else the ``model`` folder beside this package's repository."""
+    here = Path.cwd() / "model"
+    if (here / "structure.yaml").is_file():
+        return here
+    return Path(__file__).resolve().parent.parent / "model"
+
+
+def load_model(directory: str | Path | None = None) -> Model:
+    """Load and check the model in ``directory`` (default: :func:`default_model_dir`)."""
+    d = Path(directory) if directory is not None else default_model_dir()
+    if not d.is_dir():
+        raise ModelError("model directory not found", str(d))
+    files = {n: d / f"{n}.yaml" for n in ("structure", "parameters", "observed", "goals", "calibration")}
+    raw = {n: load_file(p) for n, p in files.items()}
+    hashes = {f"{n}.yaml": hashlib.sha256(p.read_bytes()).hexdigest() for n, p in files.items()}
+
+    params = _load_parameters(raw["parameters"], str(files["parameters"]))
+    facts, series_values, context = _load_observed(raw["observed"], str(files["observed"]))
+    structure = _load_structure(raw["structure"], str(files["structure"]), series_values)
+    goals, out_of_scope = _load_goals(raw["goals"], str(files["goals"]))
+    calibration = _load_calibration(raw["calibration"], str(files["calibration"]))
+
+    model = Model(
+        directory=d,
+        stocks=structure["stocks"],
+        flows=structure["flows"],
+        aux=structure["aux"],
+        annual=structure["annual"],
+        params=params,
+        facts=facts,
+        series=structure["series"],
+        goals=goals,
+        calibration=calibration,
+        sectors=structure["sectors"],
+        out_of_scope=out_of_scope,
+        context=context,
+        file_hashes=hashes,
+    )
+    _check_names(model, files)
+    return model
+
+
+def _labels(entry: dict, file: str, path: str) -> dict[str, str]:
+    return {k: as_str(entry[k], file, join(path, k)) for k in _LABEL_KEYS if k in entry}
+
+
+def _pair(value: Any, file: str, path: str) -> tuple[float, float]:
+    if not isinstance(value, list) or len(value) != 2:
+        raise ModelError(f"expected [low, high], got {value!r}", file, path)
+    lo = as_number(value[0], file, join(path, 0))
+    hi = as_number(value[1], file, join(path, 1))
+    if hi < lo:
+        raise ModelError(f"high end {hi:g} is below low end {lo:g}", file, path)
+    return lo, hi
+
+
+def _provenance(entry: dict, file: str, path: str) -> dict[str, str]:
+    kind = entry.get("provenance")
+    if kind not in PROVENANCE_KINDS:
+        raise ModelError(
+            f"provenance must be one of {', '.join(PROVENANCE_KINDS)}, got {kind!r}", file, join(path, "provenance")
+        )
+    needs = {"seed": "quote", "derived": "formula", "external": "source"}.get(kind)
+    if needs and not entry.get(needs):
+        raise ModelError(f"provenance {kind} needs a '{needs}'", file, path)
+    out = {"provenance": kind}
+    for k in ("quote", "formula", "source"):
+        if k in entry:
+            out[k] = as_str(entry[k], file, join(path, k))
+    return out
+
+
+_PARAM_KEYS = (
+    "value", "units", "range", "distribution", "fixed", "provenance", "quote", "formula",
+    "source", "note", "en", "zh",
+)
+
+
+def _load_parameters(data: Any, file: str) -> dict[str, Parameter]:
+    check_keys(data, ("parameters", "levers"), file, "", required=("parameters",))
+    out: dict[str, Parameter] = {}
+    for section, is_lever in (("parameters", False), ("levers", True)):
+        entries = data.get(section) or {}
+        check_keys(entries, list(entries), file, section)
+        for name, entry in entries.items():
+            path = f"{section}.{name}"
+            allowed = (*_PARAM_KEYS, "policy_range") if is_lever else _PARAM_KEYS
+            required = ("value", "units", "provenance", "policy_range") if is_lever else ("value", "units", "provenance")
+            check_keys(entry, allowed, file, path, required=required)
+            if name in out:
+                raise ModelError("defined twice (as parameter and lever)", file, path)
+            p = Parameter(
+                name=name,
+                value=as_number(entry["value"], file, join(path, "value")),
+                units=as_str(entry["units"], file, join(path, "units")),
+                is_lever=is_lever,
+                fixed=bool(entry.get("fixed", False)),
+                **_provenance(entry, file, path),
+                **_labels(entry, file, path),
+            )
+            if "range" in entry:
+                p.range = _pair(entry["range"], file, join(path, "range"))
+            if "policy_range" in entry:
+                p.policy_range = _pair(entry["policy_range"], file, join(path, "policy_range"))
+            dist = entry.get("distribution", "uniform")
+            if dist not in DISTRIBUTIONS:
+                raise ModelError(
+                    f"distribution must be one of {', '.join(DISTRIBUTIONS)}, got {dist!r}",
+                    file, join(path, "distribution"),
+                )
+            p.distribution = dist
+            if p.provenance == "assumption" and p.range is None and not p.fixed and not is_lever:
+                raise ModelError("an assumption needs a range (or fixed: true)", file, path)
+            if p.distribution == "loguniform" and p.range and p.range[0] <= 0:
+                raise ModelError("a log-uniform range must be positive", file, join(path, "range"))
+            out[name] = p
+    return out
+
+
+_FACT_KEYS = ("value", "units", "year", "provenance", "quote", "formula", "source", "note", "en", "zh")
+
+
+def _load_observed(data: Any, file: str) -> tuple[dict[str, Fact], dict[str, dict], dict]:
+    check_keys(data, ("facts", "series", "context"), file, "", required=("facts",))
+    facts: dict[str, Fact] = {}
+    for name, entry in (data.get("facts") or {}).items():
+        path = f"facts.{name}"
+        check_keys(entry, _FACT_KEYS, file, path, required=("value", "units", "provenance"))
+        facts[name] = Fact(
+            name=name,
+            value=as_number(entry["value"], file, join(path, "value")),
+            units=as_str(entry["units"], file, join(path, "units")),
+            year=int(as_number(entry["year"], file, join(path, "year"), integer=True)) if "year" in entry else None,
+            **_provenance(entry, file, path),
+            **_labels(entry, file, path),
+        )
+    series: dict[str, dict] = {}
+    for name, entry in (data.get("series") or {}).items():
+        path = f"series.{name}"
+        check_keys(
+            entry, ("units", "values", "provenance", "source", "quote", "note", "en", "zh"), file, path,
+            required=("units", "values", "provenance"),
+        )
+        values = entry["values"]
+        if not isinstance(values, dict) or not values:
+            raise ModelError("expected a mapping year -> value", file, join(path, "values"))
+        vals = {}
+        for y, v in values.items():
+            year = int(as_number(y, file, join(path, f"values.{y}"), integer=True))
+            vals[year] = as_number(v, file, join(path, f"values.{y}"))
+        years = sorted(vals)
+        if years != list(range(years[0], years[-1] + 1)):
+            raise ModelError("years must be consecutive", file, join(path, "values"))
+        series[name] = {**entry, "values": vals}
+    return facts, series, data.get("context") or {}
+
+
+def _load_structure(data: Any, file: str, series_values: dict[str, dict]) -> dict[str, Any]:
+    check_keys(
+        data, ("time_units", "sectors", "stocks", "flows", "auxiliaries", "series", "annual"), file, "",
+        required=("stocks", "flows"),
+    )
+    if data.get("time_units", "year") != "year":
+        raise ModelError("only time_units: year is supported", file, "time_units")
+    sectors = data.get("sectors") or {}
+    out: dict[str, Any] = {"sectors": sectors, "stocks": {}, "flows": {}, "aux": {}, "annual": {}, "series": {}}
+
+    for name, e in (data.get("stocks") or {}).items():
+        path = f"stocks.{name}"
+        check_keys(
+            e, ("sector", "units", "initial", "inflows", "outflows", *_LABEL_KEYS), file, path,
+            required=("units", "initial"),
+        )
+        if sectors and e.get("sector") not in sectors:
+            raise ModelError(
+                f"unknown sector {e.get('sector')!r}{suggest(str(e.get('sector')), sectors)}", file, join(path, "sector")
+            )
+        lists = {}
+        for k in ("inflows", "outflows"):
+            v = e.get(k) or []
+            if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                raise ModelError("expected a list of flow names", file, join(path, k))
+            lists[k] = v
+        out["stocks"][name] = Variable(
+            name=name, kind="stock", units=as_str(e["units"], file, join(path, "units")),
+            expr=ex.parse(e["initial"], join(path, "initial"), file), sector=e.get("sector", ""),
+            **lists, **_labels(e, file, path),
+        )
+    for section, kind in (("flows", "flow"), ("auxiliaries", "aux"), ("annual", "annual")):
+        key = {"auxiliaries": "aux"}.get(section, section)
+        for name, e in (data.get(section) or {}).items():
+            path = f"{section}.{name}"
+            allowed = ["equation", "units", *_LABEL_KEYS]
+            if kind == "aux":
+                allowed += ["annual_total", "table"]
+            check_keys(e, allowed, file, path, required=("equation", "units"))
+            var = Variable(
+                name=name, kind=kind, units=as_str(e["units"], file, join(path, "units")),
+                expr=ex.parse(e["equation"], join(path, "equation"), file),
+                annual_total=bool(e.get("annual_total", False)), **_labels(e, file, path),
+            )
+            if "table" in e:
+                var.table = _load_table(e["table"], file, join(path, "table"))
+            if var.expr.is_initial and (var.table is not None or var.annual_total):
+                raise ModelError("initial(...) cannot have a table or annual_total", file, path)
+            out[key][name] = var
+    for name, e in (data.get("series") or {}).items():
+        path = f"series.{name}"
+        check_keys(e, ("observed", "growth", "units", *_LABEL_KEYS), file, path, required=("observed", "growth", "units"))
+        if e["observed"] not in series_values:
+            raise ModelError(
+                f"unknown observed series {e['observed']!r}{suggest(str(e['observed']), series_values)}",
+                file, join(path, "observed"),
+            )
+        obs = series_values[e["observed"]]
+        out["series"][name] = Series(
+            name=name, units=as_str(e["units"], file, join(path, "units")), values=obs["values"],
+            growth=as_str(e["growth"], file, join(path, "growth")), provenance=obs.get("provenance", ""),
+            source=obs.get("source", ""), **{k: v for k, v in _labels(e, file, path).items() if k != "note"},
+        )
+    return out
+
+
+def _load_table(data: Any, file: str, path: str) -> tuple[list[float], list[float]]:
+    check_keys(data, ("x", "y"), file, path, required=("x", "y"))
+    xs, ys = data["x"], data["y"]
+    if not isinstance(xs, list) or not isinstance(ys, list) or len(xs) != len(ys) or len(xs) < 2:
+        raise ModelError("x and y must be lists of equal length (at least 2 points)", file, path)
+    xv = [as_number(v, file, join(path, f"x.{i}")) for i, v in enumerate(xs)]
+    yv = [as_number(v, file, join(path, f"y.{i}")) for i, v in enumerate(ys)]
+    if any(b <= a for a, b in zip(xv, xv[1:], strict=False)):
+        raise ModelError("x values must be strictly increasing", file, join(path, "x"))
+    return xv, yv
+
+
+_GOAL_KEYS = ("variable", "test", "threshold", "units", "poisson", "observed_2021", "quote", "note", "en", "zh")
+
+
+def _load_goals(data: Any, file: str) -> tuple[dict[str, Goal], list]:
+    check_keys(data, ("year", "goals", "out_of_scope"), file, "", required=("year", "goals"))
+    year = int(as_number(data["year"], file, "year", integer=True))
+    goals = {}
+    for name, e in (data.get("goals") or {}).items():
+        path = f"goals.{name}"
+        check_keys(e, _GOAL_KEYS, file, path, required=("variable", "test", "threshold", "units"))
+        if e["test"] not in (">=", ">"):
+            raise ModelError(f"test must be '>=' or '>', got {e['test']!r}", file, join(path, "test"))
+        goals[name] = Goal(
+            name=name, variable=as_str(e["variable"], file, join(path, "variable")), test=e["test"],
+            threshold=as_number(e["threshold"], file, join(path, "threshold")),
+            units=as_str(e["units"], file, join(path, "units")), year=year,
+            poisson=bool(e.get("poisson", False)), observed=e.get("observed_2021"),
+            quote=e.get("quote", ""), **_labels(e, file, path),
+        )
+    return goals, list(data.get("out_of_scope") or [])
+
+
+def _load_calibration(data: Any, file: str) -> Calibration:
+    check_keys(data, ("window", "free", "targets"), file, "", required=("window", "free", "targets"))
+    w = check_keys(data["window"], ("start", "end"), file, "window", required=("start", "end"))
+    start = int(as_number(w["start"], file, "window.start", integer=True))
+    end = int(as_number(w["end"], file, "window.end", integer=True))
+    if end <= start:
+        raise ModelError("window end must be after its start", file, "window")
+    free = []
+    for name, e in (data["free"] or {}).items():
+        path = f"free.{name}"
+        check_keys(e or {}, ("lower", "upper", "rate", "pins"), file, path)
+        e = e or {}
+        free.append(FreeParameter(name, e.get("lower"), e.get("upper"), bool(e.get("rate", False)), e.get("pins", "")))
+    targets = []
+    for name, e in (data["targets"] or {}).items():
+        path = f"targets.{name}"
+        check_keys(e, ("variable", "inflows_of", "year", "value"), file, path, required=("year", "value"))
+        if ("variable" in e) == ("inflows_of" in e):
+            raise ModelError("give exactly one of 'variable' or 'inflows_of'", file, path)
+        targets.append(
+            Target(name, int(as_number(e["year"], file, join(path, "year"), integer=True)), e["value"],
+                   e.get("variable"), e.get("inflows_of"))
+        )
+    if len(free) != len(targets):
+        raise ModelError(f"{len(free)} free parameters but {len(targets)} targets", file, "free")
+    return Calibration(start, end, free, targets)
+
+
+# ------------------------------------------------------------------------------------------ names
+
+
+def _check_names(m: Model, files: dict[str, Path]) -> None:
+    sfile, cfile, gfile = str(files["structure"]), str(files["calibration"]), str(files["goals"])
+    kinds: dict[str, str] = {}
+    for group, label in (
+        (m.facts, "fact"), (m.params, "parameter"), (m.stocks, "stock"), (m.flows, "flow"),
+        (m.aux, "auxiliary"), (m.annual, "annual output"), (m.series, "series"),
+    ):
+        for name in group:
+            if name in kinds:
+                raise ModelError(f"name '{name}' is both a {kinds[name]} and a {label}", sfile, name)
+            if not name.isidentifier() or name in ex.BUILTIN_NAMES or name in ex.FUNCTIONS:
+                raise ModelError(f"'{name}' is not a usable name", sfile, name)
+            kinds[name] = label
+
+    dynamic = {*m.facts, *m.params, *m.stocks, *m.flows, *m.aux, *ex.BUILTIN_NAMES}
+    annual_ns = {*m.facts, *m.params, *m.stocks, *m.flows, *m.aux, *m.series, *m.annual}
+
+    def check(expr: ex.Expr, allowed: set[str], path: str) -> None:
+        for n in sorted(expr.names - allowed):
+            raise ModelError(f"unknown variable '{n}'{suggest(n, allowed)} in equation {expr.text!r}", sfile, path)
+
+    for v in m.stocks.values():
+        check(v.expr, dynamic, f"stocks.{v.name}.initial")
+    for v in m.flows.values():
+        check(v.expr, dynamic, f"flows.{v.name}.equation")
+    for v in m.aux.values():
+        check(v.expr, dynamic, f"auxiliaries.{v.name}.equation")
+    for v in m.annual.values():
+        check(v.expr, annual_ns - {v.name}, f"annual.{v.name}.equation")
+        if v.expr.functions & {"initial", "step", "ramp", "pulse"}:
+            raise ModelError("annual outputs cannot use time functions or initial()", sfile, f"annual.{v.name}")
+    for s in m.series.values():
+        if s.growth not in m.params:
+            raise ModelError(f"unknown growth parameter '{s.growth}'{suggest(s.growth, m.params)}", sfile,
+                             f"series.{s.name}.growth")
+
+    owner: dict[str, int] = dict.fromkeys(m.flows, 0)
+    for s in m.stocks.values():
+        for k in ("inflows", "outflows"):
+            for f in getattr(s, k):
+                if f not in m.flows:
+                    raise ModelError(f"unknown flow '{f}'{suggest(f, m.flows)}", sfile, f"stocks.{s.name}.{k}")
+                owner[f] += 1
+        if set(s.inflows) & set(s.outflows):
+            raise ModelError("a flow cannot be both inflow and outflow of one stock", sfile, f"stocks.{s.name}")
+    for f, count in owner.items():
+        if count == 0:
+            raise ModelError("flow is neither an inflow nor an outflow of any stock", sfile, f"flows.{f}")
+
+    for g in m.goals.values():
+        if g.variable not in {*m.stocks, *m.flows, *m.aux, *m.annual}:
+            raise ModelError(f"unknown variable '{g.variable}'{suggest(g.variable, annual_ns)}", gfile,
+                             f"goals.{g.name}.variable")
+        if g.observed is not None and g.observed not in m.facts:
+            raise ModelError(f"unknown fact '{g.observed}'{suggest(g.observed, m.facts)}", gfile,
+                             f"goals.{g.name}.observed_2021")
+
+    consts = {*m.facts, *m.params}
+    for fp in m.calibration.free:
+        if fp.name not in m.params:
+            raise ModelError(f"unknown parameter{suggest(fp.name, m.params)}", cfile, f"free.{fp.name}")
+        for b in ("lower", "upper"):
+            val = getattr(fp, b)
+            if isinstance(val, str) and val not in consts:
+                raise ModelError(f"unknown bound '{val}'{suggest(val, consts)}", cfile, f"free.{fp.name}.{b}")
+            if val is not None and not isinstance(val, str | int | float):
+                raise ModelError(f"expected a number or a name, got {val!r}", cfile, f"free.{fp.name}.{b}")
+    for t in m.calibration.targets:
+        if t.variable and t.variable not in {*m.stocks, *m.flows, *m.aux}:
+            raise ModelError(f"unknown variable '{t.variable}'{suggest(t.variable, m.variables)}", cfile,
+                             f"targets.{t.name}.variable")
+        if t.inflows_of and t.inflows_of not in m.stocks:
+            raise ModelError(f"unknown stock '{t.inflows_of}'{suggest(t.inflows_of, m.stocks)}", cfile,
+                             f"targets.{t.name}.inflows_of")
+        if t.value_name not in consts:
+            raise ModelError(f"unknown value '{t.value_name}'{suggest(str(t.value_name), consts)}", cfile,
+                             f"targets.{t.name}.value")
