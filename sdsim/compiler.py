@@ -17,9 +17,10 @@ series names to (steps + 1, m) arrays indexed by the step counter ``k``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -55,6 +55,7 @@ class Parameter:
     distribution: str = "uniform"
     fixed: bool = False
     policy_range: tuple[float, float] | None = None
+    limits: tuple[float, float] = (0.0, float("inf"))  # levers: hard bounds of scenario values
     quote: str = ""
     formula: str = ""
     source: str = ""
@@ -295,7 +296,7 @@ def _load_parameters(data: Any, file: str) -> dict[str, Parameter]:
         check_keys(entries, list(entries), file, section)
         for name, entry in entries.items():
             path = f"{section}.{name}"
-            allowed = (*_PARAM_KEYS, "policy_range") if is_lever else _PARAM_KEYS
+            allowed = (*_PARAM_KEYS, "policy_range", "limits") if is_lever else _PARAM_KEYS
             required = ("value", "units", "provenance", "policy_range") if is_lever else ("value", "units", "provenance")
             check_keys(entry, allowed, file, path, required=required)
             if name in out:
@@ -313,6 +314,8 @@ def _load_parameters(data: Any, file: str) -> dict[str, Parameter]:
                 p.range = _pair(entry["range"], file, join(path, "range"))
             if "policy_range" in entry:
                 p.policy_range = _pair(entry["policy_range"], file, join(path, "policy_range"))
+            if "limits" in entry:
+                p.limits = _pair(entry["limits"], file, join(path, "limits"))
             dist = entry.get("distribution", "uniform")
             if dist not in DISTRIBUTIONS:
                 raise ModelError(

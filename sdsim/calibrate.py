@@ -1,0 +1,177 @@
+"""Calibration: solve the free parameters of a batch of parameter sets so that every run
+reproduces its targets (MODEL_SPEC §5).
+
+One vectorised Newton method for the whole batch: each iteration simulates the calibration
+window once for all unconverged sets and their finite-difference perturbations (one batch of
+n x (p + 1) runs), then solves the n small p x p linear systems with one ``numpy.linalg.solve``.
+Sets whose solution leaves the bounds, or that do not converge, are flagged, never dropped
+silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .compiler import Compiled
+from .engine import Run, TimeGrid, lever_schedules, simulate
+
+TOLERANCE = 1e-10  # relative residual at which a set counts as solved
+MAX_ITER = 25
+FD_STEP = 1e-7  # relative finite-difference step
+
+
+@dataclass
+class CalibrationResult:
+    """Solved parameter sets. ``params`` holds (n,) arrays for the free parameters."""
+
+    params: dict[str, Any]
+    ok: np.ndarray  # (n,) bool: solved within bounds
+    reason: np.ndarray  # (n,) str: "" when ok, else why not
+    target_names: list[str]
+    targets: np.ndarray  # (n, k) target values
+    achieved: np.ndarray  # (n, k) model values with the solved parameters
+    iterations: int
+
+    @property
+    def residuals(self) -> np.ndarray:
+        """(n, k) relative residuals (model - target) / |target|."""
+        return (self.achieved - self.targets) / np.where(self.targets == 0, 1.0, np.abs(self.targets))
+
+    @property
+    def n_failed(self) -> int:
+        """Number of sets with no solution inside the bounds."""
+        return int((~self.ok).sum())
+
+
+def _size(params: dict[str, Any]) -> int:
+    return max([np.size(v) for v in params.values()] + [1])
+
+
+def _take(value: Any, idx: np.ndarray) -> Any:
+    return value[idx] if np.ndim(value) else value
+
+
+def _tile(value: Any, reps: int) -> Any:
+    return np.tile(value, reps) if np.ndim(value) else value
+
+
+def measure(cm: Compiled, run: Run, year: int | None = None) -> np.ndarray:
+    """(n, k) values of the calibration targets in ``run``."""
+    cols = []
+    for t in cm.model.calibration.targets:
+        y = year if year is not None else t.year
+        if t.variable:
+            cols.append(run.at(t.variable, y))
+        else:
+            stock = cm.model.stocks[t.inflows_of]
+            cols.append(sum(run.at(f, y) for f in stock.inflows))
+    return np.stack(cols, axis=1)
+
+
+def _bounds(cm: Compiled, params: dict[str, Any], n: int, dt: float, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n, p) lower and upper bounds; bounds may name constants or other free parameters."""
+    free = [f.name for f in cm.model.calibration.free]
+    lo = np.full((n, len(free)), -np.inf)
+    hi = np.full((n, len(free)), np.inf)
+    for j, f in enumerate(cm.model.calibration.free):
+        for b, arr in (("lower", lo), ("upper", hi)):
+            v = getattr(f, b)
+            if v is None:
+                continue
+            if isinstance(v, str):
+                arr[:, j] = x[:, free.index(v)] if v in free else np.broadcast_to(params[v], (n,))
+            else:
+                arr[:, j] = v
+        if f.rate:
+            hi[:, j] = np.minimum(hi[:, j], 1 / dt)
+    return lo, hi
+
+
+def calibrate(
+    cm: Compiled,
+    params: dict[str, Any],
+    lever_baseline: dict[str, Any],
+    dt: float = 1 / 16,
+    method: str = "euler",
+) -> CalibrationResult:
+    """Solve the free parameters for every parameter set in ``params``.
+
+    ``params`` maps parameter and fact names to numbers or (n,) arrays (the free parameters'
+    values are the starting guesses); ``lever_baseline`` maps levers to baseline values.
+    The calibration window always runs with baseline levers.
+    """
+    cal = cm.model.calibration
+    grid = TimeGrid(cal.start, cal.end, dt)
+    free = [f.name for f in cal.free]
+    p = len(free)
+    n = max(_size(params), _size(lever_baseline))
+    targets = np.stack([np.broadcast_to(np.asarray(params[t.value_name], float), (n,)) for t in cal.targets], 1)
+    scale = np.where(targets == 0, 1.0, np.abs(targets))
+    x = np.stack([np.broadcast_to(np.asarray(params[f], float), (n,)) for f in free], 1).copy()
+    achieved = np.full_like(targets, np.nan)
+    done = np.zeros(n, bool)
+    bad = np.zeros(n, bool)
+    active = np.arange(n)
+    it = 0
+    while it < MAX_ITER:
+        it += 1
+        m = active.size
+        sub = {k: _take(v, active) if np.size(v) == n else v for k, v in params.items()}
+        lev = {k: _take(v, active) if np.size(v) == n else v for k, v in lever_baseline.items()}
+        xa = x[active]
+        h = FD_STEP * np.maximum(np.abs(xa), 1e-3)
+        X = np.repeat(xa[None, :, :], p + 1, axis=0)  # (p+1, m, p)
+        for j in range(p):
+            X[j + 1, :, j] += h[:, j]
+        big = {k: _tile(v, p + 1) for k, v in sub.items()}
+        for j, f in enumerate(free):
+            big[f] = X[:, :, j].reshape(-1)
+        levs = lever_schedules(cm, grid, {k: _tile(v, p + 1) for k, v in lev.items()})
+        run = simulate(cm, big, levs, grid, method, n=m * (p + 1))
+        vals = measure(cm, run).reshape(p + 1, m, p)
+        sc = scale[active]
+        r = (vals[0] - targets[active]) / sc  # (m, p)
+        achieved[active] = vals[0]
+        finite = np.isfinite(r).all(axis=1)
+        conv = finite & (np.abs(r).max(axis=1) < TOLERANCE)
+        done[active[conv]] = True
+        bad[active[~finite]] = True
+        keep = finite & ~conv
+        if not keep.any():
+            break
+        J = (vals[1:] - vals[0][None]) / sc[None] / h.T[:, :, None]  # (p, m, k): d r_k / d x_j
+        J = np.transpose(J, (1, 2, 0))[keep]  # (m', k, p)
+        try:
+            dx = np.linalg.solve(J, -r[keep][:, :, None])[:, :, 0]
+        except np.linalg.LinAlgError:
+            dx = np.stack([_lstsq(Ji, -ri) for Ji, ri in zip(J, r[keep], strict=True)])
+        idx = active[keep]
+        x[idx] = xa[keep] + dx
+        ok_step = np.isfinite(x[idx]).all(axis=1)
+        bad[idx[~ok_step]] = True
+        active = idx[ok_step]
+        if active.size == 0:
+            break
+
+    lo, hi = _bounds(cm, params, n, dt, x)
+    inside = ((x >= lo - 1e-12 * np.abs(lo)) & (x <= hi + 1e-12 * np.abs(hi))).all(axis=1)
+    ok = done & inside & ~bad
+    reason = np.full(n, "", dtype=object)
+    reason[~done] = "did not converge"
+    reason[bad] = "no finite solution"
+    for j, f in enumerate(free):
+        below = done & ~bad & (x[:, j] < lo[:, j] - 1e-12 * np.abs(lo[:, j]))
+        above = done & ~bad & (x[:, j] > hi[:, j] + 1e-12 * np.abs(hi[:, j]))
+        reason[below & (reason == "")] = f"{f} below its lower bound"
+        reason[above & (reason == "")] = f"{f} above its upper bound"
+    out = dict(params)
+    for j, f in enumerate(free):
+        out[f] = x[:, j].copy()
+    return CalibrationResult(out, ok, reason, [t.name for t in cal.targets], targets, achieved, it)
+
+
+def _lstsq(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.linalg.lstsq(a, b, rcond=None)[0]

@@ -1,0 +1,116 @@
+"""Command line: ``simulate.py run|compare|sensitivity|calibrate|describe|check|export``.
+
+Bad input (files, YAML, scenario values, options) prints one line naming the file, key and
+value, and exits with code 2; no traceback and no partial result folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from .errors import InputError
+
+COMMANDS = {
+    "run": "run scenarios: goal table, time series, plots -> results/<name>/",
+    "compare": "run several scenarios as one batch: overlay plots and goal matrix -> results/compare/",
+    "sensitivity": "sensitivity and uncertainty analysis (oat, morris, sobol, mc)",
+    "calibrate": "show how 2021 is reproduced: targets, solved free parameters, residuals",
+    "describe": "stocks, flows, loops, parameters with provenance, goals",
+    "check": "model validity tests (units, mass balance, dt convergence, extremes, calibration)",
+    "export": "write the model for Stella / Vensim / PySD (XMILE)",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # exit code 2 with one line, no usage dump
+        raise InputError(f"{self.prog}: {message} (see --help)")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", metavar="DIR", help="model folder (default: ./model, else the repository's)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with one sub-command per job."""
+    parser = _Parser(prog="simulate.py", description="Yubei innovation scenario simulator (system dynamics).")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("run", help=COMMANDS["run"], description=COMMANDS["run"])
+    p.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="scenario YAML file(s)")
+    p.add_argument("--out", metavar="DIR", default="results", help="parent folder of the result folders (default: results)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a lever or parameter")
+    p.add_argument("--lang", choices=("en", "zh"), default="en", help="label language of figures")
+    p.add_argument("--svg", action="store_true", help="also write SVG figures")
+    p.add_argument("--no-plots", action="store_true", help="skip figures")
+    _common(p)
+
+    p = sub.add_parser("compare", help=COMMANDS["compare"], description=COMMANDS["compare"])
+    p.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="scenario YAML files")
+    p.add_argument("--out", metavar="DIR", default="results/compare", help="output folder (default: results/compare)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override in every scenario")
+    p.add_argument("--lang", choices=("en", "zh"), default="en")
+    p.add_argument("--svg", action="store_true", help="also write SVG figures")
+    _common(p)
+
+    p = sub.add_parser("sensitivity", help=COMMANDS["sensitivity"], description=COMMANDS["sensitivity"])
+    p.add_argument("scenario", metavar="SCENARIO")
+    p.add_argument("--method", choices=("oat", "morris", "sobol", "mc"), default="oat")
+    p.add_argument("--samples", type=int, metavar="N", help="samples (method default if omitted)")
+    p.add_argument("--seed", type=int, default=12345, metavar="S", help="random seed (default 12345)")
+    p.add_argument("--params", metavar="A,B,C", help="analyse only these uncertainties")
+    p.add_argument("--levers", action="store_true", help="analyse the levers over their policy ranges instead")
+    p.add_argument("--second-order", action="store_true", help="Sobol second-order indices")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>_<method>)")
+    p.add_argument("--lang", choices=("en", "zh"), default="en")
+    p.add_argument("--svg", action="store_true")
+    _common(p)
+
+    p = sub.add_parser("calibrate", help=COMMANDS["calibrate"], description=COMMANDS["calibrate"])
+    p.add_argument("scenario", nargs="?", metavar="SCENARIO", help="calibrate under this scenario's parameter overrides")
+    _common(p)
+
+    p = sub.add_parser("describe", help=COMMANDS["describe"], description=COMMANDS["describe"])
+    p.add_argument("--format", choices=("text", "md"), default="text", help="md writes docs/model.md")
+    p.add_argument("--lang", choices=("en", "zh"), default="en")
+    _common(p)
+
+    p = sub.add_parser("check", help=COMMANDS["check"], description=COMMANDS["check"])
+    p.add_argument("scenario", nargs="?", metavar="SCENARIO")
+    _common(p)
+
+    p = sub.add_parser("export", help=COMMANDS["export"], description=COMMANDS["export"])
+    p.add_argument("scenario", nargs="?", metavar="SCENARIO")
+    p.add_argument("--format", choices=("xmile",), default="xmile")
+    p.add_argument("--out", metavar="FILE", help="output file (default: results/<scenario>.xmile)")
+    _common(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        module = importlib.import_module(f"sdsim.commands.{args.command}")
+        return int(module.main(args) or 0)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("sdsim.commands."):
+            print(f"error: command '{exc.name.rsplit('.', 1)[-1]}' is not available yet", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

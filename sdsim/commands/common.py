@@ -1,0 +1,59 @@
+"""Helpers shared by the commands: loading, goal tables, scenario titles."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..compiler import Compiled, compile_model
+from ..goals import GoalStatus
+from ..model import Model, load_model
+from ..scenario import Scenario, apply_set, load_scenario
+from ..textable import num, render
+
+
+def load(args: argparse.Namespace) -> tuple[Model, Compiled]:
+    """Load and compile the model named by ``--model`` (or the default one)."""
+    model = load_model(getattr(args, "model", None))
+    return model, compile_model(model)
+
+
+def scenarios(args: argparse.Namespace, model: Model, files: list[str]) -> list[Scenario]:
+    """Load scenario files and apply ``--set`` overrides; all are validated before any run."""
+    out = []
+    for f in files:
+        sc = load_scenario(f, model)
+        for s in getattr(args, "set", []) or []:
+            apply_set(sc, s, model)
+        out.append(sc)
+    return out
+
+
+def goal_table(status: dict[str, GoalStatus], lang: str = "en", column: int = 0) -> str:
+    """goal, value, threshold, met, first year, gap, gap % (and P for Poisson goals)."""
+    rows = []
+    for st in status.values():
+        g = st.goal
+        met = "yes" if st.met[column] else "no"
+        if g.poisson:
+            met += f" (P={st.probability[column]:.2f})"
+        first = str(int(st.first_year[column])) if st.first_year[column] else "-"
+        gap = st.gap[column]
+        rows.append([
+            g.label(lang), num(st.value[column]), f"{g.test} {num(g.threshold)}", met, first,
+            ("+" if gap >= 0 else "") + num(gap), f"{st.gap_pct[column]:+.1f}%",
+        ])
+    year = next(iter(status.values())).goal.year if status else ""
+    return render(["goal", f"{year} value", "threshold", "met", "first year", "gap", "gap %"], rows,
+                  [False, True, True, False, True, True, True])
+
+
+def heading(sc: Scenario) -> str:
+    """One line naming the scenario and its run settings."""
+    dt = f"1/{round(1 / sc.dt)}"
+    return f"Scenario '{sc.name}': {sc.label()}  ({sc.start}-{sc.end}, dt {dt}, {sc.method})"
+
+
+def out_path(base: str, name: str) -> Path:
+    """Result folder of a scenario under ``base``."""
+    return Path(base) / name

@@ -1,0 +1,59 @@
+"""Goal attainment: value in the goal year, met or not, first year met, gap, probability."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from .engine import Run
+from .model import Goal, Model
+
+
+@dataclass
+class GoalStatus:
+    """Attainment of one goal over a batch of n runs (arrays of shape (n,))."""
+
+    goal: Goal
+    value: np.ndarray  # value in the goal year
+    met: np.ndarray  # bool
+    first_year: np.ndarray  # first year (after the calibration window) the test holds; 0 = never
+    probability: np.ndarray  # P(met): 0/1, or a Poisson law on the expected count
+
+    @property
+    def gap(self) -> np.ndarray:
+        """value - threshold (negative: short of the goal)."""
+        return self.value - self.goal.threshold
+
+    @property
+    def gap_pct(self) -> np.ndarray:
+        """gap as a percentage of the threshold."""
+        return 100.0 * self.gap / self.goal.threshold
+
+
+def holds(goal: Goal, values: np.ndarray) -> np.ndarray:
+    """Whether ``values`` pass the goal's test."""
+    return values >= goal.threshold if goal.test == ">=" else values > goal.threshold
+
+
+def poisson_probability(goal: Goal, expected: np.ndarray) -> np.ndarray:
+    """P(count passes the test) when the count is Poisson with mean ``expected``."""
+    k = goal.threshold - 1 if goal.test == ">=" else goal.threshold
+    return stats.poisson.sf(np.ceil(k), np.maximum(expected, 0.0))
+
+
+def evaluate(model: Model, run: Run, from_year: int | None = None) -> dict[str, GoalStatus]:
+    """Status of every goal for every run in ``run``."""
+    start = from_year if from_year is not None else model.calibration.end
+    out = {}
+    for name, g in model.goals.items():
+        series = run.get(g.variable)
+        value = run.at(g.variable, g.year)
+        met = holds(g, value)
+        sel = run.years >= start
+        ok = holds(g, np.nan_to_num(series[sel], nan=-np.inf))
+        first = np.where(ok.any(axis=0), run.years[sel][ok.argmax(axis=0)], 0)
+        prob = poisson_probability(g, value) if g.poisson else met.astype(float)
+        out[name] = GoalStatus(g, value, met, first, prob)
+    return out

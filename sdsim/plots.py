@@ -1,0 +1,286 @@
+"""Figures: goal panels (one or several scenarios), incubation chain, R&D composition.
+
+Labels come from the model files (en/zh). With ``lang='zh'`` an installed CJK font is
+registered (the ``mplfonts`` package or a system Noto/Source Han font); when none is found the
+figures fall back to English once, with a message, and never draw tofu boxes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib import font_manager  # noqa: E402
+
+from .engine import Run  # noqa: E402
+from .goals import GoalStatus, holds  # noqa: E402
+from .model import Model  # noqa: E402
+
+DPI = 150
+_CJK_CANDIDATES = (
+    "NotoSansCJKsc-Regular.otf", "NotoSansCJK-Regular.ttc", "NotoSansCJKSC-Regular.otf",
+    "SourceHanSansSC-Regular.otf", "SimHei.ttf", "wqy-zenhei.ttc", "wqy-microhei.ttc",
+)
+_font_state: dict[str, str | None] = {}
+
+TEXT = {
+    "goals_title": {"en": "2026 goals: {name}", "zh": "2026年目标：{name}"},
+    "threshold": {"en": "goal {test} {value}", "zh": "目标 {test} {value}"},
+    "observed": {"en": "observed 2021", "zh": "2021年实际"},
+    "met": {"en": "met", "zh": "达成"},
+    "not_met": {"en": "not met", "zh": "未达成"},
+    "year": {"en": "year (end of)", "zh": "年（年末）"},
+    "chain_title": {"en": "Incubation chain and enterprise pipeline: {name}", "zh": "孵化链与企业梯队：{name}"},
+    "rd_title": {"en": "R&D spend and intensity: {name}", "zh": "研发投入与强度：{name}"},
+    "rd_composition": {"en": "R&D spend by source (100M CNY per year)", "zh": "研发经费构成（亿元/年）"},
+    "rd_intensity": {"en": "R&D intensity (R&D / GDP)", "zh": "研发投入强度（研发经费/GDP）"},
+    "reported_2020": {"en": "reported 2020 (not a target)", "zh": "2020年报道值（非校准目标）"},
+    "capacity": {"en": "capacity", "zh": "容量"},
+    "carriers": {"en": "Incubation carriers", "zh": "孵化载体"},
+    "occupants": {"en": "Teams and tenants", "zh": "在孵团队与企业"},
+    "pool": {"en": "Candidate pool and entries", "zh": "候选企业与入库"},
+    "enterprises": {"en": "Tech enterprises and HTE", "zh": "科技型企业与高企"},
+    "per_year": {"en": "per year", "zh": "每年"},
+}
+
+UNITS = {
+    "firm": {"en": "firms", "zh": "家"},
+    "carrier": {"en": "carriers", "zh": "家"},
+    "institution": {"en": "institutions", "zh": "个"},
+    "dmnl": {"en": "share", "zh": "比例"},
+    "CNY100M": {"en": "100M CNY", "zh": "亿元"},
+    "CNY100M/year": {"en": "100M CNY per year", "zh": "亿元/年"},
+    "firm/year": {"en": "firms per year", "zh": "家/年"},
+}
+
+
+def t(key: str, lang: str, **kw: object) -> str:
+    """A fixed figure text in ``lang``."""
+    return TEXT[key][lang].format(**kw)
+
+
+def unit_label(units: str, lang: str) -> str:
+    """Readable units."""
+    return UNITS.get(units, {}).get(lang, units)
+
+
+def _find_cjk_font() -> str | None:
+    try:
+        import mplfonts  # type: ignore[import-not-found]
+
+        d = Path(mplfonts.__file__).parent / "fonts"
+        for name in _CJK_CANDIDATES:
+            if (d / name).is_file():
+                return str(d / name)
+    except ImportError:
+        pass
+    for root in ("/usr/share/fonts", "/usr/local/share/fonts", os.path.expanduser("~/.fonts")):
+        for dirpath, _, files in os.walk(root):
+            for name in _CJK_CANDIDATES:
+                if name in files:
+                    return os.path.join(dirpath, name)
+    return None
+
+
+def setup_language(lang: str, warn: bool = True) -> str:
+    """Prepare fonts for ``lang``; returns the language actually usable ('zh' or 'en')."""
+    if lang != "zh":
+        plt.rcParams["font.family"] = ["DejaVu Sans"]
+        return "en"
+    if "zh" not in _font_state:
+        path = _find_cjk_font()
+        name = None
+        if path:
+            font_manager.fontManager.addfont(path)
+            name = font_manager.FontProperties(fname=path).get_name()
+        _font_state["zh"] = name
+        if name is None and warn:
+            print("note: no Chinese (CJK) font found; install the 'zh' extra (pip install '.[zh]') "
+                  "or fonts-noto-cjk. Using English labels.")
+    name = _font_state["zh"]
+    if name is None:
+        plt.rcParams["font.family"] = ["DejaVu Sans"]
+        return "en"
+    plt.rcParams["font.family"] = [name, "DejaVu Sans"]
+    plt.rcParams["axes.unicode_minus"] = False
+    return "zh"
+
+
+def _fmt(v: float) -> str:
+    if abs(v) < 1:
+        return f"{v:.3g}"
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+
+def save(fig: plt.Figure, path: Path, svg: bool = False) -> list[Path]:
+    """Save PNG (150 dpi) and optionally SVG; close the figure."""
+    fig.savefig(path.with_suffix(".png"), dpi=DPI, bbox_inches="tight")
+    out = [path.with_suffix(".png")]
+    if svg:
+        fig.savefig(path.with_suffix(".svg"), bbox_inches="tight")
+        out.append(path.with_suffix(".svg"))
+    plt.close(fig)
+    return out
+
+
+def goal_panels(
+    model: Model,
+    runs: Sequence[tuple[str, Run]],
+    lang: str,
+    title: str,
+    status: Sequence[dict[str, GoalStatus]] | None = None,
+) -> plt.Figure:
+    """One panel per goal indicator: trajectories, threshold line, 2021 observed point, goal-year mark."""
+    goals = list(model.goals.values())
+    ncol = 4
+    nrow = int(np.ceil(len(goals) / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.4 * nrow), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, g in zip(axes.flat, goals, strict=False):
+        for i, (label, run) in enumerate(runs):
+            y = run.get(g.variable)[:, 0]
+            c = colors[i % len(colors)] if len(runs) > 1 else "#1f4e79"
+            ax.plot(run.years, y, color=c, lw=2, label=label, marker="o", ms=3)
+            if g.year in run.years:
+                v = run.at(g.variable, g.year)[0]
+                ax.plot([g.year], [v], marker="D", ms=7, color=c, mec="black", zorder=5)
+        ax.axhline(g.threshold, color="#c0392b", ls="--", lw=1.4,
+                   label=t("threshold", lang, test=g.test, value=_fmt(g.threshold)))
+        ax.axvline(g.year, color="grey", ls=":", lw=1)
+        if g.observed:
+            f = model.facts[g.observed]
+            ax.plot([f.year or 2021], [f.value], marker="*", ms=13, color="#f39c12", mec="black",
+                    zorder=6, ls="none", label=t("observed", lang))
+        name = g.label(lang)
+        if status is not None and len(runs) == 1:
+            st = status[0][g.name]
+            verdict = t("met", lang) if st.met[0] else t("not_met", lang)
+            name = f"{name}\n{g.year}: {_fmt(st.value[0])} ({verdict})"
+            ax.set_facecolor("#eef7ee" if st.met[0] else "#fbeeee")
+        ax.set_title(name, fontsize=10)
+        ax.set_ylabel(unit_label(g.units, lang), fontsize=9)
+        ax.set_xlabel(t("year", lang), fontsize=8)
+        ax.tick_params(labelsize=8)
+        ax.grid(alpha=0.3)
+        ax.set_ylim(bottom=0)
+        if g.units == "dmnl":
+            top = max(ax.get_ylim()[1], g.threshold * 1.1)
+            ax.set_ylim(0, min(1.0, top) if g.threshold <= 1 else top)
+    for ax in axes.flat[len(goals):]:
+        ax.axis("off")
+    handles, labels = [], []
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            key = lab if not lab.startswith(("goal", "目标")) else None
+            if key and key not in labels:
+                handles.append(h)
+                labels.append(lab)
+    for ax in axes.flat[: len(goals)]:
+        hl = [(h, lab) for h, lab in zip(*ax.get_legend_handles_labels(), strict=True)
+              if lab.startswith(("goal", "目标"))]
+        if hl:
+            ax.legend([hl[0][0]], [hl[0][1]], fontsize=7, loc="best")
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=9, frameon=False)
+    fig.suptitle(title, fontsize=13)
+    fig.tight_layout(rect=(0, 0.05, 1, 0.96))
+    return fig
+
+
+def chain_figure(model: Model, run: Run, lang: str, title: str) -> plt.Figure:
+    """Carriers, teams and tenants vs capacity, candidate pool, tech enterprises and HTE."""
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
+    yrs = run.years
+
+    def line(ax: plt.Axes, name: str, **kw: object) -> None:
+        ax.plot(yrs, run.get(name)[:, 0], label=model.variable(name).label(lang), lw=2, marker="o", ms=3, **kw)
+
+    ax = axes[0, 0]
+    line(ax, "maker_spaces")
+    line(ax, "incubators")
+    for fid in ("maker_spaces_2021", "incubators_2021"):
+        if fid in model.facts:
+            ax.plot([2021], [model.facts[fid].value], "*", ms=12, color="#f39c12", mec="black")
+    ax.set_title(t("carriers", lang))
+    ax.set_ylabel(unit_label("carrier", lang))
+    ax = axes[0, 1]
+    line(ax, "startup_teams", color="#2874a6")
+    line(ax, "incubated_firms", color="#1e8449")
+    ax.plot(yrs, run.get("team_capacity")[:, 0], ls="--", color="#2874a6",
+            label=f"{model.variable('team_capacity').label(lang)}")
+    ax.plot(yrs, run.get("tenant_capacity")[:, 0], ls="--", color="#1e8449",
+            label=f"{model.variable('tenant_capacity').label(lang)}")
+    ax.set_title(t("occupants", lang))
+    ax.set_ylabel(unit_label("firm", lang))
+    ax = axes[1, 0]
+    line(ax, "candidate_pool")
+    ax.plot(yrs, run.get("certification")[:, 0], ls="-.", lw=2,
+            label=f"{model.variable('certification').label(lang)} ({t('per_year', lang)})")
+    ax.set_title(t("pool", lang))
+    ax.set_ylabel(unit_label("firm", lang))
+    ax = axes[1, 1]
+    line(ax, "tech_enterprises", color="#1f4e79")
+    line(ax, "high_tech_enterprises", color="#7d3c98")
+    for gid, color in (("tech_enterprises", "#1f4e79"), ("high_tech_enterprises", "#7d3c98")):
+        g = model.goals.get(gid)
+        if g:
+            ax.axhline(g.threshold, ls="--", color=color, lw=1,
+                       label=f"{g.label(lang)}: {t('threshold', lang, test=g.test, value=_fmt(g.threshold))}")
+            if g.observed:
+                ax.plot([2021], [model.facts[g.observed].value], "*", ms=12, color="#f39c12", mec="black")
+    ax.set_title(t("enterprises", lang))
+    ax.set_ylabel(unit_label("firm", lang))
+    for ax in axes.flat:
+        ax.grid(alpha=0.3)
+        ax.set_xlabel(t("year", lang), fontsize=8)
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=13)
+    fig.tight_layout()
+    return fig
+
+
+def rd_figure(model: Model, run: Run, lang: str, title: str) -> plt.Figure:
+    """Stacked R&D composition (annual totals) and R&D intensity against its goal."""
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(13, 4.8))
+    parts = [n for n in ("rd_large_firms", "rd_hte_firms", "rd_other_tech_firms", "rd_public") if n in run.names]
+    yrs = run.years[1:]
+    bottom = np.zeros(yrs.size)
+    for n in parts:
+        v = run.get(n)[1:, 0]
+        a1.bar(yrs, v, bottom=bottom, label=model.variable(n).label(lang), width=0.7)
+        bottom += v
+    if "rd_spend_2021" in model.facts:
+        a1.plot([2021], [model.facts["rd_spend_2021"].value], "*", ms=14, color="#f39c12", mec="black",
+                label=t("observed", lang), zorder=5)
+    if "rd_spend_2020" in model.facts:
+        a1.plot([2020], [model.facts["rd_spend_2020"].value], "x", ms=10, color="black",
+                label=t("reported_2020", lang), zorder=5)
+    a1.set_title(t("rd_composition", lang))
+    a1.set_ylabel(unit_label("CNY100M/year", lang))
+    a1.legend(fontsize=8, loc="upper left")
+    g = model.goals.get("rd_intensity")
+    yi = run.get("rd_intensity")[:, 0]
+    a2.plot(run.years, yi, lw=2, marker="o", color="#1f4e79", label=model.variable("rd_intensity").label(lang))
+    if g:
+        a2.axhline(g.threshold, color="#c0392b", ls="--", label=t("threshold", lang, test=g.test, value=_fmt(g.threshold)))
+        a2.axvline(g.year, color="grey", ls=":")
+        if g.observed:
+            a2.plot([2021], [model.facts[g.observed].value], "*", ms=14, color="#f39c12", mec="black",
+                    label=t("observed", lang))
+        ok = holds(g, yi[np.isfinite(yi)])
+        a2.set_ylim(0, max(np.nanmax(yi), g.threshold) * 1.25 if ok.size else None)
+    a2.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    a2.set_title(t("rd_intensity", lang))
+    a2.legend(fontsize=8, loc="lower right")
+    for ax in (a1, a2):
+        ax.grid(alpha=0.3)
+        ax.set_xlabel(t("year", lang), fontsize=8)
+    fig.suptitle(title, fontsize=13)
+    fig.tight_layout()
+    return fig

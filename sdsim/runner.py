@@ -1,0 +1,106 @@
+"""Run scenarios: parameter sets, calibration, lever schedules and integration in one batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .calibrate import CalibrationResult, calibrate
+from .compiler import Compiled
+from .engine import Run, TimeGrid, lever_schedules, simulate
+from .errors import InputError
+from .scenario import Scenario
+
+
+@dataclass
+class ScenarioRun:
+    """One scenario's result: its yearly records (n = 1) and the parameters it ran with."""
+
+    scenario: Scenario
+    run: Run
+    params: dict[str, float]
+    calibration: CalibrationResult | None  # None when recalibrate is false
+
+
+def parameter_batch(cm: Compiled, overrides: list[dict[str, float]]) -> dict[str, Any]:
+    """Baseline values of every parameter and fact, with per-run overrides as (n,) arrays."""
+    base = cm.model.base_values()
+    out: dict[str, Any] = dict(base)
+    names = {k for o in overrides for k in o}
+    for name in names:
+        out[name] = np.array([o.get(name, base[name]) for o in overrides], dtype=float)
+    return out
+
+
+def lever_baseline(cm: Compiled, params: dict[str, Any]) -> dict[str, Any]:
+    """Baseline lever values (numbers or (n,) arrays) taken from ``params``."""
+    return {k: params[k] for k in cm.model.levers}
+
+
+def calibrated_params(
+    cm: Compiled, params: dict[str, Any], dt: float, method: str, strict: bool = True
+) -> tuple[dict[str, Any], CalibrationResult]:
+    """Solve the free parameters; with ``strict``, a set with no solution is an InputError."""
+    res = calibrate(cm, params, lever_baseline(cm, params), dt, method)
+    if strict and not res.ok.all():
+        i = int(np.flatnonzero(~res.ok)[0])
+        raise InputError(f"calibration has no solution for this parameter set: {res.reason[i]}")
+    return res.params, res
+
+
+def run_scenarios(cm: Compiled, scenarios: list[Scenario]) -> list[ScenarioRun]:
+    """Run scenarios, batched by (dt, method): one calibration and one integration per batch."""
+    out: dict[int, ScenarioRun] = {}
+    groups: dict[tuple[float, str], list[int]] = {}
+    for i, sc in enumerate(scenarios):
+        groups.setdefault((sc.dt, sc.method), []).append(i)
+    cal = cm.model.calibration
+    for (dt, method), idx in groups.items():
+        group = [scenarios[i] for i in idx]
+        params = parameter_batch(cm, [sc.parameters if sc.recalibrate else {} for sc in group])
+        solved, res = calibrated_params(cm, params, dt, method)
+        fixed_runs = [j for j, sc in enumerate(group) if not sc.recalibrate]
+        if fixed_runs:
+            # recalibrate: false -> keep the calibration of the model's own values, then override
+            base_solved, _ = calibrated_params(cm, parameter_batch(cm, [{}]), dt, method)
+            solved = {k: (np.array(v, dtype=float) if np.ndim(v) else np.full(len(group), float(v)))
+                      for k, v in solved.items()}
+            for j in fixed_runs:
+                for f in cal.free:
+                    solved[f.name][j] = np.asarray(base_solved[f.name]).reshape(-1)[0]
+                for k, v in group[j].parameters.items():
+                    solved[k][j] = v
+        end = max(sc.end for sc in group)
+        grid = TimeGrid(cal.start, end, dt)
+        cols = []
+        for j, sc in enumerate(group):
+            one = {k: (v[j] if np.ndim(v) else v) for k, v in solved.items()}
+            cols.append(lever_schedules(cm, grid, lever_baseline(cm, one), sc.levers, active_from=cal.end))
+        levers = {k: np.concatenate([c[k] for c in cols], axis=1) for k in cm.model.levers}
+        run = simulate(cm, solved, levers, grid, method, n=len(group))
+        for j, sc in enumerate(group):
+            one = run.select([j])
+            ny = sc.end - cal.start + 1
+            one = trim(one, ny)
+            pvals = {k: float(np.asarray(v).reshape(-1)[j] if np.ndim(v) else v) for k, v in solved.items()}
+            out[idx[j]] = ScenarioRun(sc, one, pvals, None if not sc.recalibrate else _slice(res, j))
+    return [out[i] for i in range(len(scenarios))]
+
+
+def trim(run: Run, n_years: int) -> Run:
+    """The first ``n_years`` years of ``run``."""
+    return Run(
+        years=run.years[:n_years], names=run.names, stocks=run.stocks[:n_years], rates=run.rates[:n_years],
+        aux=run.aux[:n_years], annual={k: v[:n_years] for k, v in run.annual.items()},
+        series={k: v[:n_years] for k, v in run.series.items()},
+    )
+
+
+def _slice(res: CalibrationResult, j: int) -> CalibrationResult:
+    return CalibrationResult(
+        params={k: (v[j : j + 1] if np.ndim(v) else v) for k, v in res.params.items()},
+        ok=res.ok[j : j + 1], reason=res.reason[j : j + 1], target_names=res.target_names,
+        targets=res.targets[j : j + 1], achieved=res.achieved[j : j + 1], iterations=res.iterations,
+    )
