@@ -1,15 +1,22 @@
 """Time functions of levers: constant, step, ramp, pulse, table.
 
 Lever time (DESIGN.md): a year Y names calendar year Y, the interval t in (Y-1, Y]. Levers are
-sampled at each step's start t_k = t0 + k*dt and held through the step, so
+sampled at each step's start t_k = t0 + k*dt and held through the step, so the steps of
+calendar year Y are those with t_k in [Y-1, Y). Hence
 
-* ``{step: {at: Y, to: v}}`` is v from t > Y-1 on (the steps with t_k >= Y-1), the lever's
-  baseline value before (or ``from`` if given);
-* ``{pulse: {at: Y, size: S}}`` adds a rate S per year during (Y-1, Y]: integrated over the
-  year it adds exactly S;
+* ``{step: {at: Y, to: v}}`` is v on the steps with t_k >= Y-1 (flows from t > Y-1 on), the
+  lever's baseline value before (or ``from`` if given);
+* ``{pulse: {at: Y, size: S}}`` adds a rate S per year on the steps with Y-1 <= t_k < Y:
+  integrated over calendar year Y it adds exactly S (for ``registry_review``, whose value is a
+  share removed during the year, the lever equals S during year Y);
 * ``{table: {Y1: v1, Y2: v2, ...}}`` puts point Yi at mid-year t = Yi - 0.5, linear between
   points and flat outside;
 * ``{ramp: {from: Y1, to: Y2, start: a, end: b}}`` is the two-point table {Y1: a, Y2: b}.
+
+Example: with dt = 1/4 and ``{step: {at: 2023, to: 2}}`` the sample at t = 2021.75 is the
+baseline value and at t = 2022.0, 2022.25, ... is 2, so every flow of calendar year 2023
+(t in (2022, 2023]) sees 2. The engine additionally holds every lever at its baseline before the
+end of the calibration window (levers act from 2022, MODEL_SPEC §3).
 """
 
 from __future__ import annotations
@@ -23,35 +30,75 @@ from .errors import InputError
 from .yamlio import as_number, check_keys, describe_value, join
 
 KINDS = ("step", "ramp", "pulse", "table")
+YEAR_RANGE = (1900, 2200)  # sanity bounds of a year written in a lever (the scenario checks the run's own span)
 
 
 @dataclass(frozen=True)
 class TimeFunction:
-    """A lever's value over time. ``kind`` is constant|step|ramp|pulse|table."""
+    """A lever's value over time. ``kind`` is constant|step|ramp|pulse|table.
+
+    Years (``at``, table and ramp years) are calendar years; values are in the lever's units.
+    """
 
     kind: str
     value: float = 0.0  # constant
     at: float = 0.0  # step, pulse: calendar year
     to: float = 0.0  # step: new value
     from_value: float | None = None  # step: value before (None = baseline)
-    size: float = 0.0  # pulse
+    size: float = 0.0  # pulse: added rate (lever units) during calendar year `at`
     points: tuple[tuple[float, float], ...] = ()  # table, ramp: (calendar year, value)
 
     def values(self, t: np.ndarray, baseline: float | np.ndarray) -> np.ndarray:
-        """Values at step-start times ``t`` (shape (steps,) -> (steps, m))."""
+        """Values at step-start times ``t`` (years); shape (steps,) -> (steps, m) for m baselines."""
         t = np.asarray(t, dtype=float)[:, None]
         base = np.atleast_1d(np.asarray(baseline, dtype=float))[None, :]
+        shape = (t.shape[0], base.shape[1])
         if self.kind == "constant":
-            return np.broadcast_to(np.asarray(self.value, dtype=float), (t.shape[0], 1)).copy()
+            return np.full(shape, self.value)
         if self.kind == "step":
             before = base if self.from_value is None else np.full_like(base, self.from_value)
-            return np.where(t >= self.at - 1, self.to, before)
+            return np.broadcast_to(np.where(t >= self.at - 1, self.to, before), shape).copy()
         if self.kind == "pulse":
             inside = (t >= self.at - 1) & (t < self.at)
-            return base + np.where(inside, self.size, 0.0)
+            return np.broadcast_to(base + np.where(inside, self.size, 0.0), shape).copy()
         xs = np.array([p[0] - 0.5 for p in self.points])
         ys = np.array([p[1] for p in self.points])
-        return np.interp(t[:, 0], xs, ys)[:, None]
+        return np.broadcast_to(np.interp(t[:, 0], xs, ys)[:, None], shape).copy()
+
+    def levels(self, baseline: float) -> list[tuple[str, float]]:
+        """(key suffix, value) of every level the lever takes, for range checks and messages."""
+        if self.kind == "constant":
+            return [("", self.value)]
+        if self.kind == "step":
+            out = [("step.to", self.to)]
+            if self.from_value is not None:
+                out.append(("step.from", self.from_value))
+            return out
+        if self.kind == "pulse":
+            return [("pulse.size", baseline + self.size)]
+        if self.kind == "ramp":
+            (_, a), (_, b) = self.points
+            return [("ramp.start", a), ("ramp.end", b)]
+        return [(f"table.{int(y)}", v) for y, v in self.points]
+
+    def event_years(self) -> list[tuple[str, float]]:
+        """(key suffix, calendar year) of the dated events (step and pulse years)."""
+        if self.kind in ("step", "pulse"):
+            return [(f"{self.kind}.at", self.at)]
+        return []
+
+    def summary(self) -> str:
+        """Short text, e.g. ``1.5``, ``2 from 2023``, ``+0.5 in 2023``, ``0->120 2023-2025``."""
+        if self.kind == "constant":
+            return f"{self.value:g}"
+        if self.kind == "step":
+            return f"{self.to:g} from {int(self.at)}"
+        if self.kind == "pulse":
+            return f"+{self.size:g} in {int(self.at)}"
+        if self.kind == "ramp":
+            (y1, a), (y2, b) = self.points
+            return f"{a:g}->{b:g} over {int(y1)}-{int(y2)}"
+        return "table " + ", ".join(f"{int(y)}: {v:g}" for y, v in self.points)
 
     def to_yaml(self) -> Any:
         """The scenario-file form of this function."""
@@ -73,23 +120,28 @@ class TimeFunction:
 def parse_time_function(
     data: Any, file: str, path: str, lo: float | None = None, hi: float | None = None
 ) -> TimeFunction:
-    """Parse a lever value from a scenario; values must lie in [lo, hi]."""
+    """Parse a lever value from a scenario; every level must lie in [lo, hi] (the lever's limits).
 
-    def num(v: Any, p: str, bounded: bool = True) -> float:
-        return as_number(v, file, p, lo if bounded else None, hi if bounded else None)
+    A pulse ``size`` is checked so that baseline + size stays within the limits by the caller
+    (the baseline is not known here); here it must be >= 0 when the lever cannot go negative.
+    """
+
+    def num(v: Any, p: str) -> float:
+        return as_number(v, file, p, lo, hi)
 
     def year(v: Any, p: str) -> float:
-        return as_number(v, file, p, 1900, 2200, integer=True)
+        return as_number(v, file, p, *YEAR_RANGE, integer=True)
 
     if isinstance(data, bool) or data is None or isinstance(data, str | list):
         raise InputError(
-            f"expected a number or one of {{{', '.join(KINDS)}}}, got {describe_value(data)}", file, path
+            f"expected a number or a mapping with one of {', '.join(KINDS)}, got {describe_value(data)}", file, path
         )
     if isinstance(data, int | float):
         return TimeFunction("constant", value=num(data, path))
     check_keys(data, KINDS, file, path)
     if len(data) != 1:
-        raise InputError(f"give exactly one of {', '.join(KINDS)}", file, path)
+        got = ", ".join(map(str, data)) or "nothing"
+        raise InputError(f"give exactly one of {', '.join(KINDS)}, got {got}", file, path)
     kind, spec = next(iter(data.items()))
     p = join(path, kind)
     if kind == "step":
@@ -105,11 +157,13 @@ def parse_time_function(
         check_keys(spec, ("from", "to", "start", "end"), file, p, required=("from", "to", "start", "end"))
         y1, y2 = year(spec["from"], join(p, "from")), year(spec["to"], join(p, "to"))
         if y2 <= y1:
-            raise InputError(f"'to' ({y2:g}) must be after 'from' ({y1:g})", file, join(p, "to"))
+            raise InputError(f"the ramp must end after it starts: 'to' is {y2:g}, 'from' is {y1:g}",
+                             file, join(p, "to"))
         a, b = num(spec["start"], join(p, "start")), num(spec["end"], join(p, "end"))
         return TimeFunction("ramp", points=((y1, a), (y2, b)))
     # table
     if not isinstance(spec, dict) or not spec:
-        raise InputError("expected a non-empty mapping year -> value", file, p)
+        raise InputError(f"expected a non-empty mapping year -> value, got {describe_value(spec)}"
+                         + (" (empty)" if isinstance(spec, dict) else ""), file, p)
     pts = sorted((year(y, join(p, str(y))), num(v, join(p, str(y)))) for y, v in spec.items())
     return TimeFunction("table", points=tuple(pts))

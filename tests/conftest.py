@@ -1,0 +1,94 @@
+"""Shared fixtures: the Yubei model, its compiled form, a baseline run, and toy-model builders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from sdsim.compiler import Compiled, compile_model
+from sdsim.engine import Run, TimeGrid, lever_schedules, simulate
+from sdsim.model import Model, load_model
+from sdsim.runner import calibrated_params, lever_baseline, parameter_batch
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL_DIR = ROOT / "model"
+
+
+@pytest.fixture(scope="session")
+def model() -> Model:
+    return load_model(MODEL_DIR)
+
+
+@pytest.fixture(scope="session")
+def cm(model: Model) -> Compiled:
+    return compile_model(model)
+
+
+def run_model(
+    cm: Compiled,
+    overrides: list[dict[str, float]] | None = None,
+    end: int = 2026,
+    dt: float = 1 / 16,
+    method: str = "euler",
+    levers: dict[str, Any] | None = None,
+) -> tuple[Run, dict[str, Any]]:
+    """Calibrate and run a batch (one run per overrides dict); ``levers`` are time functions from 2022."""
+    params = parameter_batch(cm, overrides or [{}])
+    solved, _ = calibrated_params(cm, params, dt, method)
+    grid = TimeGrid(cm.model.calibration.start, end, dt)
+    lv = lever_schedules(cm, grid, lever_baseline(cm, solved), levers, active_from=cm.model.calibration.end)
+    n = len(overrides or [{}])
+    return simulate(cm, solved, lv, grid, method, n=n), solved
+
+
+@pytest.fixture(scope="session")
+def baseline(cm: Compiled) -> Run:
+    return run_model(cm)[0]
+
+
+def write_model(
+    directory: Path,
+    stocks: dict,
+    flows: dict,
+    parameters: dict,
+    aux: dict | None = None,
+    levers: dict | None = None,
+    annual: dict | None = None,
+    goals: dict | None = None,
+) -> Path:
+    """Write a small model folder (no calibration, no facts) and return it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    structure = {"stocks": stocks, "flows": flows, "auxiliaries": aux or {}}
+    if annual:
+        structure["annual"] = annual
+    params = {"parameters": {k: {"value": v, "units": "dmnl", "provenance": "assumption", "fixed": True}
+                             for k, v in parameters.items()}}
+    if levers:
+        params["levers"] = {k: {"value": v, "units": "dmnl", "provenance": "assumption", "policy_range": [0, 10]}
+                            for k, v in levers.items()}
+    files = {
+        "structure": structure,
+        "parameters": params,
+        "observed": {"facts": {}},
+        "goals": {"year": 2026, "goals": goals or {}},
+        "calibration": {"window": {"start": 2020, "end": 2021}, "free": {}, "targets": {}},
+    }
+    for name, data in files.items():
+        (directory / f"{name}.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return directory
+
+
+def simulate_toy(directory: Path, start: int, end: int, dt: float, method: str = "euler",
+                 params: dict[str, Any] | None = None) -> Run:
+    """Compile and run a toy model with its parameter values (optionally overridden)."""
+    m = load_model(directory)
+    c = compile_model(m)
+    p = m.base_values()
+    p.update(params or {})
+    n = max([np.size(v) for v in p.values()] + [1])
+    grid = TimeGrid(start, end, dt)
+    return simulate(c, p, lever_schedules(c, grid, {k: p[k] for k in m.levers}), grid, method, n=n)

@@ -1,0 +1,133 @@
+"""`simulate.py run` end to end, and every kind of bad input through the command line."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sdsim.cli import main
+from tests.conftest import MODEL_DIR, ROOT
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("out")
+    assert main(["run", str(ROOT / "scenarios/baseline.yaml"), "--out", str(out)]) == 0
+    return out / "baseline"
+
+
+def test_run_writes_consistent_files(run_dir, model):
+    names = {p.name for p in run_dir.iterdir()}
+    assert {"timeseries.csv", "variables.csv", "goals.csv", "manifest.json", "goals.png",
+            "incubation_chain.png", "rd.png"} <= names
+    ts = read_csv(run_dir / "timeseries.csv")
+    years = [int(r["year"]) for r in ts]
+    assert years[0] == 2020 and years == list(range(2020, years[-1] + 1))
+    row = {int(r["year"]): r for r in ts}
+    goals = {r["goal"]: r for r in read_csv(run_dir / "goals.csv")}
+    assert set(goals) == set(model.goals)
+    for gid, g in model.goals.items():
+        value = float(goals[gid]["value_2026"])
+        assert value == pytest.approx(float(row[2026][g.variable]), rel=1e-9)
+        met = value >= g.threshold if g.test == ">=" else value > g.threshold
+        assert goals[gid]["met"] == ("true" if met else "false")
+        assert float(goals[gid]["gap"]) == pytest.approx(value - g.threshold, rel=1e-9, abs=1e-12)
+    assert float(row[2021]["tech_enterprises"]) == pytest.approx(model.facts["tech_enterprises_2021"].value, rel=1e-9)
+    variables = {r["name"]: r for r in read_csv(run_dir / "variables.csv")}
+    assert set(variables) == set(ts[0]) - {"year"}
+    assert variables["certification"]["recorded_as"] == "annual total"
+    assert variables["certification"]["units"] == "firm"
+    assert variables["tech_enterprises"]["zh"] == model.stocks["tech_enterprises"].zh
+
+
+def test_manifest_allows_reproduction(run_dir, model):
+    man = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    assert man["command"] == "run"
+    assert man["scenario"]["name"] == "baseline"
+    assert man["model_files_sha256"] == model.file_hashes
+    assert man["parameters"]["certification_rate"] > 0
+    assert man["calibration"]["max_abs_relative_residual"] <= 1e-6
+    assert "numpy" in man["versions"]
+    for png in ("goals.png", "incubation_chain.png", "rd.png"):
+        assert (run_dir / png).stat().st_size > 20_000
+
+
+def test_rerun_replaces_the_folder_atomically(tmp_path):
+    out = tmp_path / "o"
+    (out / "baseline").mkdir(parents=True)
+    (out / "baseline" / "stale.txt").write_text("old")
+    assert main(["run", str(ROOT / "scenarios/baseline.yaml"), "--out", str(out), "--no-plots"]) == 0
+    assert not (out / "baseline" / "stale.txt").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["baseline"]
+
+
+BAD_SCENARIOS = {
+    "malformed.yaml": ("name: x\nlevers: {tech_cultivation: [1, 2\n", "malformed YAML"),
+    "unknown_key.yaml": ("name: x\nlevres: {}\n", "levres"),
+    "unknown_lever.yaml": ("name: x\nlevers: {tech_cultivaton: 2}\n", "did you mean 'tech_cultivation'"),
+    "wrong_type.yaml": ("name: x\nlevers: {ht_investment: {ramp: {from: 2023, to: 2025, start: 0, end: lots}}}\n",
+                        "levers.ht_investment.ramp.end"),
+    "negative.yaml": ("name: x\nlevers: {st_funding: -1}\n", "levers.st_funding"),
+    "duplicate.yaml": ("name: x\nlevers:\n  attraction: 2\n  attraction: 3\n", "duplicate key"),
+    "bad_dt.yaml": ("name: x\ndt: 0.1\n", "dt"),
+    "bad_start.yaml": ("name: x\nstart: 2019\n", "start"),
+}
+
+
+@pytest.mark.parametrize("fname", sorted(BAD_SCENARIOS))
+def test_bad_scenario_gives_exit_2_and_names_the_problem(tmp_path, capsys, fname):
+    text, fragment = BAD_SCENARIOS[fname]
+    f = tmp_path / fname
+    f.write_text(text, encoding="utf-8")
+    out = tmp_path / "out"
+    code = main(["run", str(f), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert fragment in err and str(f) in err
+    assert len(err.strip().splitlines()) == 1
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_missing_file(tmp_path, capsys):
+    assert main(["run", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "o")]) == 2
+    assert "file not found" in capsys.readouterr().err
+
+
+def test_unknown_variable_in_model_equation(tmp_path, capsys):
+    d = tmp_path / "model"
+    shutil.copytree(MODEL_DIR, d)
+    s = (d / "structure.yaml").read_text(encoding="utf-8")
+    (d / "structure.yaml").write_text(s.replace("maker_spaces * maker_space_closure_rate",
+                                                "maker_spaces * maker_space_closure_rat"), encoding="utf-8")
+    code = main(["run", str(ROOT / "scenarios/baseline.yaml"), "--model", str(d), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "flows.maker_space_closure.equation" in err and "maker_space_closure_rat" in err
+    assert "did you mean 'maker_space_closure_rate'" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_bad_option_value(capsys):
+    assert main(["run", "scenarios/baseline.yaml", "--lang", "fr"]) == 2
+    assert "--lang" in capsys.readouterr().err
+
+
+def test_entry_point_has_no_traceback_on_bad_input(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("levers: {nonsense: 1}\n", encoding="utf-8")
+    proc = subprocess.run([sys.executable, str(ROOT / "simulate.py"), "run", str(f), "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "levers.nonsense" in proc.stderr
