@@ -53,7 +53,7 @@ UNITS = {
     "firm": {"en": "firms", "zh": "家"},
     "carrier": {"en": "carriers", "zh": "家"},
     "institution": {"en": "institutions", "zh": "个"},
-    "dmnl": {"en": "share", "zh": "比例"},
+    "dmnl": {"en": "share (%)", "zh": "比例（%）"},
     "CNY100M": {"en": "100M CNY", "zh": "亿元"},
     "CNY100M/year": {"en": "100M CNY per year", "zh": "亿元/年"},
     "firm/year": {"en": "firms per year", "zh": "家/年"},
@@ -112,7 +112,10 @@ def setup_language(lang: str, warn: bool = True) -> str:
     return "zh"
 
 
-def _fmt(v: float) -> str:
+def _fmt(v: float, units: str = "") -> str:
+    """Display a value; shares (units dmnl) as percentages."""
+    if units == "dmnl":
+        return f"{100 * v:.3g}%"
     if abs(v) < 1:
         return f"{v:.3g}"
     return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
@@ -151,7 +154,7 @@ def goal_panels(
                 v = run.at(g.variable, g.year)[0]
                 ax.plot([g.year], [v], marker="D", ms=7, color=c, mec="black", zorder=5)
         ax.axhline(g.threshold, color="#c0392b", ls="--", lw=1.4,
-                   label=t("threshold", lang, test=g.test, value=_fmt(g.threshold)))
+                   label=t("threshold", lang, test=g.test, value=_fmt(g.threshold, g.units)))
         ax.axvline(g.year, color="grey", ls=":", lw=1)
         if g.observed:
             f = model.facts[g.observed]
@@ -161,7 +164,8 @@ def goal_panels(
         if status is not None and len(runs) == 1:
             st = status[0][g.name]
             verdict = t("met", lang) if st.met[0] else t("not_met", lang)
-            name = f"{name}\n{g.year}: {_fmt(st.value[0])} ({verdict})"
+            extra = f", P(≥{_fmt(g.threshold)}) = {st.probability[0]:.2f}" if g.poisson else ""
+            name = f"{name}\n{g.year}: {_fmt(st.value[0], g.units)} ({verdict}{extra})"
             ax.set_facecolor("#eef7ee" if st.met[0] else "#fbeeee")
         ax.set_title(name, fontsize=10)
         ax.set_ylabel(unit_label(g.units, lang), fontsize=9)
@@ -172,6 +176,7 @@ def goal_panels(
         if g.units == "dmnl":
             top = max(ax.get_ylim()[1], g.threshold * 1.1)
             ax.set_ylim(0, min(1.0, top) if g.threshold <= 1 else top)
+            ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     for ax in axes.flat[len(goals):]:
         ax.axis("off")
     handles, labels = [], []
@@ -268,7 +273,8 @@ def rd_figure(model: Model, run: Run, lang: str, title: str) -> plt.Figure:
     yi = run.get("rd_intensity")[:, 0]
     a2.plot(run.years, yi, lw=2, marker="o", color="#1f4e79", label=model.variable("rd_intensity").label(lang))
     if g:
-        a2.axhline(g.threshold, color="#c0392b", ls="--", label=t("threshold", lang, test=g.test, value=_fmt(g.threshold)))
+        a2.axhline(g.threshold, color="#c0392b", ls="--",
+                   label=t("threshold", lang, test=g.test, value=_fmt(g.threshold, g.units)))
         a2.axvline(g.year, color="grey", ls=":")
         if g.observed:
             a2.plot([2021], [model.facts[g.observed].value], "*", ms=14, color="#f39c12", mec="black",
@@ -277,6 +283,7 @@ def rd_figure(model: Model, run: Run, lang: str, title: str) -> plt.Figure:
         a2.set_ylim(0, max(np.nanmax(yi), g.threshold) * 1.25 if ok.size else None)
     a2.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     a2.set_title(t("rd_intensity", lang))
+    a2.set_ylabel(unit_label("dmnl", lang))
     a2.legend(fontsize=8, loc="lower right")
     for ax in (a1, a2):
         ax.grid(alpha=0.3)

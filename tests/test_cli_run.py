@@ -131,3 +131,31 @@ def test_entry_point_has_no_traceback_on_bad_input(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "levers.nonsense" in proc.stderr
+
+
+def test_chinese_labels_fall_back_to_english_once_without_a_font(monkeypatch, capsys):
+    from sdsim import plots
+
+    monkeypatch.setattr(plots, "_find_cjk_font", lambda: None)
+    monkeypatch.setattr(plots, "_font_state", {})
+    assert plots.setup_language("zh") == "en"
+    assert plots.setup_language("zh") == "en"
+    out = capsys.readouterr().out
+    assert out.count("no Chinese (CJK) font found") == 1
+
+
+def test_chinese_font_is_registered_when_available(monkeypatch):
+    from sdsim import plots
+
+    path = plots._find_cjk_font()
+    if path is None:
+        pytest.skip("no CJK font on this machine (install the zh extra)")
+    monkeypatch.setattr(plots, "_font_state", {})
+    assert plots.setup_language("zh") == "zh"
+    import matplotlib.pyplot as plt
+    from matplotlib import font_manager
+
+    name = plt.rcParams["font.family"][0]
+    found = font_manager.findfont(font_manager.FontProperties(family=name), fallback_to_default=False)
+    assert found == path
+    plots.setup_language("en")

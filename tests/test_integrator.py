@@ -64,13 +64,13 @@ def _errors(model_dir, method, exact, var, dts):
 
 def test_euler_is_first_order_on_decay(decay):
     e = _errors(decay, "euler", math.exp(-K * 10), "x", [1 / 8, 1 / 16, 1 / 32])
-    for a, b in zip(e, e[1:]):
+    for a, b in zip(e, e[1:], strict=False):
         assert 1.8 < a / b < 2.2
 
 
 def test_rk4_is_fourth_order_on_decay(decay):
     e = _errors(decay, "rk4", math.exp(-K * 10), "x", [1 / 4, 1 / 8, 1 / 16])
-    for a, b in zip(e, e[1:]):
+    for a, b in zip(e, e[1:], strict=False):
         assert 14 < a / b < 18
 
 
