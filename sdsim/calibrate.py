@@ -2,8 +2,10 @@
 reproduces its targets (MODEL_SPEC §5).
 
 One vectorised Newton method for the whole batch: each iteration simulates the calibration
-window once for all unconverged sets and their finite-difference perturbations (one batch of
-n x (p + 1) runs), then solves the n small p x p linear systems with one ``numpy.linalg.solve``.
+window once for all unconverged sets (and, where a Jacobian is needed, their p finite-difference
+perturbations) as one batch, then solves the small p x p linear systems with one
+``numpy.linalg.solve``. The Jacobian is computed by finite differences in the first iteration
+only and then refined by Broyden's rank-one updates, so later iterations cost one run per set.
 Sets whose solution leaves the bounds, or that do not converge, are flagged, never dropped
 silently.
 """
@@ -19,7 +21,7 @@ from .compiler import Compiled
 from .engine import Run, TimeGrid, lever_schedules, simulate
 
 TOLERANCE = 1e-10  # relative residual at which a set counts as solved
-MAX_ITER = 25
+MAX_ITER = 40
 FD_STEP = 1e-7  # relative finite-difference step
 
 
@@ -112,49 +114,67 @@ def calibrate(
     scale = np.where(targets == 0, 1.0, np.abs(targets))
     x = np.stack([np.broadcast_to(np.asarray(params[f], float), (n,)) for f in free], 1).copy()
     achieved = np.full_like(targets, np.nan)
+    jac = np.full((n, p, p), np.nan)  # d r_k / d x_j, kept between iterations
+    fresh = np.ones(n, bool)  # runs whose Jacobian is computed by finite differences this iteration
+    last_r = np.full((n, p), np.nan)
+    last_dx = np.full((n, p), np.nan)
     done = np.zeros(n, bool)
     bad = np.zeros(n, bool)
     active = np.arange(n)
     it = 0
-    while it < MAX_ITER:
+    while it < MAX_ITER and active.size:
         it += 1
         m = active.size
-        sub = {k: _take(v, active) if np.size(v) == n else v for k, v in params.items()}
-        lev = {k: _take(v, active) if np.size(v) == n else v for k, v in lever_baseline.items()}
         xa = x[active]
-        h = FD_STEP * np.maximum(np.abs(xa), 1e-3)
-        X = np.repeat(xa[None, :, :], p + 1, axis=0)  # (p+1, m, p)
+        need = np.flatnonzero(fresh[active])  # positions in ``active`` that get a new Jacobian
+        h = FD_STEP * np.maximum(np.abs(xa[need]), 1e-3)  # (m', p)
+        # one batch: the m current points, then p perturbed copies of the m' points needing a Jacobian
+        rows = np.concatenate([np.arange(m), np.tile(need, p)])
+        X = xa[rows].copy()
         for j in range(p):
-            X[j + 1, :, j] += h[:, j]
-        big = {k: _tile(v, p + 1) for k, v in sub.items()}
+            X[m + j * need.size : m + (j + 1) * need.size, j] += h[:, j]
+        sel = active[rows]
+        big = {k: _take(v, sel) if np.size(v) == n else v for k, v in params.items()}
         for j, f in enumerate(free):
-            big[f] = X[:, :, j].reshape(-1)
-        levs = lever_schedules(cm, grid, {k: _tile(v, p + 1) for k, v in lev.items()})
-        run = simulate(cm, big, levs, grid, method, n=m * (p + 1))
-        vals = measure(cm, run).reshape(p + 1, m, p)
+            big[f] = X[:, j]
+        levs = lever_schedules(cm, grid, {k: _take(v, sel) if np.size(v) == n else v for k, v in lever_baseline.items()})
+        vals = measure(cm, simulate(cm, big, levs, grid, method, n=rows.size))
         sc = scale[active]
-        r = (vals[0] - targets[active]) / sc  # (m, p)
-        achieved[active] = vals[0]
+        r = (vals[:m] - targets[active]) / sc  # (m, k)
+        achieved[active] = vals[:m]
+        if need.size:
+            pert = vals[m:].reshape(p, need.size, p)  # (j, m', k)
+            d = (pert - vals[need][None]) / sc[need][None] / h.T[:, :, None]
+            jac[active[need]] = np.transpose(d, (1, 2, 0))  # (m', k, j)
         finite = np.isfinite(r).all(axis=1)
-        conv = finite & (np.abs(r).max(axis=1) < TOLERANCE)
+        norm = np.abs(r).max(axis=1)
+        conv = finite & (norm < TOLERANCE)
         done[active[conv]] = True
         bad[active[~finite]] = True
         keep = finite & ~conv
-        if not keep.any():
+        idx = active[keep]
+        if idx.size == 0:
             break
-        J = (vals[1:] - vals[0][None]) / sc[None] / h.T[:, :, None]  # (p, m, k): d r_k / d x_j
-        J = np.transpose(J, (1, 2, 0))[keep]  # (m', k, p)
+        # Broyden update of reused Jacobians: J += (dr - J dx) dx^T / (dx^T dx)
+        upd = idx[~fresh[idx] & np.isfinite(last_dx[idx]).all(axis=1)]
+        if upd.size:
+            pos = np.searchsorted(active, upd)
+            dxu = last_dx[upd]
+            dr = r[pos] - last_r[upd]
+            corr = dr - np.einsum("nkj,nj->nk", jac[upd], dxu)
+            jac[upd] += corr[:, :, None] * dxu[:, None, :] / np.einsum("nj,nj->n", dxu, dxu)[:, None, None]
+        fresh[:] = False
+        last_r[idx] = r[keep]
+        J = jac[idx]
         try:
             dx = np.linalg.solve(J, -r[keep][:, :, None])[:, :, 0]
         except np.linalg.LinAlgError:
             dx = np.stack([_lstsq(Ji, -ri) for Ji, ri in zip(J, r[keep], strict=True)])
-        idx = active[keep]
         x[idx] = xa[keep] + dx
+        last_dx[idx] = dx
         ok_step = np.isfinite(x[idx]).all(axis=1)
         bad[idx[~ok_step]] = True
         active = idx[ok_step]
-        if active.size == 0:
-            break
 
     lo, hi = _bounds(cm, params, n, dt, x)
     inside = ((x >= lo - 1e-12 * np.abs(lo)) & (x <= hi + 1e-12 * np.abs(hi))).all(axis=1)

@@ -27,7 +27,7 @@ def main(args: argparse.Namespace) -> int:
     cal = model.calibration
     print(f"Calibration window {cal.start}-{cal.end} (dt 1/{round(1 / dt)}, {method}); "
           f"{len(cal.free)} free parameters, {len(cal.targets)} targets; "
-          f"Newton converged in {res.iterations} iterations, {wall * 1000:.1f} ms")
+          f"Newton-Broyden solve converged in {res.iterations} iterations, {wall * 1000:.1f} ms")
     rows = []
     for j, tgt in enumerate(cal.targets):
         what = tgt.variable or f"inflows of {tgt.inflows_of}"
