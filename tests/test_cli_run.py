@@ -30,7 +30,11 @@ def run_dir(tmp_path_factory) -> Path:
 def test_run_writes_consistent_files(run_dir, model):
     names = {p.name for p in run_dir.iterdir()}
     assert {"timeseries.csv", "variables.csv", "goals.csv", "manifest.json", "goals.png",
-            "incubation_chain.png", "rd.png"} <= names
+            "incubation_chain.png", "rd.png", "report.md", "report.html"} <= names
+    report = (run_dir / "report.md").read_text(encoding="utf-8")
+    for g in model.goals.values():
+        assert g.en in report
+    assert "(goals.png)" in report and '<img src="goals.png"' in (run_dir / "report.html").read_text(encoding="utf-8")
     ts = read_csv(run_dir / "timeseries.csv")
     years = [int(r["year"]) for r in ts]
     assert years[0] == 2020 and years == list(range(2020, years[-1] + 1))

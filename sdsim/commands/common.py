@@ -29,8 +29,11 @@ def scenarios(args: argparse.Namespace, model: Model, files: list[str]) -> list[
     return out
 
 
-def goal_table(status: dict[str, GoalStatus], lang: str = "en", column: int = 0) -> str:
-    """goal, value, threshold, met, first year, gap, gap % (and P for Poisson goals)."""
+GOAL_HEADER = ["goal", "value", "threshold", "met", "first year", "gap", "gap %"]
+
+
+def goal_rows(status: dict[str, GoalStatus], lang: str = "en", column: int = 0) -> list[list[str]]:
+    """goal, value, threshold, met, first year, gap, gap % (and P for Poisson goals), as text."""
     rows = []
     for st in status.values():
         g = st.goal
@@ -43,9 +46,14 @@ def goal_table(status: dict[str, GoalStatus], lang: str = "en", column: int = 0)
             g.label(lang), num(st.value[column]), f"{g.test} {num(g.threshold)}", met, first,
             ("+" if gap >= 0 else "") + num(gap), f"{st.gap_pct[column]:+.1f}%",
         ])
+    return rows
+
+
+def goal_table(status: dict[str, GoalStatus], lang: str = "en", column: int = 0) -> str:
+    """The goal table as terminal text."""
     year = next(iter(status.values())).goal.year if status else ""
-    return render(["goal", f"{year} value", "threshold", "met", "first year", "gap", "gap %"], rows,
-                  [False, True, True, False, True, True, True])
+    header = [h if h != "value" else f"{year} value" for h in GOAL_HEADER]
+    return render(header, goal_rows(status, lang, column), [False, True, True, False, True, True, True])
 
 
 def heading(sc: Scenario) -> str:

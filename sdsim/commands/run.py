@@ -7,9 +7,10 @@ import time
 
 from .. import plots
 from ..goals import evaluate
+from ..report import Report
 from ..results import manifest, result_dir, write_csv, write_json, write_timeseries, write_variables
 from ..runner import run_scenarios
-from .common import goal_table, heading, load, out_path, scenarios
+from .common import GOAL_HEADER, goal_rows, goal_table, heading, load, out_path, scenarios
 
 
 def main(args: argparse.Namespace) -> int:
@@ -45,16 +46,37 @@ def main(args: argparse.Namespace) -> int:
                  for g, st in status.items()),
             )
             files = ["timeseries.csv", "variables.csv", "goals.csv"]
+            report = Report(f"{sc.label(lang)} ({sc.name})")
+            report.text(heading(sc))
+            if sc.description:
+                report.text(sc.description)
+            for w in sc.warnings:
+                report.text(f"Warning: {w}")
+            report.heading(f"Goals {model.goals[next(iter(model.goals))].year}")
+            report.table(GOAL_HEADER, goal_rows(status, lang))
+            report.text("gap = value - threshold (negative: short of the goal). STAR listings are an expected "
+                        "count; P is the probability of reaching the threshold under a Poisson law.")
             if not args.no_plots:
                 title = sc.label(lang)
-                for name, fig in (
+                for name, fig, caption in (
                     ("goals", plots.goal_panels(model, [(title, run)], lang,
-                                                plots.t("goals_title", lang, name=title), [status])),
+                                                plots.t("goals_title", lang, name=title), [status]),
+                     "One panel per goal: trajectory, goal line, 2021 observed value (star), 2026 value (diamond)."),
                     ("incubation_chain", plots.chain_figure(model, run, lang,
-                                                            plots.t("chain_title", lang, name=title))),
-                    ("rd", plots.rd_figure(model, run, lang, plots.t("rd_title", lang, name=title))),
+                                                            plots.t("chain_title", lang, name=title)),
+                     "Carriers, teams and tenants against capacity, candidate pool, tech enterprises and HTE."),
+                    ("rd", plots.rd_figure(model, run, lang, plots.t("rd_title", lang, name=title)),
+                     "R&D spend by source (annual totals) and R&D intensity against the 5 % goal."),
                 ):
                     files += [p.name for p in plots.save(fig, d / name, args.svg)]
+                    report.image(f"{name}.png", caption)
+            if sc.levers:
+                report.heading("Levers")
+                report.table(["lever", "setting (from 2022)"], [[k, str(v.to_yaml())] for k, v in sc.levers.items()])
+            if sc.parameters:
+                report.heading("Parameter overrides")
+                report.table(["parameter", "value"], [[k, f"{v:g}"] for k, v in sc.parameters.items()])
+            files += report.write(d)
             cal = res.calibration
             write_json(d / "manifest.json", manifest(
                 model, "run", time.perf_counter() - t0,
