@@ -1,0 +1,146 @@
+"""This engine against PySD on the same model and the same 200 parameter sets.
+
+The baseline scenario is exported to XMILE (sdsim/xmile.py) and translated once by PySD. 200
+parameter sets are drawn from the documented ranges of the uncertain assumptions (levers included
+where they enter the equations) and calibrated to 2021 by this engine, so both engines get the
+very same complete parameter sets, calibrated free parameters included. Then:
+
+* PySD runs them one by one with ``model.run(params=..., return_columns=<stocks>,
+  return_timestamps=<year ends>)``, with ``cache_output`` on and off (the faster counts);
+* this engine runs the 200 sets tiled to n = 100,000 as one batch.
+
+Both record the 16 stocks at every year end; the first 200 runs of the batch are compared with
+PySD's to show that the two computed the same thing. Times exclude PySD's one-off translation and
+this engine's one-off compile (both printed). Run by hand: ``python benchmarks/bench_vs_pysd.py``.
+Prints figures, the ratio last; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sdsim.compiler import compile_model  # noqa: E402
+from sdsim.engine import TimeGrid, lever_schedules, simulate  # noqa: E402
+from sdsim.model import Model, load_model  # noqa: E402
+from sdsim.runner import calibrated_params, parameter_batch  # noqa: E402
+from sdsim.scenario import load_scenario  # noqa: E402
+from sdsim.xmile import export_scenario, write_text  # noqa: E402
+
+
+def sample(model: Model, names: list[str], n: int, seed: int) -> np.ndarray:
+    """(n, len(names)) values drawn from each parameter's range (log-uniform where declared)."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, len(names)))
+    for j, k in enumerate(names):
+        p = model.params[k]
+        lo, hi = p.range
+        if p.distribution == "loguniform":
+            out[:, j] = np.exp(rng.uniform(np.log(lo), np.log(hi), n))
+        else:
+            out[:, j] = rng.uniform(lo, hi, n)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sets", type=int, default=200, help="parameter sets (default 200)")
+    ap.add_argument("--n", type=int, default=100_000, help="engine batch size (default 100,000)")
+    ap.add_argument("--seed", type=int, default=2021)
+    args = ap.parse_args()
+
+    import pysd  # the xmile extra
+
+    model = load_model(ROOT / "model")
+    t = time.perf_counter()
+    cm = compile_model(model)
+    compile_s = time.perf_counter() - t
+    sc = load_scenario(ROOT / "scenarios/baseline.yaml", model)
+    exp = export_scenario(cm, sc)
+    grid = TimeGrid(model.calibration.start, sc.end, sc.dt)
+    stocks = exp.stocks
+
+    # --- the parameter sets: uncertain assumptions and levers that enter the exported equations
+    names = [k for k, p in model.params.items() if p.uncertain and (not p.is_lever or k in exp.aux)]
+    draws = sample(model, names, 2 * args.sets, args.seed)
+    params = parameter_batch(cm, [{}])
+    params.update({k: draws[:, j] for j, k in enumerate(names)})
+    solved, res = calibrated_params(cm, params, grid.dt, sc.method, strict=False)
+    ok = np.flatnonzero(res.ok)[: args.sets]
+    if ok.size < args.sets:
+        raise SystemExit(f"only {ok.size} of {2 * args.sets} sampled sets calibrate; raise the draw")
+    varying = [k for k, v in solved.items() if np.ndim(v)]
+    # values that only set calibration targets (e.g. assumed 2021 levels) are not in the model's equations
+    exported = [k for k in varying if k in exp.aux]
+    sets = [{k: float(solved[k][i]) for k in exported} for i in ok]
+    print(f"model: {ROOT / 'scenarios/baseline.yaml'} exported to XMILE, {len(stocks)} stocks, "
+          f"{grid.start}-{grid.end}, dt 1/{grid.steps_per_year}, Euler")
+    print(f"parameter sets: the first {args.sets} that calibrate ({int(res.ok.sum())} of {2 * args.sets} drawn over "
+          f"{len(names)} uncertain inputs do); "
+          f"{len(exported)} model values per set incl. {len(model.calibration.free)} calibrated free parameters")
+
+    # --- PySD: translate once, then run the sets one by one
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        path = write_text(Path(tmp) / "baseline.xmile", exp.text)
+        t = time.perf_counter()
+        pm = pysd.read_xmile(str(path))
+        translate_s = time.perf_counter() - t
+        years = [float(y) for y in grid.years]
+
+        def pysd_all(cache: bool) -> tuple[float, np.ndarray]:
+            out = np.empty((len(sets), len(years), len(stocks)))
+            t0 = time.perf_counter()
+            for i, s in enumerate(sets):
+                df = pm.run(params=s, return_columns=stocks, return_timestamps=years, progress=False,
+                            cache_output=cache)
+                out[i] = df[stocks].to_numpy()
+            return (time.perf_counter() - t0) / len(sets), out
+
+        pm.run(params=sets[0], return_columns=stocks, return_timestamps=years)  # warm-up
+        timings = {cache: pysd_all(cache) for cache in (False, True)}
+    cache = min(timings, key=lambda c: timings[c][0])
+    pysd_per_run, pysd_out = timings[cache]
+    print(f"PySD {pysd.__version__}: translation {translate_s:.2f} s (once); per run "
+          f"{1e3 * timings[False][0]:.2f} ms with cache_output=False, {1e3 * timings[True][0]:.2f} ms with True")
+
+    # --- this engine: the same sets tiled to n runs, one batch
+    n = args.n
+    reps = -(-n // len(sets))
+    idx = np.tile(np.arange(len(sets)), reps)[:n]
+    batch = dict(parameter_batch(cm, [{}]))
+    batch.update({k: np.array([s[k] for s in sets])[idx] for k in exported})
+    levers = lever_schedules(cm, grid, {k: batch[k] for k in model.levers})
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        run = simulate(cm, batch, levers, grid, sc.method, n=n)
+        best = min(best, time.perf_counter() - t)
+    ours = np.stack([run.get(s)[:, : len(sets)].T for s in stocks], axis=2)  # (sets, years, stocks)
+    rel = np.abs(pysd_out - ours) / np.maximum(np.abs(ours), 1e-300)
+    rel[ours == 0] = np.abs(pysd_out[ours == 0])
+    print(f"same results: largest relative difference over {len(sets)} sets x {len(years)} years x "
+          f"{len(stocks)} stocks = {rel.max():.1e}")
+    t = time.perf_counter()
+    calibrated_params(cm, {k: (v[idx] if np.ndim(v) else v) for k, v in params.items()}, grid.dt, sc.method,
+                      strict=False)
+    cal_s = time.perf_counter() - t
+    print(f"sdsim: compile {1e3 * compile_s:.0f} ms (once); batch of n = {n:,}: {best:.2f} s "
+          f"({n / best:,.0f} runs/s); calibrating all {n:,} sets would add {cal_s:.2f} s "
+          f"({1e6 * cal_s / n:.1f} us/run; with it sdsim would be {pysd_per_run * n / (best + cal_s):,.0f}x faster)")
+    ours_per_run = best / n
+    print(f"per run: PySD {1e3 * pysd_per_run:.3f} ms (cache_output={cache}), sdsim {1e6 * ours_per_run:.2f} us "
+          f"at n = {n:,}; sdsim is {pysd_per_run / ours_per_run:,.0f}x faster (target >= 1000x)")
+
+
+if __name__ == "__main__":
+    main()
