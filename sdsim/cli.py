@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--second-order", action="store_true", help="Sobol second-order indices")
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>_<method>)")
     p.add_argument("--lang", choices=("en", "zh"), default="en")
-    p.add_argument("--svg", action="store_true")
+    p.add_argument("--svg", action="store_true", help="also write SVG figures")
+    p.add_argument("--no-plots", action="store_true", help="skip figures")
     _common(p)
 
     p = sub.add_parser("calibrate", help=COMMANDS["calibrate"], description=COMMANDS["calibrate"])

@@ -12,6 +12,7 @@ from .compiler import Compiled
 from .engine import Run, TimeGrid, lever_schedules, simulate
 from .errors import InputError
 from .scenario import Scenario
+from .timefuncs import TimeFunction
 
 
 @dataclass
@@ -50,6 +51,29 @@ def calibrated_params(
     return res.params, res
 
 
+def scenario_levers(
+    cm: Compiled,
+    grid: TimeGrid,
+    params: dict[str, Any],
+    functions: dict[str, TimeFunction] | None = None,
+    settings: dict[str, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """(steps + 1, n) lever schedules of a batch, as every scenario run uses them.
+
+    Baseline lever values come from ``params`` (numbers or (n,) arrays) and hold through the
+    calibration window; a scenario's time ``functions`` act from the window's end (MODEL_SPEC §3).
+    ``settings`` maps levers to (n,) constant values that replace the scenario's setting from the
+    window's end (policy sensitivity); a NaN entry keeps the scenario's setting for that run.
+    """
+    end = cm.model.calibration.end
+    out = lever_schedules(cm, grid, lever_baseline(cm, params), functions, active_from=end)
+    after = grid.times[:, None] >= end
+    for name, values in (settings or {}).items():
+        v = np.asarray(values, dtype=float)[None, :]
+        out[name] = np.where(after & ~np.isnan(v), v, out[name])
+    return out
+
+
 def run_scenarios(cm: Compiled, scenarios: list[Scenario]) -> list[ScenarioRun]:
     """Run scenarios, batched by (dt, method): one calibration and one integration per batch."""
     out: dict[int, ScenarioRun] = {}
@@ -76,17 +100,26 @@ def run_scenarios(cm: Compiled, scenarios: list[Scenario]) -> list[ScenarioRun]:
         grid = TimeGrid(cal.start, end, dt)
         cols = []
         for j, sc in enumerate(group):
-            one = {k: (v[j] if np.ndim(v) else v) for k, v in solved.items()}
-            cols.append(lever_schedules(cm, grid, lever_baseline(cm, one), sc.levers, active_from=cal.end))
+            one = {k: _pick(v, j) for k, v in solved.items()}
+            cols.append(scenario_levers(cm, grid, one, sc.levers))
         levers = {k: np.concatenate([c[k] for c in cols], axis=1) for k in cm.model.levers}
         run = simulate(cm, solved, levers, grid, method, n=len(group))
         for j, sc in enumerate(group):
             one = run.select([j])
             ny = sc.end - cal.start + 1
             one = trim(one, ny)
-            pvals = {k: float(np.asarray(v).reshape(-1)[j] if np.ndim(v) else v) for k, v in solved.items()}
-            out[idx[j]] = ScenarioRun(sc, one, pvals, None if not sc.recalibrate else _slice(res, j))
+            pvals = {k: float(_pick(v, j)) for k, v in solved.items()}
+            jr = j if res.ok.size > 1 else 0  # a batch without per-run overrides is calibrated once
+            out[idx[j]] = ScenarioRun(sc, one, pvals, None if not sc.recalibrate else _slice(res, jr))
     return [out[i] for i in range(len(scenarios))]
+
+
+def _pick(v: Any, j: int) -> Any:
+    """Run j's value of a number or a per-run array (an array of size 1 is shared by all runs)."""
+    if not np.ndim(v):
+        return v
+    a = np.asarray(v).reshape(-1)
+    return a[j if a.size > 1 else 0]
 
 
 def trim(run: Run, n_years: int) -> Run:

@@ -1,0 +1,306 @@
+"""``simulate.py sensitivity SCENARIO --method oat|morris|sobol|mc``: which assumptions matter, how likely each goal is.
+
+Every sample is re-calibrated to 2021 (one vectorised call), then all samples are integrated in
+one batch; samples with no calibration solution are counted, reported and excluded (see
+:mod:`sdsim.sensitivity` for how each method handles them). Writes ``indices.csv``,
+``goal_probability.csv`` (sobol, mc), ``quantiles.csv`` (mc), ``samples.npz``, figures and
+``manifest.json`` to ``results/<scenario>_<method>[_levers]/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from .. import plots
+from .. import plots_sensitivity as ps
+from .. import sensitivity as sa
+from ..errors import InputError
+from ..results import manifest, output_names, result_dir, write_csv, write_json
+from ..textable import num, render
+from .common import heading, load, scenarios
+
+STAGES = ("sampling", "calibrating", "simulating", "analysing", "writing")
+
+
+def _options(args: argparse.Namespace) -> tuple[int | None, list[str] | None]:
+    """Check the options before any work; returns the sample size and the --params subset."""
+    method = args.method
+    if method not in sa.METHODS:
+        raise InputError(f"unknown method {method!r}; choose one of {', '.join(sa.METHODS)}", None, "--method")
+    if args.seed < 0:
+        raise InputError(f"expected a seed >= 0, got {args.seed}", None, "--seed")
+    n = args.samples if args.samples is not None else sa.DEFAULT_SAMPLES[method]
+    if method == "oat":
+        if args.samples is not None:
+            raise InputError("oat takes no --samples (two runs per input: the ends of its range)", None, "--samples")
+    elif n < 2:
+        raise InputError(f"expected at least 2, got {n}", None, "--samples")
+    if method == "sobol" and n & (n - 1):
+        raise InputError(f"Sobol' sampling needs a power of two (e.g. 1024), got {n}", None, "--samples")
+    if args.second_order and method != "sobol":
+        raise InputError("--second-order applies to --method sobol only", None, "--second-order")
+    subset = None
+    if args.params is not None:
+        subset = [s.strip() for s in args.params.split(",") if s.strip()]
+        if not subset:
+            raise InputError(f"expected a comma-separated list of names, got {args.params!r}", None, "--params")
+    return n, subset
+
+
+class _Progress:
+    """A stage progress bar, shown only once the work has lasted a second.
+
+    The long stages are single vectorised calls, so a background thread redraws the bar (stage
+    name and elapsed time) twice a second while they run.
+    """
+
+    DELAY = 1.0
+
+    def __init__(self) -> None:
+        self.bar = tqdm(total=len(STAGES), delay=self.DELAY, leave=False, file=sys.stderr,
+                        bar_format="{desc} [{n}/{total} stages, {elapsed}]")
+        self.t0 = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._tick, daemon=True)
+        self._thread.start()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(0.5):
+            if time.monotonic() - self.t0 >= self.DELAY:
+                self.bar.refresh()
+
+    def set_description(self, text: str) -> None:
+        self.bar.set_description_str(text, refresh=time.monotonic() - self.t0 >= self.DELAY)
+
+    def update(self, k: int = 1) -> None:
+        self.bar.update(k)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.bar.close()
+
+
+def main(args: argparse.Namespace) -> int:
+    """Sample, calibrate, simulate, analyse; print the most influential inputs and goal probabilities."""
+    t_start = time.perf_counter()
+    n, subset = _options(args)
+    model, cm = load(args)
+    sc = scenarios(args, model, [args.scenario])[0]
+    sa.require_recalibration(sc)
+    problem = sa.define_problem(model, sc, args.levers, subset)
+    method = args.method
+    goal_year = max(g.year for g in model.goals.values())
+    target = Path(args.out) if args.out else Path("results") / f"{sc.name}_{method}{'_levers' if args.levers else ''}"
+    no_plots = getattr(args, "no_plots", False)
+    lang = plots.setup_language(args.lang) if not no_plots else "en"
+
+    bar = _Progress()
+    timings: dict[str, float] = {}
+    try:
+        bar.set_description(f"sampling ({method})")
+        t0 = time.perf_counter()
+        if method == "oat":
+            design = sa.sample_oat(problem)
+        elif method == "morris":
+            design = sa.sample_morris(problem, n, args.seed)  # type: ignore[arg-type]
+        elif method == "sobol":
+            design = sa.sample_sobol(problem, n, args.seed, args.second_order)  # type: ignore[arg-type]
+        else:
+            design = sa.sample_mc(problem, n, args.seed)  # type: ignore[arg-type]
+        timings["sample_s"] = time.perf_counter() - t0
+        bar.update()
+        exp = sa.run_experiments(cm, problem, sc, design, end=sc.end if method == "mc" else goal_year, progress=bar)
+        timings.update(exp.timings)
+
+        bar.set_description("analysing")
+        t0 = time.perf_counter()
+        names = exp.outcome_names
+        probs: list[sa.GoalProbability] = []
+        quant: dict[str, np.ndarray] = {}
+        used: dict[str, Any] = {}
+        if method == "oat":
+            indices = sa.analyze_oat(problem, exp)
+        elif method == "morris":
+            indices, used["trajectories"] = sa.analyze_morris(problem, design, exp.outcomes, exp.ok, names, args.seed)
+        elif method == "sobol":
+            indices, used["blocks"] = sa.analyze_sobol(problem, exp.outcomes, exp.ok, names, args.seed, args.second_order)
+            probs = sa.goal_probability(model, exp, sa.sobol_base_rows(problem, exp.ok, args.second_order))
+        else:
+            indices = sa.analyze_mc(problem, design.x, exp.outcomes, exp.ok, names)
+            probs = sa.goal_probability(model, exp)
+            quant = sa.quantiles(exp.run, output_names(model, exp.run))
+        timings["analyse_s"] = time.perf_counter() - t0
+        bar.update()
+
+        bar.set_description("writing results and figures")
+        t0 = time.perf_counter()
+        with result_dir(target) as d:
+            files = _write_tables(d, model, problem, exp, indices, probs, quant, design)
+            if not no_plots:
+                files += _write_figures(d, model, problem, exp, indices, probs, quant, method, lang, sc.label(lang),
+                                        used, args.svg)
+            timings["write_s"] = time.perf_counter() - t0
+            timings["total_s"] = time.perf_counter() - t_start
+            write_json(d / "manifest.json", manifest(
+                model, "sensitivity", timings["total_s"],
+                scenario=sc.resolved(), method=method, random_seed=args.seed, samples=n,
+                experiments=int(design.x.shape[0]), design=design.info, mode="levers" if args.levers else "uncertainties",
+                problem=problem.describe(), notes=problem.notes,
+                calibration={
+                    "failed": exp.n_failed, "by_reason": exp.failure_counts(),
+                    "max_abs_relative_residual": exp.max_residual,
+                    "handling": _handling(method),
+                },
+                used=used, confidence_level=sa.CONF_LEVEL, bootstrap_resamples=sa.BOOTSTRAP,
+                timings_s={k: round(v, 4) for k, v in timings.items()},
+                files=[*files, "manifest.json"], language=lang,
+            ))
+        bar.update()
+    finally:
+        bar.close()
+
+    _summary(model, sc, problem, design, exp, indices, probs, method, n, args, used, timings, target, files)
+    return 0
+
+
+def _handling(method: str) -> str:
+    return {
+        "oat": "an end of a range with no calibration solution has no outcome and no swing",
+        "morris": "trajectories holding a sample with no calibration solution are dropped whole",
+        "sobol": "Saltelli blocks holding a sample with no calibration solution are dropped whole",
+        "mc": "samples with no calibration solution are excluded; probabilities are conditional on reproducing 2021",
+    }[method]
+
+
+def _write_tables(d: Path, model: Any, problem: sa.Problem, exp: sa.Experiments, indices: list[sa.Index],
+                  probs: list[sa.GoalProbability], quant: dict[str, np.ndarray], design: sa.Design) -> list[str]:
+    write_csv(d / "indices.csv", ["method", "parameter", "output", "index", "value", "ci_low", "ci_high"],
+              ([i.method, i.parameter, i.output, i.index, i.value, i.ci_low, i.ci_high] for i in indices))
+    files = ["indices.csv"]
+    if probs:
+        write_csv(d / "goal_probability.csv",
+                  ["goal", "variable", "year", "test", "threshold", "units", "n_samples", "n_met", "probability",
+                   "ci_low", "ci_high", "interval", "how", "p5_value", "median_value", "p95_value"],
+                  ([p.goal, model.goals[p.goal].variable, model.goals[p.goal].year, model.goals[p.goal].test,
+                    model.goals[p.goal].threshold, model.goals[p.goal].units, p.n, p.expected_met, p.probability,
+                    p.ci_low, p.ci_high, f"Wilson {sa.CONF_LEVEL:.0%}", p.how, p.p5, p.median, p.p95] for p in probs))
+        files.append("goal_probability.csv")
+    if quant:
+        years = exp.run.years
+        rows = ([name, int(y), *q[i]] for name, q in quant.items() for i, y in enumerate(years))
+        write_csv(d / "quantiles.csv", ["variable", "year", *[f"p{k}" for k in sa.QUANTILES]], rows)
+        files.append("quantiles.csv")
+    free = sorted(exp.free)
+    unit = {"u": design.u} if design.method == "morris" else {}  # Morris analysis needs the unit-grid design
+    np.savez(
+        d / "samples.npz", names=np.array(problem.names), x=design.x, **unit, ok=exp.ok,
+        reason=exp.reason.astype(str), outcome_names=np.array(exp.outcome_names), outcomes=exp.outcomes,
+        probability=exp.probability, free_names=np.array(free),
+        free=np.stack([exp.free[f] for f in free], axis=1),
+    )
+    files.append("samples.npz")
+    return files
+
+
+def _write_figures(d: Path, model: Any, problem: sa.Problem, exp: sa.Experiments, indices: list[sa.Index],
+                   probs: list[sa.GoalProbability], quant: dict[str, np.ndarray], method: str, lang: str,
+                   title: str, used: dict[str, Any], svg: bool) -> list[str]:
+    if problem.levers:
+        title = f"{title}, {ps.tx('levers_mode', lang)}"
+    out: list[str] = []
+    for goal in exp.outcome_names:
+        if method == "oat":
+            name, fig = f"tornado_{goal}", ps.tornado(model, problem, indices, goal, lang, title)
+        elif method == "morris":
+            name, fig = f"morris_{goal}", ps.morris_figure(model, problem, indices, goal, lang, title,
+                                                           used["trajectories"])
+        elif method == "sobol":
+            name, fig = f"sobol_{goal}", ps.sobol_figure(model, problem, indices, goal, lang, title, used["blocks"],
+                                                         int(exp.ok.sum()), sa.CONF_LEVEL)
+        else:
+            continue
+        out += [p.name for p in plots.save(fig, d / name, svg)]
+    if quant:
+        fig = ps.fan_chart(model, exp.run.years, quant, probs, lang, title, int(exp.ok.sum()))
+        out += [p.name for p in plots.save(fig, d / "fan_chart", svg)]
+    if probs:
+        fig = ps.probability_figure(model, probs, lang, title, exp.n_failed, sa.CONF_LEVEL)
+        out += [p.name for p in plots.save(fig, d / "goal_probability", svg)]
+    return out
+
+
+def _fmt_index(method: str, i: sa.Index, signed: dict[tuple[str, str], float]) -> str:
+    if method == "oat":
+        v = signed[(i.parameter, i.output)]
+        return f"{i.parameter} ({'+' if v >= 0 else ''}{num(v)})"
+    if method == "mc":
+        v = signed[(i.parameter, i.output)]
+        return f"{i.parameter} (ρ {v:+.2f})"
+    if method == "sobol":
+        return f"{i.parameter} (ST {i.value:.2f})"
+    return f"{i.parameter} (μ* {num(i.value)})"
+
+
+def _summary(model: Any, sc: Any, problem: sa.Problem, design: sa.Design, exp: sa.Experiments,
+             indices: list[sa.Index], probs: list[sa.GoalProbability], method: str, n: int | None,
+             args: argparse.Namespace, used: dict[str, Any], timings: dict[str, float], target: Path,
+             files: list[str]) -> None:
+    print(heading(sc))
+    for w in sc.warnings:
+        print(f"  warning: {w}")
+    what = "levers over their policy ranges" if problem.levers else "uncertainties"
+    size = {"oat": "low/high end of each range", "morris": f"{n} trajectories", "sobol": f"N = {n}",
+            "mc": f"{n} samples ({design.info.get('sampler')})"}[method]
+    print(f"Sensitivity: {method}, {size}, {problem.d} {what}, seed {args.seed} -> {design.x.shape[0]:,} experiments")
+    for note in problem.notes:
+        print(f"  note: {note}")
+    ok = int(exp.ok.sum())
+    print(f"Calibration: {ok:,} of {exp.ok.size:,} samples reproduce {model.calibration.end} "
+          f"(largest relative residual {exp.max_residual:.1e}); {exp.n_failed:,} without solution")
+    if exp.n_failed:
+        reasons = ", ".join(f"{r}: {k}" for r, k in sorted(exp.failure_counts().items()))
+        print(f"  ({reasons}); {_handling(method)}")
+        if "trajectories" in used:
+            print(f"  Morris uses {used['trajectories']} of {n} trajectories")
+        if "blocks" in used:
+            print(f"  Sobol' uses {used['blocks']} of {n} blocks")
+    key = {"oat": "swing", "mc": "spearman"}.get(method)
+    signed = {(i.parameter, i.output): i.value for i in indices if i.index == key} if key else {}
+    label = {"oat": "|high - low| in the goal's units", "morris": "μ*, goal units per whole range",
+             "sobol": "total-order index ST", "mc": "Spearman rank correlation"}[method]
+    rows = []
+    for goal in exp.outcome_names:
+        top = [i for i in sa.ranking(indices, method, goal) if i.value > 0][:3]  # an inert input is not "influential"
+        cells = [_fmt_index(method, i, signed) for i in top] or ["(constant: no input changes it)"]
+        rows.append([goal, *cells, *[""] * (3 - len(cells))])
+    print(f"\nMost influential {what} per goal ({label})")
+    print(render(["goal", "1st", "2nd", "3rd"], rows))
+    if probs:
+        rows = []
+        for p in probs:
+            g = model.goals[p.goal]
+            rows.append([p.goal, f"{g.test} {num(g.threshold)}", num(p.median), f"{num(p.p5)} – {num(p.p95)}",
+                         ps.pct(p.probability), f"{ps.pct(p.ci_low)} – {ps.pct(p.ci_high)}"])
+        src = f"{probs[0].n:,} samples" + (" (Sobol' A and B rows)" if method == "sobol" else "")
+        print(f"\nProbability of meeting each goal in {next(iter(model.goals.values())).year} ({src})")
+        print(render(["goal", "threshold", "median", "5–95 %", "P(met)", "95% interval"], rows,
+                     [False, True, True, True, True, True]))
+        for p in probs:
+            g = model.goals[p.goal]
+            if g.poisson:
+                print(f"  {p.goal}: mean over samples of the Poisson P(count {g.test} {num(g.threshold)}) "
+                      "on each sample's expected count")
+    stages = ", ".join(f"{k[:-2]} {v:.2f} s" for k, v in timings.items() if k != "total_s")
+    print(f"\nTime: {timings.get('total_s', 0):.1f} s ({stages})")
+    figs = sum(f.endswith(".png") for f in files)
+    listed = [f for f in files if not f.endswith((".png", ".svg"))] + ([f"{figs} figures"] if figs else [])
+    print(f"  -> {target}/ ({', '.join(listed)}, manifest.json)")
