@@ -160,3 +160,17 @@ def test_set_without_solution_is_reported_not_hidden(model, cm):
     res = calibrate(cm, params, lever_baseline(cm, params))
     assert list(res.ok) == [True, False, True]
     assert "large_firm_rd" in res.reason[1]
+
+
+def test_chunked_calibration_equals_one_solve(model, cm, monkeypatch):
+    import sdsim.calibrate as calmod
+
+    sets = _random_sets(model, 13, seed=7)
+    params = parameter_batch(cm, sets)
+    whole = calibrate(cm, params, lever_baseline(cm, params))
+    monkeypatch.setattr(calmod, "CHUNK", 4)
+    parts = calmod.calibrate(cm, params, lever_baseline(cm, params))
+    np.testing.assert_array_equal(whole.ok, parts.ok)
+    for f in model.calibration.free:
+        np.testing.assert_allclose(parts.params[f.name], whole.params[f.name], rtol=1e-9)
+    assert np.all(np.abs(parts.residuals[parts.ok]) <= 1e-6)
