@@ -291,3 +291,170 @@ def rd_figure(model: Model, run: Run, lang: str, title: str) -> plt.Figure:
     fig.suptitle(title, fontsize=13)
     fig.tight_layout()
     return fig
+
+
+MATRIX_TEXT = {
+    "matrix_title": {"en": "Goals in {year} by scenario", "zh": "各情景{year}年目标达成情况"},
+    "met_in": {"en": "met in {year}", "zh": "{year}年达成"},
+    "not_met_in": {"en": "not met in {year}", "zh": "{year}年未达成"},
+    "first_met": {"en": "first met {year}", "zh": "{year}年首次达成"},
+    "lost": {"en": "first met {year}, lost again", "zh": "{year}年达成后又失去"},
+    "dipped": {"en": "first met {year}, with a dip", "zh": "{year}年达成，其间曾回落"},
+    "met_later": {"en": "met only from {year}", "zh": "{year}年才达成"},
+    "gap": {"en": "gap {gap}", "zh": "差距 {gap}"},
+    "scenario": {"en": "Scenario", "zh": "情景"},
+    "overlay_title": {"en": "Goal indicators by scenario", "zh": "各情景目标指标对比"},
+}
+TEXT.update(MATRIX_TEXT)
+
+
+def _wrap(text: str, lang: str, width: int) -> str:
+    """Wrap a label to about ``width`` columns: on spaces for English; for Chinese (two columns a
+    character) into lines of balanced length, never splitting a run of Latin letters or digits
+    and never starting a line with closing punctuation."""
+    import textwrap
+
+    if lang != "zh" or " " in text.strip() and not any(ord(c) > 0x2E80 for c in text):
+        return "\n".join(textwrap.wrap(text, width)) or text
+    cols = sum(2 if ord(c) > 0x2E80 else 1 for c in text)
+    if cols <= width:
+        return text
+    lines = int(np.ceil(cols / width))
+    target = cols / lines
+    out, line, w = [], "", 0
+    for i, c in enumerate(text):
+        nxt = text[i + 1] if i + 1 < len(text) else ""
+        line += c
+        w += 2 if ord(c) > 0x2E80 else 1
+        glued = (c.isascii() and c.isalnum() and nxt.isascii() and nxt.isalnum()) or nxt in "，。、；：）」%）"
+        if w >= target and nxt and not glued and len(out) < lines - 1:
+            out.append(line)
+            line, w = "", 0
+    out.append(line)
+    return "\n".join(out)
+
+
+def goal_matrix(
+    model: Model,
+    rows: Sequence[tuple[str, dict[str, GoalStatus]]],
+    lang: str,
+    title: str,
+    interrupted: Sequence[set[str]] | None = None,
+) -> plt.Figure:
+    """Scenario x goal matrix: cell colour = met / not met in the goal year, text = value and timing.
+
+    ``rows`` holds (scenario label, goal status of that scenario with n = 1) in display order.
+    Each cell shows the goal-year value (shares as percentages; for Poisson goals also the
+    probability that the count passes the test), then the first year met, a note when the goal
+    was met before the goal year but is not met in it, or the relative gap when never met.
+    ``interrupted[i]`` names the goals that row i met in the goal year but not in every year since
+    first meeting them (their note says so).
+    """
+    goals = list(model.goals.values())
+    n, m = len(rows), len(goals)
+    year = goals[0].year if goals else ""
+    met = np.array([[bool(st[g.name].met[0]) for g in goals] for _, st in rows], dtype=float).reshape(n, m)
+    fig, ax = plt.subplots(figsize=(2.6 + 1.55 * m, 1.6 + 0.62 * n))
+    cmap = matplotlib.colors.ListedColormap(["#f6caca", "#c8e6c9"])
+    ax.imshow(met, cmap=cmap, vmin=0, vmax=1, aspect="auto")
+    for i, (_, st) in enumerate(rows):
+        for j, g in enumerate(goals):
+            s = st[g.name]
+            value = _fmt(float(s.value[0]), g.units)
+            if g.poisson:
+                value += f"  P={float(s.probability[0]):.2f}"
+            first = int(s.first_year[0])
+            if s.met[0]:
+                note = t("first_met", lang, year=first) if first else ""
+                if interrupted is not None and g.name in interrupted[i]:
+                    note = t("dipped", lang, year=first)
+            elif first and first <= g.year:
+                note = t("lost", lang, year=first)
+            elif first:
+                note = t("met_later", lang, year=first)
+            else:
+                gap = f"{float(s.gap_pct[0]):+.0f}%"
+                note = t("gap", lang, gap=gap)
+            ax.text(j, i - 0.12, value, ha="center", va="center", fontsize=9.5,
+                    fontweight="bold" if lang == "en" else "normal")  # CJK fonts here have no bold face
+            ax.text(j, i + 0.22, note, ha="center", va="center", fontsize=6.5, color="#333333")
+    sign = {">=": "≥", ">": ">", "<=": "≤", "<": "<"}
+    heads = [f"{_wrap(g.label(lang), lang, 20)}\n{sign.get(g.test, g.test)} {_fmt(g.threshold, g.units)}" for g in goals]
+    ax.set_xticks(range(m), heads, fontsize=7.5)
+    ax.xaxis.tick_top()
+    ax.set_yticks(range(n), [_wrap(label, lang, 34) for label, _ in rows], fontsize=8.5)
+    ax.set_xticks(np.arange(-0.5, m, 1), minor=True)
+    ax.set_yticks(np.arange(-0.5, n, 1), minor=True)
+    ax.grid(which="minor", color="white", lw=2)
+    ax.tick_params(which="both", length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    handles = [
+        matplotlib.patches.Patch(color="#c8e6c9", label=t("met_in", lang, year=year)),
+        matplotlib.patches.Patch(color="#f6caca", label=t("not_met_in", lang, year=year)),
+    ]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=2, fontsize=8, frameon=False)
+    fig.suptitle(title, fontsize=13)
+    fig.tight_layout()
+    return fig
+
+
+def overlay_figure(
+    model: Model,
+    runs: Sequence[tuple[str, Run]],
+    lang: str,
+    title: str,
+    reference: int | None = 0,
+) -> plt.Figure:
+    """:func:`goal_panels` for many scenarios: the ``reference`` run (the baseline) is drawn on top
+    as a dashed black line, so scenarios that coincide with it show through the dashes, and the
+    legend is laid out in columns that fit the figure."""
+    fig = goal_panels(model, runs, lang, title)
+    for leg in list(fig.legends):
+        leg.remove()
+    labels = [label for label, _ in runs]
+    ref = labels[reference] if reference is not None and runs else None
+    goal_axes = fig.axes[: len(model.goals)]
+    for ax in goal_axes:
+        ax.set_title(_wrap(ax.get_title(), lang, 44), fontsize=10)
+        ref_color = None
+        for line in ax.get_lines():
+            if ref is not None and line.get_label() == ref:
+                ref_color = line.get_color()
+                line.set(color="black", ls="--", lw=1.6, marker="none", zorder=4)
+        if ref_color is not None:  # the reference run's goal-year diamond
+            for line in ax.get_lines():
+                if line.get_marker() == "D" and line.get_color() == ref_color:
+                    line.set(color="black", zorder=6)
+    handles, names = [], []
+    if goal_axes:
+        for line in goal_axes[0].get_lines():
+            lab = line.get_label()
+            if lab in labels and lab not in names:
+                handles.append(line)
+                names.append(lab)
+        for ax in goal_axes:
+            for line in ax.get_lines():
+                if line.get_label() == t("observed", lang) and t("observed", lang) not in names:
+                    handles.append(line)
+                    names.append(t("observed", lang))
+    ncol = 2 if max((len(n) for n in names), default=0) > 30 else 3
+    rows = int(np.ceil(len(names) / ncol))
+    width, panels = fig.get_size_inches()
+    extra = 0.2 * rows + 0.55  # inches below the panels: legend rows and the note
+    height = panels + extra
+    fig.set_size_inches(width, height)
+    fig.legend(handles, names, loc="lower center", ncol=ncol, fontsize=9, frameon=False,
+               bbox_to_anchor=(0.5, 0.3 / height))
+    if ref is not None:
+        fig.text(0.5, 0.08 / height, t("overlay_note", lang, name=ref), ha="center", va="bottom", fontsize=8,
+                 color="#444444")
+    fig.tight_layout(rect=(0, extra / height, 1, 1 - 0.3 / height))
+    return fig
+
+
+TEXT["overlay_note"] = {
+    "en": "Dashed black: {name}. A scenario whose line is hidden under it has the same values; "
+          "diamonds mark the goal year, dashed red lines the goals.",
+    "zh": "黑色虚线：{name}。被其遮住的情景与之数值相同；菱形标记目标年份，红色虚线为目标值。",
+}

@@ -2,12 +2,33 @@
 
 A scenario names lever settings (policies, acting from the end of the calibration window) and
 parameter overrides (other assumptions about the world; the run is re-calibrated under them).
-Every error names the file, the key path and the value, and what is allowed.
+
+Schema (all keys optional)::
+
+    name: rd_push                      # result folder name (letters, digits, _ . -); default: file stem
+    title: {en: ..., zh: ...}          # display title (a plain string is the English title)
+    description: ...                   # the policy story
+    extends: baseline                  # parent file (name in the same folder, or a relative path)
+    start: 2020                        # must be the calibrated t0
+    end: 2030                          # goal year (2026) .. 2035
+    dt: 1/16                           # power of two <= 1/4 (number or "1/N")
+    method: euler                      # euler | rk4
+    recalibrate: true                  # false: keep the model's own calibration (needed to change 2021 facts)
+    levers: {name: number | {step|ramp|pulse|table: ...}}
+    parameters: {name: number}
+
+Inheritance: the chain is applied from the root down; a child overrides its parents key by key
+(each lever and each parameter separately). ``name``, ``title`` and ``description`` describe the
+file itself and are not inherited. Every error names the file that set the value, the key path
+and the value, and what is allowed; warnings (allowed but noteworthy values) are recomputed from
+the resolved scenario and stored in ``Scenario.warnings``.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +44,20 @@ KEYS = (
     "name", "title", "description", "extends", "start", "end", "dt", "method", "levers",
     "parameters", "recalibrate",
 )
+OWN_KEYS = ("name", "title", "description")  # describe the file itself: not inherited
+SET_KEYS = ("end", "dt", "method", "recalibrate")  # top-level keys `--set` may change besides levers/parameters
 MAX_END = 2035
 DEFAULT_DT = 1 / 16
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
 
 @dataclass
 class Scenario:
-    """A resolved scenario (inheritance applied, values checked)."""
+    """A resolved scenario (inheritance applied, values checked).
+
+    ``origins`` maps each key path that was set ("end", "levers.rd_subsidy", ...) to the file
+    (or ``--set``) that set it, so that whole-scenario checks can name the right file.
+    """
 
     name: str
     file: str
@@ -44,15 +72,22 @@ class Scenario:
     recalibrate: bool = True
     warnings: list[str] = field(default_factory=list)
     chain: list[str] = field(default_factory=list)  # files from this one up to the root
+    origins: dict[str, str] = field(default_factory=dict)
+    overrides: list[str] = field(default_factory=list)  # --set assignments applied
 
     def label(self, lang: str = "en") -> str:
         """Display title in ``lang``."""
         return self.title.get(lang) or self.title.get("en") or self.name
 
+    def where(self, key: str) -> str:
+        """The file (or ``--set``) that set ``key``; the scenario's own file otherwise."""
+        return self.origins.get(key, self.file)
+
     def resolved(self) -> dict[str, Any]:
         """The scenario as resolved, in scenario-file form (for manifests)."""
         return {
             "name": self.name,
+            "file": self.file,
             "title": self.title,
             "description": self.description,
             "start": self.start,
@@ -63,18 +98,23 @@ class Scenario:
             "levers": {k: v.to_yaml() for k, v in self.levers.items()},
             "parameters": dict(self.parameters),
             "extends_chain": self.chain,
+            "command_line_overrides": self.overrides,
             "warnings": self.warnings,
         }
 
 
+# ---------------------------------------------------------------------------------- loading
+
+
 def _resolve_parent(ref: str, child: Path) -> Path:
+    """``extends: baseline`` -> baseline.yaml beside the child; a path is relative to the child's folder."""
     if ref.endswith((".yaml", ".yml")) or "/" in ref:
         p = Path(ref)
         return p if p.is_absolute() else child.parent / p
     return child.parent / f"{ref}.yaml"
 
 
-def _raw_chain(path: Path, model: Model) -> list[tuple[Path, dict]]:
+def _raw_chain(path: Path) -> list[tuple[Path, dict]]:
     """[(file, data)] from this file up to its root ancestor; cycles and missing parents are errors."""
     chain: list[tuple[Path, dict]] = []
     seen: list[Path] = []
@@ -82,18 +122,20 @@ def _raw_chain(path: Path, model: Model) -> list[tuple[Path, dict]]:
     while True:
         key = p.resolve()
         if key in seen:
-            names = " -> ".join(str(s.name) for s in [*seen, key])
-            raise InputError(f"'extends' forms a cycle: {names}", str(chain[-1][0]), "extends")
+            names = " -> ".join(s.name for s in [*seen, key])
+            prev = chain[-1][0]
+            raise InputError(f"'extends' forms a cycle: {names} (value {chain[-1][1]['extends']!r})", str(prev), "extends")
         seen.append(key)
         data = load_file(p)
         if data is None:
-            data = {}
+            raise InputError("the file is empty; a scenario is a mapping (name, title, levers, ...)", str(p))
         check_keys(data, KEYS, str(p), "")
         chain.append((p, data))
-        ref = data.get("extends")
-        if ref is None:
+        if "extends" not in data:
             return chain
-        ref = as_str(ref, str(p), "extends")
+        ref = as_str(data["extends"], str(p), "extends").strip()
+        if not ref:
+            raise InputError("expected the name or path of a parent scenario, got ''", str(p), "extends")
         parent = _resolve_parent(ref, p)
         if not parent.is_file():
             raise InputError(f"parent scenario {ref!r} not found (looked for {parent})", str(p), "extends")
@@ -105,7 +147,7 @@ def load_scenario(path: str | Path, model: Model) -> Scenario:
     path = Path(path)
     if not path.exists():
         raise InputError("file not found", str(path))
-    chain = _raw_chain(path, model)
+    chain = _raw_chain(path)
     sc = Scenario(name=path.stem, file=str(path), chain=[str(p) for p, _ in chain])
     # apply from the root down, so children override parents key by key
     for p, data in reversed(chain):
@@ -114,26 +156,53 @@ def load_scenario(path: str | Path, model: Model) -> Scenario:
     return sc
 
 
+def _dt(value: Any, file: str) -> float:
+    """dt as a number or a "1/N" string; checked to be a power of two <= 1/4."""
+    if isinstance(value, str) and re.fullmatch(r"\s*1\s*/\s*\d+\s*", value):
+        value = float(Fraction(value.replace(" ", "")))
+    dt = as_number(value, file, "dt")
+    try:
+        check_dt(dt)
+    except InputError as exc:
+        raise InputError(exc.detail.replace("dt must be", "expected"), file, "dt") from None
+    return dt
+
+
+def _mapping(data: dict, key: str, file: str, what: str) -> dict:
+    """``data[key]`` as a mapping; a missing key or an empty value (``levers:``) is an empty mapping."""
+    value = data.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InputError(f"expected a mapping {what}, got {describe_value(value)}", file, key)
+    return value
+
+
 def apply(sc: Scenario, data: dict, model: Model, file: str, is_leaf: bool = True) -> None:
     """Apply one file's keys to ``sc`` (values checked as they are read)."""
-    if "name" in data and is_leaf:
-        sc.name = as_str(data["name"], file, "name")
-    if "title" in data:
-        t = check_keys(data["title"], ("en", "zh"), file, "title")
-        sc.title.update({k: as_str(v, file, f"title.{k}") for k, v in t.items()})
-    if "description" in data and is_leaf:
-        sc.description = as_str(data["description"], file, "description").strip()
+    check_keys(data, KEYS, file, "")
+    if is_leaf:
+        if "name" in data:
+            name = as_str(data["name"], file, "name")
+            if not NAME_RE.match(name):
+                raise InputError(
+                    f"expected a short name of letters, digits, '_', '.', '-' (it names the result folder), got {name!r}",
+                    file, "name")
+            sc.name = name
+        if "title" in data:
+            title = data["title"]
+            if isinstance(title, str):
+                title = {"en": title}
+            check_keys(title, ("en", "zh"), file, "title")
+            sc.title = {k: as_str(v, file, f"title.{k}") for k, v in title.items()}
+        if "description" in data:
+            sc.description = as_str(data["description"], file, "description").strip()
     if "start" in data:
         sc.start = int(as_number(data["start"], file, "start", integer=True))
     if "end" in data:
         sc.end = int(as_number(data["end"], file, "end", integer=True))
     if "dt" in data:
-        dt = as_number(data["dt"], file, "dt")
-        try:
-            check_dt(dt)
-        except InputError as exc:
-            raise InputError(exc.detail, file, "dt") from None
-        sc.dt = dt
+        sc.dt = _dt(data["dt"], file)
     if "method" in data:
         m = data["method"]
         if m not in ("euler", "rk4"):
@@ -143,87 +212,149 @@ def apply(sc: Scenario, data: dict, model: Model, file: str, is_leaf: bool = Tru
         if not isinstance(data["recalibrate"], bool):
             raise InputError(f"expected true or false, got {describe_value(data['recalibrate'])}", file, "recalibrate")
         sc.recalibrate = data["recalibrate"]
-    levers = data.get("levers") or {}
-    if not isinstance(levers, dict):
-        raise InputError(f"expected a mapping lever -> value, got {describe_value(levers)}", file, "levers")
-    for name, value in levers.items():
-        sc.levers[name] = parse_lever(name, value, model, file, join("levers", str(name)))
-    params = data.get("parameters") or {}
-    if not isinstance(params, dict):
-        raise InputError(f"expected a mapping parameter -> number, got {describe_value(params)}", file, "parameters")
-    for name, value in params.items():
-        sc.parameters[name] = parse_parameter(name, value, model, file, join("parameters", str(name)), sc)
+    for key in ("start", "end", "dt", "method", "recalibrate"):
+        if key in data:
+            sc.origins[key] = file
+    for name, value in _mapping(data, "levers", file, "lever -> value").items():
+        path = join("levers", str(name))
+        sc.levers[name] = parse_lever(name, value, model, file, path)
+        sc.origins[path] = file
+    for name, value in _mapping(data, "parameters", file, "parameter -> number").items():
+        path = join("parameters", str(name))
+        sc.parameters[name] = parse_parameter(name, value, model, file, path)
+        sc.origins[path] = file
 
 
 def parse_lever(name: Any, value: Any, model: Model, file: str, path: str) -> TimeFunction:
     """Check a lever name and parse its time function within the lever's limits."""
     levers = model.levers
     if name not in levers:
-        hint = suggest(str(name), levers)
-        if name in model.params:
+        if name in model.params or name in model.facts:
             hint = " (it is a parameter: set it under 'parameters')"
+        else:
+            hint = suggest(str(name), levers) or "; `simulate.py describe` lists the levers"
         raise InputError(f"unknown lever {name!r}{hint}", file, path)
     lo, hi = levers[name].limits
     return parse_time_function(value, file, path, lo, None if hi == float("inf") else hi)
 
 
-def parse_parameter(name: Any, value: Any, model: Model, file: str, path: str, sc: Scenario) -> float:
-    """Check a parameter override; out-of-range values are allowed with a warning."""
+def parse_parameter(name: Any, value: Any, model: Model, file: str, path: str) -> float:
+    """Check a parameter override: a known name and a number (>= 0 where the parameter cannot be negative).
+
+    Values outside the documented range are allowed; :func:`validate` turns them into warnings.
+    """
     if name in model.levers:
         raise InputError(f"{name!r} is a lever: set it under 'levers'", file, path)
-    known = {**model.params, **model.facts}
+    known = {**model.constants, **model.facts}
     if name not in known:
-        raise InputError(f"unknown parameter {name!r}{suggest(str(name), known)}", file, path)
+        hint = suggest(str(name), known) or "; `simulate.py describe` lists the parameters"
+        raise InputError(f"unknown parameter {name!r}{hint}", file, path)
     v = as_number(value, file, path)
     p = model.params.get(name)
-    if p is not None and p.range is not None:
-        lo, hi = p.range
-        if lo >= 0 and v < 0:
-            raise InputError(f"expected a number >= 0, got {value!r}", file, path)
-        if not lo <= v <= hi:
-            sc.warnings.append(f"{path} = {v:g} is outside its documented range [{lo:g}, {hi:g}]")
-    elif v < 0 and (p is None or p.value >= 0):
+    f = model.facts.get(name)
+    nonneg = (p.range[0] >= 0 if p.range is not None else p.value >= 0) if p is not None else f.value >= 0
+    if nonneg and v < 0:
         raise InputError(f"expected a number >= 0, got {value!r}", file, path)
+    if v == 0 and p is not None and _is_duration(p, model):
+        raise InputError(f"expected a duration > 0 (years), got {value!r}", file, path)
     return v
 
 
+def _is_duration(p: Any, model: Model) -> bool:
+    """A parameter in years that is a length of time (a divisor), not a calendar year like rd_base_year."""
+    return p.units == "year" and 0 < p.value < model.calibration.start
+
+
+# ------------------------------------------------------------------------------- validation
+
+
 def validate(sc: Scenario, model: Model) -> None:
-    """Whole-scenario checks (after inheritance)."""
+    """Whole-scenario checks (after inheritance); recomputes ``sc.warnings``."""
     cal = model.calibration
     if sc.start != cal.start:
-        raise InputError(f"start must be {cal.start} (the calibrated t0), got {sc.start}", sc.file, "start")
+        raise InputError(f"expected {cal.start} (the calibrated t0; every run starts there), got {sc.start}",
+                         sc.where("start"), "start")
     goal_year = max((g.year for g in model.goals.values()), default=cal.end + 1)
     if not goal_year <= sc.end <= MAX_END:
-        raise InputError(f"end must be between {goal_year} and {MAX_END}, got {sc.end}", sc.file, "end")
+        raise InputError(f"expected a year from {goal_year} (the goal year) to {MAX_END}, got {sc.end}",
+                         sc.where("end"), "end")
     fixed = {f.name for f in cal.free} | set(model.facts)
     touched = sorted(fixed & set(sc.parameters))
     if touched and sc.recalibrate:
+        k = touched[0]
         raise InputError(
-            f"{touched[0]!r} is a 2021 fact or calibrated value; changing it needs 'recalibrate: false'",
-            sc.file, f"parameters.{touched[0]}",
+            f"{k!r} is a 2021 fact or calibrated value (got {sc.parameters[k]:g}); changing it needs 'recalibrate: false'",
+            sc.where(f"parameters.{k}"), f"parameters.{k}",
         )
+    first_lever_year = cal.end + 1
+    warnings: list[str] = []
     for name, fn in sc.levers.items():
-        pr = model.levers[name].policy_range
-        vals = [fn.value] if fn.kind == "constant" else [fn.to] if fn.kind == "step" else \
-            [v for _, v in fn.points] if fn.points else [model.levers[name].value + fn.size]
-        if pr and any(not pr[0] <= v <= pr[1] for v in vals):
-            sc.warnings.append(f"levers.{name} goes outside its policy range [{pr[0]:g}, {pr[1]:g}]")
+        lever = model.levers[name]
+        path = f"levers.{name}"
+        file = sc.where(path)
+        for suffix, year in fn.event_years():
+            if year < first_lever_year:
+                raise InputError(
+                    f"expected a year from {first_lever_year}: levers act from {first_lever_year} "
+                    f"({cal.end} is the calibration year and runs with baseline levers), got {year:g}",
+                    file, join(path, suffix))
+            if year > sc.end:
+                warnings.append(f"{file}: {join(path, suffix)} = {year:g} is after the scenario's end ({sc.end}); "
+                                "it has no effect")
+        lo, hi = lever.limits
+        for suffix, v in fn.levels(lever.value):
+            if not lo <= v <= hi:
+                raise InputError(f"the lever would reach {v:g}, outside its limits [{lo:g}, {hi:g}]",
+                                 file, join(path, suffix))
+        pr = lever.policy_range
+        if pr is None:
+            continue
+        for suffix, v in fn.levels(lever.value):
+            if not pr[0] <= v <= pr[1]:
+                warnings.append(f"{file}: {join(path, suffix) if suffix else path} = {v:g} is outside the lever's "
+                                f"policy range [{pr[0]:g}, {pr[1]:g}] ({lever.units})")
+    for name, v in sc.parameters.items():
+        path = f"parameters.{name}"
+        p = model.params.get(name)
+        if p is None:
+            continue
+        if p.range is not None:
+            lo, hi = p.range
+            if not lo <= v <= hi:
+                warnings.append(f"{sc.where(path)}: {path} = {v:g} is outside its documented range "
+                                f"[{lo:g}, {hi:g}] ({p.units})")
+        elif p.provenance != "calibrated" and v != p.value:
+            warnings.append(f"{sc.where(path)}: {path} = {v:g} overrides a fixed value ({p.value:g} {p.units}, "
+                            f"{p.provenance}) that has no documented range")
+    sc.warnings = warnings
 
 
 def apply_set(sc: Scenario, assignment: str, model: Model) -> None:
-    """Apply a command-line override ``name=value`` (validated exactly like YAML)."""
+    """Apply a command-line override ``name=value`` (validated exactly like YAML).
+
+    ``name`` is a lever, a parameter, or one of end, dt, method, recalibrate.
+    """
     where = "--set"
     if "=" not in assignment:
-        raise InputError(f"expected name=value, got {assignment!r}", where)
+        raise InputError(f"expected NAME=VALUE, got {assignment!r}", where)
     name, text = (s.strip() for s in assignment.split("=", 1))
+    if not name or not text:
+        raise InputError(f"expected NAME=VALUE, got {assignment!r}", where)
     try:
         value = load_text(text, where)
     except InputError:
         raise InputError(f"cannot read value {text!r}", where, name) from None
-    if name in model.levers:
-        apply(sc, {"levers": {name: value}}, model, where)
+    if name in SET_KEYS:
+        apply(sc, {name: value}, model, where, is_leaf=False)
+    elif name in model.levers:
+        apply(sc, {"levers": {name: value}}, model, where, is_leaf=False)
+    elif name in model.constants or name in model.facts:
+        apply(sc, {"parameters": {name: value}}, model, where, is_leaf=False)
     else:
-        apply(sc, {"parameters": {name: value}}, model, where)
+        choices = [*model.levers, *model.constants, *SET_KEYS]
+        hint = suggest(name, choices) or "; `simulate.py describe` lists the levers and parameters"
+        raise InputError(f"unknown lever or parameter {name!r}{hint}", where, name)
+    sc.overrides.append(f"{name}={text}")
     validate(sc, model)
 
 

@@ -19,6 +19,32 @@ class _StrictLoader(yaml.SafeLoader):
     """SafeLoader that rejects duplicate mapping keys."""
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping key given twice; ``path`` is the dotted key path, ``lines`` the 1-based lines."""
+
+    def __init__(self, path: str, lines: tuple[int, int]) -> None:
+        super().__init__(f"duplicate key {path!r}")
+        self.path = path
+        self.lines = lines
+
+
+def _check_duplicates(node: yaml.Node, path: str = "") -> None:
+    """Raise DuplicateKeyError for the first key that appears twice in a mapping (any depth)."""
+    if isinstance(node, yaml.MappingNode):
+        first: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
+            sub = join(path, key)
+            line = key_node.start_mark.line + 1
+            if key in first:
+                raise DuplicateKeyError(sub, (first[key], line))
+            first[key] = line
+            _check_duplicates(value_node, sub)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _check_duplicates(item, join(path, i))
+
+
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
     loader.flatten_mapping(node)
     seen: dict[Any, Any] = {}
@@ -39,7 +65,18 @@ _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _c
 def load_text(text: str, file: str) -> Any:
     """Parse YAML text with a safe loader that rejects duplicate keys."""
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - SafeLoader subclass
+        loader = _StrictLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            _check_duplicates(node)
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
+    except DuplicateKeyError as exc:
+        a, b = exc.lines
+        raise InputError(f"duplicate key (lines {a} and {b}); each key may appear once", file, exc.path) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""

@@ -1,0 +1,201 @@
+"""``simulate.py compare SCENARIO...``: several scenarios in one batch, a scenario x goal table,
+overlay and matrix figures, compare.csv and manifest.json in one atomically written folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import plots
+from ..engine import Run
+from ..errors import InputError
+from ..goals import GoalStatus, evaluate, holds
+from ..model import Goal, Model
+from ..report import Report
+from ..results import manifest, result_dir, write_csv, write_json
+from ..runner import ScenarioRun, run_scenarios
+from ..textable import num, render
+from .common import load, scenarios
+
+CSV_HEADER = (
+    "scenario", "title", "file", "goal", "variable", "year", "value", "test", "threshold", "met",
+    "first_year_met", "met_every_year_since_first", "gap", "gap_pct", "probability",
+)
+
+
+def steady(goal: Goal, run: Run, first_year: int) -> bool | None:
+    """Whether the goal holds in every year from ``first_year`` to the goal year (None: not met by then)."""
+    if not first_year or first_year > goal.year:
+        return None
+    sel = (run.years >= first_year) & (run.years <= goal.year)
+    series = np.nan_to_num(run.get(goal.variable)[sel, 0], nan=-np.inf)
+    return bool(holds(goal, series).all())
+
+
+def interrupted(goal: Goal, run: Run, first_year: int) -> bool:
+    """True when the goal holds in its year but not in every year from ``first_year`` to then."""
+    ok = steady(goal, run, first_year)
+    return ok is False and bool(holds(goal, run.at(goal.variable, goal.year)).all())
+
+
+def _value(v: float, goal: Goal) -> str:
+    """Table value: shares as percentages, counts compact."""
+    if goal.units == "dmnl":
+        return f"{100 * v:.3g}%"
+    return num(v, 3)
+
+
+def cell(st: GoalStatus, dip: bool) -> str:
+    """``value yes|no first-year`` (``*`` marks a goal met, lost, and met again)."""
+    first = int(st.first_year[0])
+    when = (str(first) + ("*" if dip else "")) if first else "-"
+    return f"{_value(float(st.value[0]), st.goal)} {'yes' if st.met[0] else 'no'} {when}"
+
+
+def table_rows(model: Model, results: list[ScenarioRun], status: list[dict[str, GoalStatus]],
+               dips: list[set[str]]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the scenario x goal table."""
+    goals = list(model.goals.values())
+    poisson = [g for g in goals if g.poisson]
+    header = ["scenario"] + [f"G{i + 1} {g.test}{_value(g.threshold, g)}" for i, g in enumerate(goals)]
+    header += [f"P(G{goals.index(g) + 1})" for g in poisson] + ["met"]
+    rows = []
+    for res, st, dip in zip(results, status, dips, strict=True):
+        row = [res.scenario.name] + [cell(st[g.name], g.name in dip) for g in goals]
+        row += [f"{float(st[g.name].probability[0]):.2f}" for g in poisson]
+        row += [f"{sum(bool(s.met[0]) for s in st.values())}/{len(goals)}"]
+        rows.append(row)
+    return header, rows
+
+
+def legend(model: Model, any_dip: bool) -> list[str]:
+    """Lines explaining the table's cells and goal columns."""
+    goals = list(model.goals.values())
+    year = goals[0].year if goals else ""
+    lines = [f"Cells: value in {year}, met in {year} (yes/no), first year met (- = never in the run)."]
+    for i, g in enumerate(goals):
+        extra = " (expected count; P = probability of at least the threshold, Poisson)" if g.poisson else ""
+        units = "share" if g.units == "dmnl" else g.units
+        lines.append(f"  G{i + 1}  {g.label('en')} {g.test} {_value(g.threshold, g)} [{units}]{extra}")
+    if any_dip:
+        lines.append(f"  *  met in that year and again in {year}, but not in every year between")
+    return lines
+
+
+def table(model: Model, results: list[ScenarioRun], status: list[dict[str, GoalStatus]],
+          dips: list[set[str]]) -> str:
+    """The scenario x goal table with a goal legend below it."""
+    header, rows = table_rows(model, results, status, dips)
+    right = [False] + [True] * (len(header) - 1)
+    return "\n".join([render(header, rows, right), "", *legend(model, any(dips))])
+
+
+def report(model: Model, results: list[ScenarioRun], status: list[dict[str, GoalStatus]], dips: list[set[str]],
+           warnings: list[str], summary: str) -> Report:
+    """report.md / report.html: the table, both figures and what each scenario sets."""
+    rep = Report(f"Scenario comparison ({len(results)} scenarios)")
+    rep.text(summary)
+    for w in warnings:
+        rep.text(f"Warning: {w}")
+    rep.heading("Goals by scenario")
+    rep.table(*table_rows(model, results, status, dips))
+    for line in legend(model, any(dips)):
+        rep.text(line.strip())
+    rep.image("matrix.png", "Scenario x goal matrix: green = met in the goal year, red = not met; value, "
+                            "first year met or gap.")
+    rep.image("overlay.png", "One panel per goal indicator, one line per scenario; dashed red = goal, "
+                             "star = observed 2021, diamond = goal year.")
+    rep.heading("Scenarios")
+    rows = []
+    for r in results:
+        sc = r.scenario
+        levers = "; ".join(f"{k} {v.summary()}" for k, v in sc.levers.items()) or "(baseline levers)"
+        params = "; ".join(f"{k} = {v:g}" for k, v in sc.parameters.items()) or "-"
+        rows.append([sc.name, sc.label("en"), levers, params])
+    rep.table(["scenario", "title", "levers (from 2022)", "parameter overrides"], rows)
+    for r in results:
+        if r.scenario.description:
+            rep.text(f"{r.scenario.name}: {r.scenario.description}")
+    return rep
+
+
+def csv_rows(results: list[ScenarioRun], status: list[dict[str, GoalStatus]]) -> list[list]:
+    """Long-format rows: one per scenario and goal."""
+    rows = []
+    for res, st in zip(results, status, strict=True):
+        sc = res.scenario
+        for name, s in st.items():
+            g = s.goal
+            first = int(s.first_year[0])
+            every = steady(g, res.run, first)
+            rows.append([
+                sc.name, sc.label("en"), sc.file, name, g.variable, g.year, float(s.value[0]), g.test, g.threshold,
+                bool(s.met[0]), first or "", "" if every is None else every,
+                float(s.gap[0]), float(s.gap_pct[0]), float(s.probability[0]),
+            ])
+    return rows
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run every scenario in one batch, print the scenario x goal table, write the compare folder."""
+    t0 = time.perf_counter()
+    model, cm = load(args)
+    scs = scenarios(args, model, args.scenarios)
+    names = [sc.name for sc in scs]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        files = [sc.file for sc in scs if sc.name == dup[0]]
+        raise InputError(f"two scenarios share the name {dup[0]!r} ({', '.join(files)}); "
+                         "their rows would be indistinguishable")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError("exists and is not a folder", str(out))
+    t_run = time.perf_counter()
+    results = run_scenarios(cm, scs)
+    t_run = time.perf_counter() - t_run
+    status = [evaluate(model, r.run) for r in results]
+    dips = [{g for g, s in st.items() if interrupted(s.goal, r.run, int(s.first_year[0]))}
+            for r, st in zip(results, status, strict=True)]
+
+    groups = sorted({(sc.dt, sc.method) for sc in scs})
+    how = "; ".join(f"dt 1/{round(1 / dt)}, {m}" for dt, m in groups)
+    cal = [float(np.abs(r.calibration.residuals).max()) for r in results if r.calibration is not None]
+    summary = (f"Compared {len(scs)} scenario(s) in {len(groups)} batch(es) ({how}): calibration and integration "
+               f"{t_run:.2f} s" + (f"; 2021 reproduced, largest relative residual {max(cal):.1e}" if cal else ""))
+    print(summary)
+    warnings = [w for sc in scs for w in sc.warnings]
+    for w in dict.fromkeys(warnings):
+        print(f"  warning: {w}")
+    print()
+    print(table(model, results, status, dips))
+
+    lang = plots.setup_language(args.lang)
+    year = next(iter(model.goals.values())).year if model.goals else ""
+    with result_dir(out) as d:
+        write_csv(d / "compare.csv", CSV_HEADER, csv_rows(results, status))
+        files = ["compare.csv"]
+        labels = [r.scenario.label(lang) for r in results]
+        ref = names.index("baseline") if "baseline" in names else None
+        fig = plots.overlay_figure(model, [(lab, r.run) for lab, r in zip(labels, results, strict=True)], lang,
+                                   plots.t("overlay_title", lang), reference=ref)
+        files += [p.name for p in plots.save(fig, d / "overlay", args.svg)]
+        fig = plots.goal_matrix(model, list(zip(labels, status, strict=True)), lang,
+                                plots.t("matrix_title", lang, year=year), dips)
+        files += [p.name for p in plots.save(fig, d / "matrix", args.svg)]
+        files += report(model, results, status, dips, list(dict.fromkeys(warnings)), summary).write(d)
+        write_json(d / "manifest.json", manifest(
+            model, "compare", time.perf_counter() - t0,
+            scenarios=[r.scenario.resolved() for r in results],
+            parameters={r.scenario.name: r.params for r in results},
+            calibration={r.scenario.name: None if r.calibration is None else {
+                "max_abs_relative_residual": float(np.abs(r.calibration.residuals).max()),
+                "iterations": r.calibration.iterations} for r in results},
+            warnings=list(dict.fromkeys(warnings)), set=list(getattr(args, "set", []) or []),
+            random_seed=None, language=lang, files=files + ["manifest.json"],
+        ))
+    print(f"\n-> {out}/ ({', '.join(files)}, manifest.json)  [{time.perf_counter() - t0:.1f} s]")
+    return 0

@@ -1,0 +1,173 @@
+"""``simulate.py compare``: one batch, the printed table, compare.csv, figures, manifest, --set, --out."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from sdsim import plots
+from sdsim.cli import main
+from sdsim.goals import evaluate
+from sdsim.runner import run_scenarios
+from sdsim.scenario import load_scenario
+from tests.conftest import ROOT
+
+SC = ROOT / "scenarios"
+FILES = [SC / "baseline.yaml", SC / "rd_institutions.yaml", SC / "registry_rescreening.yaml"]
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cmp") / "compare"
+    import io
+    from contextlib import redirect_stdout
+
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        code = main(["compare", *map(str, FILES), "--out", str(out)])
+    return code, out, buf.getvalue()
+
+
+def read_csv(path):
+    with open(path, encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_compare_writes_its_files(compared):
+    code, out, _ = compared
+    assert code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["compare.csv", "manifest.json", "matrix.png", "overlay.png",
+                                                     "report.html", "report.md"]
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "![" in md and "(matrix.png)" in md and "(overlay.png)" in md
+    assert "registry_review +0.85 in 2023" in md  # what each scenario sets
+    assert not list(out.parent.glob(".compare.tmp-*"))
+
+
+def test_csv_has_one_row_per_scenario_and_goal_matching_an_independent_evaluation(compared, model, cm):
+    _, out, _ = compared
+    rows = read_csv(out / "compare.csv")
+    assert len(rows) == len(FILES) * len(model.goals)
+    alone = {}
+    for f in FILES:  # each scenario run on its own, not in the compare batch
+        r = run_scenarios(cm, [load_scenario(f, model)])[0]
+        alone[r.scenario.name] = evaluate(model, r.run)
+    for row in rows:
+        st = alone[row["scenario"]][row["goal"]]
+        assert float(row["value"]) == pytest.approx(float(st.value[0]), rel=1e-9)
+        assert row["met"] == ("true" if st.met[0] else "false")
+        assert row["first_year_met"] == (str(int(st.first_year[0])) if st.first_year[0] else "")
+        assert float(row["threshold"]) == model.goals[row["goal"]].threshold
+        assert row["year"] == str(model.goals[row["goal"]].year)
+
+
+def test_registry_rescreening_is_flagged_as_met_with_a_dip(compared, model):
+    _, out, printed = compared
+    rows = {(r["scenario"], r["goal"]): r for r in read_csv(out / "compare.csv")}
+    tech = rows[("registry_rescreening", "tech_enterprises")]
+    # above 5000 in 2022, below in 2023 (2,203 reported), above again by 2026
+    assert tech["met"] == "true" and tech["first_year_met"] == "2022"
+    assert tech["met_every_year_since_first"] == "false"
+    assert rows[("baseline", "tech_enterprises")]["met_every_year_since_first"] == "true"
+    assert "2022*" in printed
+
+
+def test_printed_table_has_a_row_per_scenario_and_a_column_per_goal(compared, model):
+    _, _, printed = compared
+    lines = printed.splitlines()
+    header = next(line for line in lines if line.startswith("scenario"))
+    for i in range(len(model.goals)):
+        assert f"G{i + 1} " in header
+    for name in ("baseline", "rd_institutions", "registry_rescreening"):
+        row = next(line for line in lines if line.startswith(name + " "))
+        assert len(row.split()) >= 3 * len(model.goals)
+    assert "Tech enterprises >= 5,000" in printed
+
+
+def test_manifest_records_scenarios_parameters_and_calibration(compared, model):
+    _, out, _ = compared
+    man = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert man["command"] == "compare"
+    assert [s["name"] for s in man["scenarios"]] == ["baseline", "rd_institutions", "registry_rescreening"]
+    assert man["scenarios"][2]["levers"] == {"registry_review": {"pulse": {"at": 2023, "size": 0.85}}}
+    assert set(man["parameters"]) == {"baseline", "rd_institutions", "registry_rescreening"}
+    assert all(c["max_abs_relative_residual"] < 1e-6 for c in man["calibration"].values())
+    assert set(man["model_files_sha256"]) == set(model.file_hashes)
+    assert man["files"] == ["compare.csv", "overlay.png", "matrix.png", "report.md", "report.html", "manifest.json"]
+
+
+def test_set_applies_to_every_scenario_and_is_recorded(tmp_path, capsys, model):
+    out = tmp_path / "c"
+    assert main(["compare", str(SC / "baseline.yaml"), str(SC / "headwinds.yaml"), "--out", str(out),
+                 "--set", "rd_growth=0.3"]) == 0
+    printed = capsys.readouterr().out
+    man = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert man["set"] == ["rd_growth=0.3"]
+    for s in man["scenarios"]:
+        assert s["parameters"] == {"rd_growth": 0.3} and s["command_line_overrides"] == ["rd_growth=0.3"]
+        assert any("parameters.rd_growth = 0.3 is outside its documented range" in w for w in s["warnings"])
+    assert printed.count("warning: --set: parameters.rd_growth = 0.3") == 1  # same warning printed once
+    for p in man["parameters"].values():
+        assert p["rd_growth"] == 0.3
+
+
+def test_failed_compare_leaves_an_earlier_result_untouched(tmp_path, capsys):
+    out = tmp_path / "c"
+    out.mkdir()
+    (out / "keep.txt").write_text("earlier result", encoding="utf-8")
+    code = main(["compare", str(SC / "baseline.yaml"), "--out", str(out), "--set", "tech_cultivation=lots"])
+    assert code == 2
+    assert "--set: levers.tech_cultivation: expected a number or a mapping" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_two_scenarios_with_the_same_name_are_refused(tmp_path, capsys):
+    f = tmp_path / "other.yaml"
+    f.write_text("name: baseline\n", encoding="utf-8")
+    assert main(["compare", str(SC / "baseline.yaml"), str(f), "--out", str(tmp_path / "c")]) == 2
+    assert "share the name 'baseline'" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
+
+
+def test_matrix_colours_follow_goal_attainment(model, cm):
+    runs = run_scenarios(cm, [load_scenario(f, model) for f in FILES])
+    status = [evaluate(model, r.run) for r in runs]
+    fig = plots.goal_matrix(model, [(r.scenario.name, s) for r, s in zip(runs, status, strict=True)], "en", "t")
+    shown = np.asarray(fig.axes[0].images[0].get_array())
+    want = np.array([[bool(s[g].met[0]) for g in model.goals] for s in status], dtype=float)
+    assert np.array_equal(shown, want)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert "first met 2022, with a dip" not in texts  # no `interrupted` given: no dip notes
+    plots.plt.close(fig)
+
+
+def test_overlay_draws_one_line_per_scenario_and_the_goal_lines(model, cm):
+    runs = run_scenarios(cm, [load_scenario(f, model) for f in FILES])
+    fig = plots.overlay_figure(model, [(r.scenario.name, r.run) for r in runs], "en", "t", reference=0)
+    for ax, g in zip(fig.axes, model.goals.values(), strict=False):
+        labels = [line.get_label() for line in ax.get_lines()]
+        assert all(labels.count(r.scenario.name) == 1 for r in runs)
+        base = next(line for line in ax.get_lines() if line.get_label() == "baseline")
+        assert base.get_linestyle() == "--" and base.get_color() == "black"
+        assert any(np.allclose(line.get_ydata(), g.threshold) for line in ax.get_lines())
+    plots.plt.close(fig)
+
+
+def test_steady_and_interrupted_tell_kept_lost_and_regained_goals_apart(tmp_path, model, cm):
+    from sdsim.commands.compare import interrupted, steady
+
+    late = tmp_path / "late.yaml"
+    late.write_text("levers: {registry_review: {pulse: {at: 2026, size: 0.9}}}\n", encoding="utf-8")
+    runs = run_scenarios(cm, [load_scenario(f, model) for f in (SC / "baseline.yaml", SC / "registry_rescreening.yaml",
+                                                                 late)])
+    g = model.goals["tech_enterprises"]
+    kept, regained, lost = (evaluate(model, r.run)["tech_enterprises"] for r in runs)
+    assert kept.met[0] and regained.met[0] and not lost.met[0]  # lost: re-screened in 2026 itself
+    assert [steady(g, r.run, int(s.first_year[0])) for r, s in zip(runs, (kept, regained, lost), strict=True)] == \
+        [True, False, False]
+    assert [interrupted(g, r.run, int(s.first_year[0])) for r, s in zip(runs, (kept, regained, lost), strict=True)] == \
+        [False, True, False]
+    assert steady(g, runs[0].run, 0) is None
