@@ -1,0 +1,57 @@
+"""``simulate.py describe [--format text|md] [--lang en|zh]``: the model, equation by equation, with sources.
+
+``--format md`` writes ``docs/model.md`` and ``docs/stock_flow.png`` beside the model folder
+(``model.zh.md`` and ``stock_flow.zh.png`` with ``--lang zh``), each written to a temporary
+name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+from .. import diagram, plots
+from ..checkspec import load_checks
+from ..describe import TEXT, document, to_markdown, to_text
+from ..validity import baseline_scenario, loop_samples
+from .common import load
+
+
+def _atomic(path: Path, write: object) -> None:
+    """Write ``path`` through a temporary file in the same folder, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(tmp)  # type: ignore[operator]
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Print the description, or write docs/model.md and docs/stock_flow.png."""
+    model, cm = load(args)
+    spec = load_checks(model) if (model.directory / "checks.yaml").is_file() else None
+    lang = args.lang
+    if args.format == "md" or lang == "zh":
+        lang = plots.setup_language(lang)
+    loops, solved = loop_samples(cm, baseline_scenario(model), spec)
+    title = f"{TEXT['title'][lang]}: {model.directory.name}/"
+    if args.format == "text":
+        print(to_text(document(model, loops, solved, lang), title), end="")
+        return 0
+    docs = model.directory.resolve().parent / "docs"
+    suffix = "" if lang == "en" else f".{lang}"
+    png = docs / f"stock_flow{suffix}.png"
+    md = docs / f"model{suffix}.md"
+    sections = document(model, loops, solved, lang, diagram=png.name)
+    note = TEXT["generated"][lang].format(dir=model.directory.name)
+    _atomic(png, lambda p: diagram.save(diagram.draw(model, lang, loops), p))
+    _atomic(md, lambda p: Path(p).write_text(to_markdown(sections, title, note), encoding="utf-8"))
+    print(f"wrote {md} and {png}")
+    return 0

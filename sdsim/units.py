@@ -1,0 +1,389 @@
+"""Dimensional analysis of a model: unit strings, the units of every equation, stock/flow consistency.
+
+Units are products of powers of base units written as in the model files: ``firm``,
+``carrier``, ``CNY100M/firm/year``, ``1/year``, ``year^2``, ``dmnl`` (dimensionless). Any
+identifier is a base unit; ``/`` divides everything to its right up to the next ``*`` or ``/``
+(``a/b/c`` = a·b⁻¹·c⁻¹). A unit is stored as a sorted tuple of (base, exponent) pairs.
+
+Rules (a small checker, lighter than pint and exact for this vocabulary):
+
+* ``+ - min max clip if_then_else`` and comparisons need operands of equal units;
+* ``* /`` combine units; ``x ** p`` needs a dimensionless ``p``, and a constant ``p`` when ``x``
+  has units; ``sqrt`` halves exponents;
+* ``exp`` and ``log`` (and the input of a graphical function) need a dimensionless argument;
+* ``time`` and the start/end arguments of ``step``, ``ramp``, ``pulse`` are in the time unit (year);
+* the literal 0 fits any units; every other literal is dimensionless;
+* a stock's initial value has the stock's units; each of its flows has the stock's units per year;
+* an annual output reads flows as their mean rate over the year (annual total ÷ one year).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+
+from .model import Model, Variable
+
+TIME_UNIT = "year"  # model.py accepts only ``time_units: year``
+DIMENSIONLESS_NAMES = ("dmnl", "1")
+
+Units = tuple[tuple[str, Fraction], ...]
+DMNL: Units = ()
+
+
+class UnitsError(Exception):
+    """A unit string that cannot be read, or an equation whose units do not combine."""
+
+
+class _Any:
+    """The units of the literal 0: compatible with anything."""
+
+    def __repr__(self) -> str:
+        return "any"
+
+
+ANY = _Any()
+U = Units | _Any
+
+
+@dataclass
+class Issue:
+    """One dimensional inconsistency: file, key path, message."""
+
+    file: str
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.path}: {self.message}"
+
+
+# ------------------------------------------------------------------------------------ unit strings
+
+_TOKEN = re.compile(r"\s*(?:(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<num>-?\d+(?:/\d+)?)|(?P<op>\*\*|[*/^()]))")
+
+
+def _make(d: dict[str, Fraction]) -> Units:
+    return tuple(sorted((k, v) for k, v in d.items() if v != 0))
+
+
+def multiply(a: Units, b: Units, power: Fraction | int = 1) -> Units:
+    """``a · b**power``."""
+    d = dict(a)
+    for k, v in b:
+        d[k] = d.get(k, Fraction(0)) + v * power
+    return _make(d)
+
+
+def power(a: Units, p: Fraction | int) -> Units:
+    """``a ** p``."""
+    return _make({k: v * Fraction(p) for k, v in a})
+
+
+def parse_units(text: str) -> Units:
+    """Read a unit string such as ``CNY100M/firm/year``; raise :class:`UnitsError` if unreadable."""
+    if not isinstance(text, str) or not text.strip():
+        raise UnitsError(f"empty unit string {text!r}")
+    tokens: list[tuple[str, str]] = []
+    pos = 0
+    s = text.strip()
+    while pos < len(s):
+        m = _TOKEN.match(s, pos)
+        if not m or m.end() == pos:
+            raise UnitsError(f"cannot read units {text!r} at {s[pos:]!r}")
+        kind = m.lastgroup or ""
+        tokens.append((kind, m.group(kind)))
+        pos = m.end()
+    out, i = _product(tokens, 0, text)
+    if i != len(tokens):
+        raise UnitsError(f"cannot read units {text!r}")
+    return out
+
+
+def _product(tokens: list[tuple[str, str]], i: int, text: str) -> tuple[Units, int]:
+    result, i = _factor(tokens, i, text)
+    while i < len(tokens) and tokens[i] in (("op", "*"), ("op", "/")):
+        op = tokens[i][1]
+        f, i = _factor(tokens, i + 1, text)
+        result = multiply(result, f, 1 if op == "*" else -1)
+    return result, i
+
+
+def _factor(tokens: list[tuple[str, str]], i: int, text: str) -> tuple[Units, int]:
+    if i >= len(tokens):
+        raise UnitsError(f"units {text!r} end too early")
+    kind, val = tokens[i]
+    if kind == "name":
+        base: Units = DMNL if val in DIMENSIONLESS_NAMES else ((val, Fraction(1)),)
+        i += 1
+    elif kind == "num" and val == "1":
+        base, i = DMNL, i + 1
+    elif (kind, val) == ("op", "("):
+        base, i = _product(tokens, i + 1, text)
+        if i >= len(tokens) or tokens[i] != ("op", ")"):
+            raise UnitsError(f"unbalanced parenthesis in units {text!r}")
+        i += 1
+    else:
+        raise UnitsError(f"unexpected {val!r} in units {text!r}")
+    if i < len(tokens) and tokens[i] in (("op", "^"), ("op", "**")):
+        if i + 1 >= len(tokens) or tokens[i + 1][0] != "num":
+            raise UnitsError(f"expected an integer or fraction exponent in units {text!r}")
+        base = power(base, Fraction(tokens[i + 1][1]))
+        i += 2
+    return base, i
+
+
+def format_units(u: U) -> str:
+    """Readable form: ``CNY100M/firm/year``, ``dmnl``, ``any``."""
+    if isinstance(u, _Any):
+        return "any"
+    if not u:
+        return "dmnl"
+
+    def term(k: str, v: Fraction) -> str:
+        v = abs(v)
+        return k if v == 1 else f"{k}^{v}"
+
+    num = [term(k, v) for k, v in u if v > 0]
+    den = [term(k, v) for k, v in u if v < 0]
+    text = "*".join(num) or "1"
+    return text + "".join(f"/{d}" for d in den)
+
+
+def same(a: U, b: U) -> bool:
+    """Equal units (the literal 0 matches anything)."""
+    return isinstance(a, _Any) or isinstance(b, _Any) or a == b
+
+
+# ---------------------------------------------------------------------------------- equations
+
+_TIME_ARGS = {"step": (1,), "ramp": (1, 2), "pulse": (0, 1)}
+
+
+class _Infer:
+    """Units of one expression tree, given the units of every name."""
+
+    def __init__(self, names: dict[str, Units]) -> None:
+        self.names = names
+        self.time: Units = ((TIME_UNIT, Fraction(1)),)
+
+    def __call__(self, node: ast.AST) -> U:
+        method = getattr(self, f"_{type(node).__name__}", None)
+        if method is None:  # pragma: no cover - expressions.parse() admits no other node
+            raise UnitsError(f"cannot check {type(node).__name__}")
+        return method(node)
+
+    def _Constant(self, node: ast.Constant) -> U:
+        return ANY if node.value == 0 else DMNL
+
+    def _Name(self, node: ast.Name) -> U:
+        if node.id == "time":
+            return self.time
+        if node.id not in self.names:
+            raise UnitsError(f"'{node.id}' has no readable units")
+        return self.names[node.id]
+
+    def _UnaryOp(self, node: ast.UnaryOp) -> U:
+        return self(node.operand)
+
+    def _equal(self, parts: list[ast.AST], what: str) -> U:
+        units = [self(p) for p in parts]
+        known = [u for u in units if not isinstance(u, _Any)]
+        for u, p in zip(units, parts, strict=True):
+            if known and not same(u, known[0]):
+                raise UnitsError(
+                    f"{what} of unequal units: {ast.unparse(parts[units.index(known[0])])!r} is "
+                    f"{format_units(known[0])}, {ast.unparse(p)!r} is {format_units(u)}"
+                )
+        return known[0] if known else ANY
+
+    def _BinOp(self, node: ast.BinOp) -> U:
+        if isinstance(node.op, ast.Add | ast.Sub):
+            return self._equal([node.left, node.right], "sum" if isinstance(node.op, ast.Add) else "difference")
+        if isinstance(node.op, ast.Pow):
+            return self._pow(node)
+        a, b = self(node.left), self(node.right)
+        if isinstance(a, _Any) or isinstance(b, _Any):
+            return ANY if isinstance(a, _Any) else (b if isinstance(node.op, ast.Mult) else ANY)
+        return multiply(a, b, 1 if isinstance(node.op, ast.Mult) else -1)
+
+    def _pow(self, node: ast.BinOp) -> U:
+        base, expo = self(node.left), self(node.right)
+        if not same(expo, DMNL):
+            raise UnitsError(f"exponent {ast.unparse(node.right)!r} has units {format_units(expo)}, expected dmnl")
+        if isinstance(base, _Any) or base == DMNL:
+            return base
+        value = _constant(node.right)
+        if value is None:
+            raise UnitsError(
+                f"{ast.unparse(node.left)!r} ({format_units(base)}) is raised to a non-constant power "
+                f"{ast.unparse(node.right)!r}; only a dimensionless base may be"
+            )
+        return power(base, Fraction(value).limit_denominator(1000))
+
+    def _Compare(self, node: ast.Compare) -> U:
+        self._equal([node.left, node.comparators[0]], "comparison")
+        return DMNL
+
+    def _Call(self, node: ast.Call) -> U:
+        name = node.func.id  # type: ignore[attr-defined]
+        args = node.args
+        if name in ("min", "max", "clip"):
+            return self._equal(list(args), f"{name}() arguments")
+        if name in ("abs", "initial"):
+            return self(args[0])
+        if name in ("exp", "log"):
+            u = self(args[0])
+            if not same(u, DMNL):
+                raise UnitsError(f"{name}() of {ast.unparse(args[0])!r}, which has units {format_units(u)}")
+            return DMNL
+        if name == "sqrt":
+            u = self(args[0])
+            return u if isinstance(u, _Any) else power(u, Fraction(1, 2))
+        if name == "if_then_else":
+            self(args[0])
+            return self._equal([args[1], args[2]], "if_then_else() branches")
+        if name in _TIME_ARGS:
+            for i in _TIME_ARGS[name]:
+                u = self(args[i])
+                if not same(u, self.time):
+                    raise UnitsError(
+                        f"{name}() time argument {ast.unparse(args[i])!r} has units {format_units(u)}, expected {TIME_UNIT}"
+                    )
+            if name == "step":
+                return self(args[0])
+            if name == "ramp":
+                u = self(args[0])
+                return u if isinstance(u, _Any) else multiply(u, self.time)
+            return DMNL
+        raise UnitsError(f"unknown function {name}()")  # pragma: no cover
+
+
+def _constant(node: ast.AST) -> float | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+        return float(node.value)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        v = _constant(node.operand)
+        return None if v is None else -v
+    return None
+
+
+def expression_units(tree: ast.AST, names: dict[str, Units]) -> U:
+    """Units of an expression tree; raises :class:`UnitsError` when they do not combine."""
+    return _Infer(names)(tree)
+
+
+# ------------------------------------------------------------------------------------- model
+
+
+@dataclass
+class Report:
+    """Result of :func:`check_model`: the issues found and how many equations were checked."""
+
+    issues: list[Issue]
+    equations: int
+    declared: int  # unit strings read
+
+
+def check_model(model: Model) -> Report:
+    """Check every unit string and every equation of ``model``."""
+    d = model.directory
+    sfile, pfile, ofile = str(d / "structure.yaml"), str(d / "parameters.yaml"), str(d / "observed.yaml")
+    gfile, cfile = str(d / "goals.yaml"), str(d / "calibration.yaml")
+    issues: list[Issue] = []
+    names: dict[str, Units] = {}
+    declared = 0
+
+    def read(text: str, file: str, path: str) -> Units | None:
+        nonlocal declared
+        declared += 1
+        try:
+            return parse_units(text)
+        except UnitsError as exc:
+            issues.append(Issue(file, path, str(exc)))
+            return None
+
+    for p in model.params.values():
+        u = read(p.units, pfile, f"{'levers' if p.is_lever else 'parameters'}.{p.name}.units")
+        if u is not None:
+            names[p.name] = u
+    for f in model.facts.values():
+        u = read(f.units, ofile, f"facts.{f.name}.units")
+        if u is not None:
+            names[f.name] = u
+    sections = (("stocks", model.stocks), ("flows", model.flows), ("auxiliaries", model.aux),
+                ("annual", model.annual), ("series", model.series))
+    for section, group in sections:
+        for v in group.values():
+            u = read(v.units, sfile, f"{section}.{v.name}.units")
+            if u is not None:
+                names[v.name] = u
+
+    per_year: Units = ((TIME_UNIT, Fraction(-1)),)
+    equations = 0
+
+    def check(var: Variable, want: Units | None, path: str, tree: ast.AST | None = None) -> None:
+        nonlocal equations
+        equations += 1
+        tree = tree if tree is not None else var.expr.tree
+        try:
+            got = expression_units(tree, names)
+        except UnitsError as exc:
+            issues.append(Issue(sfile, path, f"{exc} in {ast.unparse(tree)!r}"))
+            return
+        if var.table is not None and want is not None:
+            if not same(got, DMNL):
+                issues.append(Issue(sfile, path, f"graphical-function input {var.expr.text!r} has units "
+                                                 f"{format_units(got)}, expected dmnl"))
+            return
+        if want is not None and not same(got, want):
+            issues.append(Issue(sfile, path, f"equation {var.expr.text!r} has units {format_units(got)}, "
+                                             f"declared {format_units(want)}"))
+
+    for s in model.stocks.values():
+        check(s, names.get(s.name), f"stocks.{s.name}.initial")
+        if s.name not in names:
+            continue
+        want = multiply(names[s.name], per_year)
+        for k in ("inflows", "outflows"):
+            for f in getattr(s, k):
+                if f in names and names[f] != want:
+                    issues.append(Issue(sfile, f"flows.{f}.units",
+                                        f"{format_units(names[f])}, but it is one of the {k} of stock {s.name} "
+                                        f"({format_units(names[s.name])}): expected {format_units(want)}"))
+    for section, group in (("flows", model.flows), ("auxiliaries", model.aux), ("annual", model.annual)):
+        for v in group.values():
+            check(v, names.get(v.name), f"{section}.{v.name}.equation")
+
+    for g in model.goals.values():
+        gu = read(g.units, gfile, f"goals.{g.name}.units")
+        vu = names.get(g.variable)
+        if gu is not None and vu is not None and gu != vu:
+            issues.append(Issue(gfile, f"goals.{g.name}.units", f"{format_units(gu)}, but {g.variable} is "
+                                                                f"{format_units(vu)}"))
+    for t in model.calibration.targets:
+        want_t = names.get(t.variable) if t.variable else (
+            multiply(names[t.inflows_of], per_year) if t.inflows_of in names else None)
+        have = names.get(t.value_name)
+        if want_t is not None and have is not None and want_t != have:
+            what = t.variable or f"inflows of {t.inflows_of}"
+            issues.append(Issue(cfile, f"targets.{t.name}", f"value {t.value_name} is {format_units(have)}, "
+                                                            f"but {what} is {format_units(want_t)}"))
+    return Report(issues, equations, declared)
+
+
+def literals(model: Model) -> list[Issue]:
+    """Numeric literals other than 0 and 1 in equations (every number belongs in parameters.yaml)."""
+    sfile = str(model.directory / "structure.yaml")
+    out = []
+    for section, group, key in (("stocks", model.stocks, "initial"), ("flows", model.flows, "equation"),
+                                ("auxiliaries", model.aux, "equation"), ("annual", model.annual, "equation")):
+        for v in group.values():
+            bad = [x for x in v.expr.literals if x not in (0.0, 1.0)]
+            if bad:
+                shown = ", ".join(f"{x:g}" for x in bad)
+                out.append(Issue(sfile, f"{section}.{v.name}.{key}",
+                                 f"number {shown} in {v.expr.text!r}: give it a name in parameters.yaml"))
+    return out
