@@ -19,6 +19,7 @@ import numpy as np
 from .compiler import Compiled
 from .errors import InputError
 from .timefuncs import TimeFunction
+from .yamlio import as_dt
 
 METHODS = ("euler", "rk4")
 
@@ -58,12 +59,8 @@ class TimeGrid:
 
 
 def check_dt(dt: float) -> None:
-    """dt must be 2**-j with j >= 2 (1/4, 1/8, ...)."""
-    if not isinstance(dt, int | float) or isinstance(dt, bool) or dt <= 0:
-        raise InputError(f"dt must be a positive power of two <= 1/4, got {dt!r}")
-    m, e = np.frexp(dt)
-    if m != 0.5 or dt > 0.25 or dt < 2.0**-12:
-        raise InputError(f"dt must be a power of two between 1/4096 and 1/4 (e.g. 0.0625 = 1/16), got {dt!r}")
+    """dt must be 2**-j with j >= 2 (1/4, 1/8, ...), at least 1/4096."""
+    as_dt(dt)
 
 
 @dataclass

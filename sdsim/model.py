@@ -13,7 +13,7 @@ from typing import Any
 
 from . import expressions as ex
 from .errors import ModelError
-from .yamlio import as_number, as_str, check_keys, join, load_file, suggest
+from .yamlio import as_dt, as_number, as_str, check_keys, join, load_file, suggest
 
 PROVENANCE_KINDS = ("seed", "derived", "external", "assumption", "calibrated")
 DISTRIBUTIONS = ("uniform", "loguniform", "triangular", "truncnormal")
@@ -176,6 +176,7 @@ class Model:
     out_of_scope: list[dict[str, Any]]
     context: dict[str, Any]
     file_hashes: dict[str, str]
+    dt: float = 1 / 32  # default integration step (years), from structure.yaml
 
     @property
     def levers(self) -> dict[str, Parameter]:
@@ -247,6 +248,7 @@ def load_model(directory: str | Path | None = None) -> Model:
         out_of_scope=out_of_scope,
         context=context,
         file_hashes=hashes,
+        dt=structure["dt"],
     )
     _check_names(model, files)
     return model
@@ -371,13 +373,14 @@ def _load_observed(data: Any, file: str) -> tuple[dict[str, Fact], dict[str, dic
 
 def _load_structure(data: Any, file: str, series_values: dict[str, dict]) -> dict[str, Any]:
     check_keys(
-        data, ("time_units", "sectors", "stocks", "flows", "auxiliaries", "series", "annual"), file, "",
+        data, ("time_units", "dt", "sectors", "stocks", "flows", "auxiliaries", "series", "annual"), file, "",
         required=("stocks", "flows"),
     )
     if data.get("time_units", "year") != "year":
         raise ModelError("only time_units: year is supported", file, "time_units")
     sectors = data.get("sectors") or {}
-    out: dict[str, Any] = {"sectors": sectors, "stocks": {}, "flows": {}, "aux": {}, "annual": {}, "series": {}}
+    dt = as_dt(data.get("dt", 1 / 32), file, "dt")
+    out: dict[str, Any] = {"dt": dt, "sectors": sectors, "stocks": {}, "flows": {}, "aux": {}, "annual": {}, "series": {}}
 
     for name, e in (data.get("stocks") or {}).items():
         path = f"stocks.{name}"

@@ -435,7 +435,7 @@ def run_batch(
 def baseline_scenario(model: Model) -> Scenario:
     """The model's own values, no lever changes, to the goal year."""
     year = max((g.year for g in model.goals.values()), default=model.calibration.end + 1)
-    return Scenario(name="model", file="", start=model.calibration.start, end=year)
+    return Scenario(name="model", file="", start=model.calibration.start, end=year, dt=model.dt)
 
 
 # ------------------------------------------------------------------------------------- all checks

@@ -6,6 +6,8 @@ Every check raises :class:`InputError` naming the file, the key path and the val
 from __future__ import annotations
 
 import difflib
+import math
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -183,3 +185,20 @@ def as_str(value: Any, file: str, path: str) -> str:
     if not isinstance(value, str):
         raise InputError(f"expected text, got {describe_value(value)}", file, path)
     return value
+
+
+def as_dt(value: Any, file: str | None = None, path: str = "dt") -> float:
+    """A time step written as a number or as "1/N": a power of two between 1/4096 and 1/4 (years)."""
+    if isinstance(value, str) and re.fullmatch(r"\s*1\s*/\s*\d+\s*", value):
+        value = 1 / int(value.replace(" ", "")[2:]) if int(value.replace(" ", "")[2:]) else value
+    v = as_number(value, file or "", path) if file else _plain_number(value, path)
+    mant, _ = math.frexp(v)
+    if mant != 0.5 or not 2.0**-12 <= v <= 0.25:
+        raise InputError(f"expected a power of two between 1/4096 and 1/4 (e.g. 1/16), got {value!r}", file, path)
+    return v
+
+
+def _plain_number(value: Any, path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InputError(f"expected a number, got {describe_value(value)}", None, path)
+    return float(value)

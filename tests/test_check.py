@@ -103,14 +103,10 @@ def test_each_lever_expands_to_one_run_per_lever_within_limits(model):
 
 # ----------------------------------------------------------------------------- the Yubei model
 
-# Findings reported to the lead (issue 5): they fail until the model is changed; remove a name here
-# once its fix lands (strict xfail turns into a failure when the row starts passing).
-KNOWN_FINDINGS = {
-    "dimensional consistency": "registry_removal and rd_growth_factor need an explicit one-year time constant",
-    "euler vs rk4 (dt 1/16)": "Euler at dt 1/16 is 0.56 % off in HTE 2026 (RK4 at 1/16 is converged)",
-    "reality: no_carrier_openings": "team/tenant entry replaces every leaver even above capacity: occupants never fall",
-    "reality: levers_at_lower_limit": "gdp_growth = -0.5 drives R&D intensity above 1 (R&D does not follow GDP)",
-}
+# Rows the Yubei model is known to fail (strict xfail turns into a failure when the row starts passing).
+# Empty: the four findings of the first check run (units of two equations, occupancy above a shrinking
+# capacity, R&D intensity under a GDP collapse, Euler at dt 1/16) were fixed in the model files.
+KNOWN_FINDINGS: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +120,7 @@ def yubei_row_names() -> list[str]:
     spec = load_checks(m)
     cal = m.calibration
     names = ["dimensional consistency", "numbers in equations", "provenance", "declared feedback loops",
-             "mass balance", "dt convergence (dt/4, re-calibrated)", "euler vs rk4 (dt 1/16)"]
+             "mass balance", "dt convergence (dt/4, re-calibrated)", f"euler vs rk4 (dt 1/{round(1 / m.dt)})"]
     names += [f"reality: {rc.name}" for rc in spec.reality]
     names += [f"calibration {cal.end} ({len(cal.targets)} targets)"]
     names += [f.en for f in spec.behaviour]

@@ -16,7 +16,7 @@ def main(args: argparse.Namespace) -> int:
     """Solve the calibration and print how each target is reproduced."""
     model, cm = load(args)
     overrides: dict[str, float] = {}
-    dt, method = 1 / 16, "euler"
+    dt, method = model.dt, "euler"
     if args.scenario:
         sc = scenarios(args, model, [args.scenario])[0]
         overrides, dt, method = sc.parameters, sc.dt, sc.method

@@ -17,7 +17,7 @@ def main(args: argparse.Namespace) -> int:
     if args.scenario:
         sc = scenarios(args, model, [args.scenario])[0]
     else:
-        sc = Scenario(name="model", file="(model files)", title={"en": "Model values, no scenario levers"})
+        sc = Scenario(name="model", file="(model files)", dt=model.dt, title={"en": "Model values, no scenario levers"})
     out = Path(args.out) if args.out else Path("results") / f"{sc.name}.xmile"
     if out.is_dir():
         raise InputError("is a folder; give a file name such as model.xmile", str(out), "--out")
