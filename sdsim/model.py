@@ -56,6 +56,7 @@ class Parameter:
     fixed: bool = False
     policy_range: tuple[float, float] | None = None
     limits: tuple[float, float] = (0.0, float("inf"))  # levers: hard bounds of scenario values
+    event: bool = False  # levers: a one-off event (set as a pulse), not a standing policy
     quote: str = ""
     formula: str = ""
     source: str = ""
@@ -298,7 +299,7 @@ def _load_parameters(data: Any, file: str) -> dict[str, Parameter]:
         check_keys(entries, list(entries), file, section)
         for name, entry in entries.items():
             path = f"{section}.{name}"
-            allowed = (*_PARAM_KEYS, "policy_range", "limits") if is_lever else _PARAM_KEYS
+            allowed = (*_PARAM_KEYS, "policy_range", "limits", "event") if is_lever else _PARAM_KEYS
             required = ("value", "units", "provenance", "policy_range") if is_lever else ("value", "units", "provenance")
             check_keys(entry, allowed, file, path, required=required)
             if name in out:
@@ -309,6 +310,7 @@ def _load_parameters(data: Any, file: str) -> dict[str, Parameter]:
                 units=as_str(entry["units"], file, join(path, "units")),
                 is_lever=is_lever,
                 fixed=bool(entry.get("fixed", False)),
+                event=bool(entry.get("event", False)),
                 **_provenance(entry, file, path),
                 **_labels(entry, file, path),
             )

@@ -291,3 +291,14 @@ def test_morris_drops_whole_trajectories_with_a_failed_sample():
     assert used == 9
     mu_star = {i.parameter: i.value for i in idx if i.index == "mu_star"}
     assert mu_star == pytest.approx({"x1": 3.0, "x2": 1.0})
+
+
+def test_event_levers_are_left_out_of_policy_sensitivity_unless_named(model, scenario):
+    events = {n for n, p in model.levers.items() if p.event}
+    assert "registry_review" in events
+    default = sa.define_problem(model, scenario, levers=True)
+    assert not events & set(default.names)
+    assert set(default.names) == {n for n, p in model.levers.items() if p.policy_range and not p.event}
+    assert any("registry_review" in note for note in default.notes)
+    named = sa.define_problem(model, scenario, levers=True, subset=["registry_review"])
+    assert named.names == ["registry_review"]
