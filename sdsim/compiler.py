@@ -9,6 +9,8 @@ Generated functions:
 * ``build(P, LV, SR, FZ)`` -> ``(rates, rates_rec)``: ``rates(k, time, S, F, D)`` fills the rate
   rows ``F`` (flows, then auxiliaries recorded as annual totals) and the stock derivatives ``D``
   from the stock rows ``S``; ``rates_rec`` also fills the auxiliary rows ``A``;
+* ``build_scalar(...)``: the same for one run over Python floats and lists (about ten times less
+  overhead per step than numpy on arrays of one element);
 * ``annual(NS)`` -> annual outputs from yearly records.
 
 ``P`` maps parameter and fact names to numbers or (n,) arrays; ``LV`` and ``SR`` map lever and
@@ -17,6 +19,8 @@ series names to (steps + 1, m) arrays indexed by the step counter ``k``.
 
 from __future__ import annotations
 
+import bisect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
@@ -51,7 +55,36 @@ def _interp(x: Any, xs: np.ndarray, ys: np.ndarray) -> Any:
     return np.interp(x, xs, ys)
 
 
-_RUNTIME = {"_np": np, "_step": _step, "_ramp": _ramp, "_pulse": _pulse, "_interp": _interp}
+def _step_s(t: float, h: float, s: float) -> float:
+    """Scalar :func:`_step`."""
+    return h if t >= s else 0.0
+
+
+def _ramp_s(t: float, slope: float, start: float, end: float) -> float:
+    """Scalar :func:`_ramp`."""
+    return slope * (min(max(t, start), end) - start)
+
+
+def _pulse_s(t: float, start: float, width: float) -> float:
+    """Scalar :func:`_pulse`."""
+    return 1.0 if start <= t < start + width else 0.0
+
+
+def _interp_s(x: float, xs: list[float], ys: list[float]) -> float:
+    """Scalar :func:`_interp` (same points, same flat extrapolation)."""
+    if x <= xs[0]:
+        return ys[0]
+    if x >= xs[-1]:
+        return ys[-1]
+    i = bisect.bisect_right(xs, x)
+    x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
+    return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+
+
+_RUNTIME = {
+    "_np": np, "_m": math, "_step": _step, "_ramp": _ramp, "_pulse": _pulse, "_interp": _interp,
+    "_step_s": _step_s, "_ramp_s": _ramp_s, "_pulse_s": _pulse_s, "_interp_s": _interp_s,
+}
 
 
 @dataclass
@@ -65,6 +98,7 @@ class Compiled:
     annual_names: list[str]
     init: Callable[..., tuple[dict[str, Any], dict[str, Any]]]
     build: Callable[..., tuple[Callable, Callable]]
+    build_scalar: Callable[..., tuple[Callable, Callable]]  # same functions over Python floats (n = 1)
     annual: Callable[[dict[str, Any]], dict[str, Any]]
     source: str
 
@@ -93,11 +127,12 @@ def _order(nodes: dict[str, set[str]], what: str, file: str) -> list[str]:
         raise ModelError(f"{what} form a cycle: {cycle}", file) from None
 
 
-def _value_expr(var: Any) -> str:
+def _value_expr(var: Any, scalar: bool = False) -> str:
     """Source computing a flow or auxiliary (graphical functions included)."""
-    src = ex.to_source(ex.inner(var.expr), _rename(var.expr.names))
+    src = ex.to_source(ex.inner(var.expr), _rename(var.expr.names), scalar)
     if var.table is not None:
-        src = f"_interp({src}, _T_{var.name}_x, _T_{var.name}_y)"
+        suffix = "_s" if scalar else ""
+        src = f"_interp{suffix}({src}, _T_{var.name}_x{suffix}, _T_{var.name}_y{suffix})"
     return src
 
 
@@ -198,23 +233,10 @@ def compile_model(model: Model) -> Compiled:
     w("")
 
     # ------------------------------------------------------------------ build / rates
-    w("def build(P, LV, SR, FZ):")
-    for n in sorted(consts):
-        w(f"    {_v(n)} = P[{n!r}]")
-    for n in frozen:
-        w(f"    {_v(n)} = FZ[{n!r}]")
-    for n in sorted(levers):
-        w(f"    L_{n} = LV[{n!r}]")
-    for n in sorted(series):
-        w(f"    R_{n} = SR[{n!r}]")
-    for n in order:
-        if n in static:
-            w(f"    {_v(n)} = {_value_expr(computed[n])}")
-
     stock_index = {s: i for i, s in enumerate(stocks)}
     rate_index = {r: i for i, r in enumerate(rates)}
 
-    def body(record: bool) -> None:
+    def body(record: bool, scalar: bool) -> None:
         used: set[str] = set()
         nodes = [n for n in order if n not in static and (record or n in need)]
         for n in nodes:
@@ -229,7 +251,7 @@ def compile_model(model: Model) -> Compiled:
         for n in sorted(series & used):
             w(f"        {_v(n)} = R_{n}[k]")
         for n in nodes:
-            w(f"        {_v(n)} = {_value_expr(computed[n])}")
+            w(f"        {_v(n)} = {_value_expr(computed[n], scalar)}")
         for r, i in rate_index.items():
             w(f"        F[{i}] = {_v(r)}")
         for s, i in stock_index.items():
@@ -241,12 +263,26 @@ def compile_model(model: Model) -> Compiled:
             for i, n in enumerate(rec_aux):
                 w(f"        A[{i}] = {_v(n)}")
 
-    w("    def rates(k, time, S, F, D):")
-    body(False)
-    w("    def rates_rec(k, time, S, F, D, A):")
-    body(True)
-    w("    return rates, rates_rec")
-    w("")
+    # build(): numpy arrays, one entry per run; build_scalar(): Python floats, one run
+    for fname, scalar in (("build", False), ("build_scalar", True)):
+        w(f"def {fname}(P, LV, SR, FZ):")
+        for n in sorted(consts):
+            w(f"    {_v(n)} = P[{n!r}]")
+        for n in frozen:
+            w(f"    {_v(n)} = FZ[{n!r}]")
+        for n in sorted(levers):
+            w(f"    L_{n} = LV[{n!r}]")
+        for n in sorted(series):
+            w(f"    R_{n} = SR[{n!r}]")
+        for n in order:
+            if n in static:
+                w(f"    {_v(n)} = {_value_expr(computed[n], scalar)}")
+        w("    def rates(k, time, S, F, D):")
+        body(False, scalar)
+        w("    def rates_rec(k, time, S, F, D, A):")
+        body(True, scalar)
+        w("    return rates, rates_rec")
+        w("")
 
     # ------------------------------------------------------------------ annual outputs
     ann = model.annual
@@ -268,6 +304,8 @@ def compile_model(model: Model) -> Compiled:
     for n, (xs, ys) in tables.items():
         namespace[f"_T_{n}_x"] = np.asarray(xs, dtype=float)
         namespace[f"_T_{n}_y"] = np.asarray(ys, dtype=float)
+        namespace[f"_T_{n}_x_s"] = [float(x) for x in xs]
+        namespace[f"_T_{n}_y_s"] = [float(y) for y in ys]
     code = compile(source, f"<compiled model {model.directory}>", "exec")
     exec(code, namespace)  # noqa: S102 - source generated from whitelisted expression trees
     return Compiled(
@@ -278,6 +316,7 @@ def compile_model(model: Model) -> Compiled:
         annual_names=list(ann_order),
         init=namespace["init"],
         build=namespace["build"],
+        build_scalar=namespace["build_scalar"],
         annual=namespace["annual"],
         source=source,
     )

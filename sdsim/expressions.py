@@ -121,26 +121,49 @@ def _check(node: ast.AST, expr: Expr, src: str, where: str, file: str | None) ->
         fail(f"construct {type(node).__name__} is not allowed")
 
 
-def to_source(expr: Expr, rename: dict[str, str]) -> str:
-    """Python/numpy source for ``expr``; every name is replaced by ``rename[name]``."""
-    return _emit(expr.tree, rename)
+def to_source(expr: Expr, rename: dict[str, str], scalar: bool = False) -> str:
+    """Python source for ``expr``; every name is replaced by ``rename[name]``.
+
+    By default the code works on numpy arrays (one entry per run). With ``scalar`` it works on
+    Python floats (one run): builtin min/max, ``math`` functions and conditional expressions,
+    which raise on a division by zero or a math domain error instead of returning inf/nan.
+    """
+    return _emit(expr.tree, rename, scalar)
 
 
-def _emit(node: ast.AST, rn: dict[str, str]) -> str:
+_SCALAR_FN = {"abs": "abs", "exp": "_m.exp", "log": "_m.log", "sqrt": "_m.sqrt"}
+
+
+def _emit(node: ast.AST, rn: dict[str, str], sc: bool = False) -> str:
     if isinstance(node, ast.Constant):
         return repr(float(node.value))
     if isinstance(node, ast.Name):
         return rn[node.id]
     if isinstance(node, ast.BinOp):
-        return f"({_emit(node.left, rn)} {_BINOPS[type(node.op)]} {_emit(node.right, rn)})"
+        left, right = _emit(node.left, rn, sc), _emit(node.right, rn, sc)
+        if sc and isinstance(node.op, ast.Pow):
+            return f"_m.pow({left}, {right})"
+        return f"({left} {_BINOPS[type(node.op)]} {right})"
     if isinstance(node, ast.UnaryOp):
-        return f"({'-' if isinstance(node.op, ast.USub) else '+'}{_emit(node.operand, rn)})"
+        return f"({'-' if isinstance(node.op, ast.USub) else '+'}{_emit(node.operand, rn, sc)})"
     if isinstance(node, ast.Compare):
         op = _CMPOPS[type(node.ops[0])]
-        return f"({_emit(node.left, rn)} {op} {_emit(node.comparators[0], rn)})"
+        return f"({_emit(node.left, rn, sc)} {op} {_emit(node.comparators[0], rn, sc)})"
     assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
     name = node.func.id
-    args = [_emit(a, rn) for a in node.args]
+    args = [_emit(a, rn, sc) for a in node.args]
+    if sc:
+        if name in ("min", "max"):
+            return f"{name}({', '.join(args)})"
+        if name == "clip":
+            return f"min(max({args[0]}, {args[1]}), {args[2]})"
+        if name in _SCALAR_FN:
+            return f"{_SCALAR_FN[name]}({args[0]})"
+        if name == "if_then_else":
+            return f"({args[1]} if {args[0]} else {args[2]})"
+        if name in ("step", "ramp", "pulse"):
+            return f"_{name}_s({rn['time']}, {', '.join(args)})"
+        return args[0]  # initial
     if name in ("min", "max"):
         fn = "_np.minimum" if name == "min" else "_np.maximum"
         out = args[0]
@@ -150,15 +173,11 @@ def _emit(node: ast.AST, rn: dict[str, str]) -> str:
     if name == "clip":
         return f"_np.minimum(_np.maximum({args[0]}, {args[1]}), {args[2]})"
     if name in ("abs", "exp", "log", "sqrt"):
-        return f"_np.{'abs' if name == 'abs' else name}({args[0]})"
+        return f"_np.{name}({args[0]})"
     if name == "if_then_else":
         return f"_np.where({args[0]}, {args[1]}, {args[2]})"
-    if name == "step":
-        return f"_step({rn['time']}, {args[0]}, {args[1]})"
-    if name == "ramp":
-        return f"_ramp({rn['time']}, {args[0]}, {args[1]}, {args[2]})"
-    if name == "pulse":
-        return f"_pulse({rn['time']}, {args[0]}, {args[1]})"
+    if name in ("step", "ramp", "pulse"):
+        return f"_{name}({rn['time']}, {', '.join(args)})"
     if name == "initial":
         return args[0]
     raise AssertionError(name)  # pragma: no cover - parse() rejects everything else

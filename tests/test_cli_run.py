@@ -163,3 +163,22 @@ def test_chinese_font_is_registered_when_available(monkeypatch):
     found = font_manager.findfont(font_manager.FontProperties(family=name), fallback_to_default=False)
     assert found == path
     plots.setup_language("en")
+
+
+@pytest.mark.parametrize("test, threshold", [(">=", 5), (">", 5), (">=", 4.5), (">", 4.5)])
+def test_poisson_probability_of_a_count_goal_matches_scipy(test, threshold):
+    from dataclasses import replace
+
+    import numpy as np
+    from scipy import stats
+
+    from sdsim.goals import poisson_probability
+    from sdsim.model import Goal
+
+    goal = Goal("g", "v", test, threshold, "firm", 2026, poisson=True)
+    mu = np.array([0.0, 0.3, 1.96, 4.13, 12.0])
+    counts = np.arange(0, 200)
+    # P(N passes the test), summed from the probability mass function
+    pmf = stats.poisson.pmf(counts[:, None], mu[None, :])
+    passes = counts >= threshold if test == ">=" else counts > threshold
+    np.testing.assert_allclose(poisson_probability(replace(goal), mu), (pmf * passes[:, None]).sum(axis=0), atol=1e-12)

@@ -109,3 +109,36 @@ def test_chunked_batch_equals_unchunked(decay, monkeypatch):
     chunked = simulate_toy(decay, 2000, 2003, 1 / 8, params={"k": ks})
     np.testing.assert_array_equal(whole.get("x"), chunked.get("x"))
     np.testing.assert_array_equal(whole.get("loss")[1:], chunked.get("loss")[1:])
+
+
+def test_single_run_float_path_equals_numpy_batch(tmp_path):
+    """A single run is integrated over Python floats; it must match the numpy batch path."""
+    d = write_model(
+        tmp_path / "all",
+        stocks={"s": {"units": "dmnl", "initial": "a", "inflows": ["f"], "outflows": ["g"]}},
+        flows={"f": {"equation": "if_then_else(s > b, a * gf, clip(s, a, b)) + step(a, c) + ramp(a, c, c + b)"
+                                 " + pulse(c, a) + exp(-s) + log(s + a) + sqrt(s) + abs(b - s) + s ** 0.5",
+                     "units": "dmnl/year"},
+               "g": {"equation": "max(s, a) * min(a, b, c) / (b + s)", "units": "dmnl/year"}},
+        aux={"gf": {"equation": "s", "units": "dmnl", "table": {"x": [0, 2, 4], "y": [1, 3, 0.5]}}},
+        parameters={"a": 1.0, "b": 2.0, "c": 2003.0},
+    )
+    for method in ("euler", "rk4"):
+        one = simulate_toy(d, 2000, 2008, 1 / 8, method)
+        two = simulate_toy(d, 2000, 2008, 1 / 8, method, params={"a": np.array([1.0, 1.0])})
+        for name in ("s", "f", "g", "gf"):
+            np.testing.assert_allclose(one.get(name)[:, 0], two.get(name)[:, 0], rtol=1e-13, equal_nan=True)
+
+
+def test_single_run_falls_back_to_numpy_on_division_by_zero(tmp_path):
+    d = write_model(
+        tmp_path / "div0",
+        stocks={"s": {"units": "dmnl", "initial": "a", "inflows": ["f"]}},
+        flows={"f": {"equation": "a / (s - s)", "units": "dmnl/year"}},
+        parameters={"a": 1.0},
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        one = simulate_toy(d, 2000, 2002, 1 / 4)
+        two = simulate_toy(d, 2000, 2002, 1 / 4, params={"a": np.array([1.0, 1.0])})
+    assert not np.isfinite(one.get("s")[1, 0])  # numpy semantics (inf, then nan), not a ZeroDivisionError
+    np.testing.assert_array_equal(one.get("s")[:, 0], two.get("s")[:, 0])

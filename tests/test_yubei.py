@@ -174,3 +174,13 @@ def test_chunked_calibration_equals_one_solve(model, cm, monkeypatch):
     for f in model.calibration.free:
         np.testing.assert_allclose(parts.params[f.name], whole.params[f.name], rtol=1e-9)
     assert np.all(np.abs(parts.residuals[parts.ok]) <= 1e-6)
+
+
+@pytest.mark.parametrize("method", ["euler", "rk4"])
+def test_single_run_equals_the_same_run_inside_a_batch(model, cm, method):
+    levers = {"ht_investment": TimeFunction("ramp", points=((2022, 0.0), (2025, 80.0))),
+              "registry_review": TimeFunction("pulse", at=2024, size=0.3)}
+    one, _ = run_model(cm, [{}], method=method, levers=levers)
+    batch, _ = run_model(cm, [{}, {}], method=method, levers=levers)
+    for name in one.names:
+        np.testing.assert_allclose(one.get(name)[:, 0], batch.get(name)[:, 1], rtol=1e-12, equal_nan=True, err_msg=name)
