@@ -37,7 +37,10 @@ def _step(t: float, h: Any, s: Any) -> Any:
     """``h`` once ``t >= s``, else 0."""
     if np.ndim(s) == 0:
         return h if t >= s else h * 0.0
-    return np.where(t >= s, h, 0.0)
+    on = t >= s
+    if on.all():  # the usual case: every run shares the start time
+        return h
+    return np.where(on, h, 0.0)
 
 
 def _ramp(t: float, slope: Any, start: Any, end: Any) -> Any:
@@ -127,9 +130,10 @@ def _order(nodes: dict[str, set[str]], what: str, file: str) -> list[str]:
         raise ModelError(f"{what} form a cycle: {cycle}", file) from None
 
 
-def _value_expr(var: Any, scalar: bool = False) -> str:
-    """Source computing a flow or auxiliary (graphical functions included)."""
-    src = ex.to_source(ex.inner(var.expr), _rename(var.expr.names), scalar)
+def _value_expr(var: Any, scalar: bool = False, expr: ex.Expr | None = None) -> str:
+    """Source computing a flow or auxiliary (graphical functions included); ``expr`` replaces its equation."""
+    e = expr if expr is not None else ex.inner(var.expr)
+    src = ex.to_source(e, _rename(e.names), scalar)
     if var.table is not None:
         suffix = "_s" if scalar else ""
         src = f"_interp{suffix}({src}, _T_{var.name}_x{suffix}, _T_{var.name}_y{suffix})"
@@ -236,11 +240,16 @@ def compile_model(model: Model) -> Compiled:
     stock_index = {s: i for i, s in enumerate(stocks)}
     rate_index = {r: i for i, r in enumerate(rates)}
 
+    # subtrees of the dynamic equations that depend on constants only are computed once, in build
+    hoisted: dict[str, tuple[str, Any]] = {}
+    constant = consts | set(frozen) | static
+    dyn_expr = {n: ex.hoist(computed[n].expr, constant, hoisted) for n in order if n not in static}
+
     def body(record: bool, scalar: bool) -> None:
         used: set[str] = set()
         nodes = [n for n in order if n not in static and (record or n in need)]
         for n in nodes:
-            used |= computed[n].expr.names
+            used |= dyn_expr[n].names
         if record:
             for n in rec_aux:
                 used.add(n)
@@ -250,15 +259,41 @@ def compile_model(model: Model) -> Compiled:
             w(f"        {_v(n)} = L_{n}[k]")
         for n in sorted(series & used):
             w(f"        {_v(n)} = R_{n}[k]")
+        written: set[str] = set()  # rates computed straight into their row of F (numpy only)
         for n in nodes:
-            w(f"        {_v(n)} = {_value_expr(computed[n], scalar)}")
+            var = computed[n]
+            into = None
+            e = dyn_expr[n]
+            if not scalar and n in rate_index and var.table is None:
+                into = ex.to_source_into(e, _rename(e.names), f"F[{rate_index[n]}]")
+            if into:
+                w(f"        {into}")
+                w(f"        {_v(n)} = F[{rate_index[n]}]")
+                written.add(n)
+            else:
+                w(f"        {_v(n)} = {_value_expr(var, scalar, e)}")
         for r, i in rate_index.items():
-            w(f"        F[{i}] = {_v(r)}")
+            if r not in written:
+                w(f"        F[{i}] = {_v(r)}")
         for s, i in stock_index.items():
             st = model.stocks[s]
-            ins = " + ".join(_v(f) for f in st.inflows) or "0.0"
-            outs = " - ".join(_v(f) for f in st.outflows)
-            w(f"        D[{i}] = {ins}{' - ' + outs if outs else ''}")
+            terms = [("+", f) for f in st.inflows] + [("-", f) for f in st.outflows]
+            if scalar or not terms:
+                ins = " + ".join(_v(f) for f in st.inflows) or "0.0"
+                outs = " - ".join(_v(f) for f in st.outflows)
+                w(f"        D[{i}] = {ins}{' - ' + outs if outs else ''}")
+                continue
+            # numpy: accumulate in place in the row D[i] (no temporaries)
+            (sign0, f0), rest = terms[0], terms[1:]
+            if rest:
+                fn = "add" if rest[0][0] == "+" else "subtract"
+                first = _v(f0) if sign0 == "+" else f"-{_v(f0)}"
+                w(f"        _np.{fn}({first}, {_v(rest[0][1])}, out=D[{i}])")
+                rest = rest[1:]
+            else:
+                w(f"        D[{i}] = {_v(f0) if sign0 == '+' else '-' + _v(f0)}")
+            for sign, f in rest:
+                w(f"        D[{i}] {sign}= {_v(f)}")
         if record:
             for i, n in enumerate(rec_aux):
                 w(f"        A[{i}] = {_v(n)}")
@@ -277,6 +312,9 @@ def compile_model(model: Model) -> Compiled:
         for n in order:
             if n in static:
                 w(f"    {_v(n)} = {_value_expr(computed[n], scalar)}")
+        for name, node in hoisted.values():
+            sub = ex.subtree(node)
+            w(f"    {_v(name)} = {ex.to_source(sub, _rename(sub.names), scalar)}")
         w("    def rates(k, time, S, F, D):")
         body(False, scalar)
         w("    def rates_rec(k, time, S, F, D, A):")

@@ -12,6 +12,7 @@ chained), and the functions in :data:`FUNCTIONS`.
 from __future__ import annotations
 
 import ast
+import copy
 from dataclasses import dataclass, field
 
 from .errors import ModelError
@@ -132,6 +133,23 @@ def to_source(expr: Expr, rename: dict[str, str], scalar: bool = False) -> str:
 
 
 _SCALAR_FN = {"abs": "abs", "exp": "_m.exp", "log": "_m.log", "sqrt": "_m.sqrt"}
+_UFUNC = {ast.Add: "add", ast.Sub: "subtract", ast.Mult: "multiply", ast.Div: "divide"}
+
+
+def to_source_into(expr: Expr, rename: dict[str, str], out: str) -> str | None:
+    """numpy source that writes ``expr`` into the existing array ``out`` (no temporary copy).
+
+    Only for an outermost +, -, *, / or two-argument min/max; otherwise None.
+    """
+    node = expr.tree
+    if isinstance(node, ast.BinOp) and type(node.op) in _UFUNC:
+        fn, args = _UFUNC[type(node.op)], (node.left, node.right)
+    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("min", "max") \
+            and len(node.args) == 2:
+        fn, args = ("minimum" if node.func.id == "min" else "maximum"), tuple(node.args)
+    else:
+        return None
+    return f"_np.{fn}({_emit(args[0], rename)}, {_emit(args[1], rename)}, out={out})"
 
 
 def _emit(node: ast.AST, rn: dict[str, str], sc: bool = False) -> str:
@@ -181,6 +199,56 @@ def _emit(node: ast.AST, rn: dict[str, str], sc: bool = False) -> str:
     if name == "initial":
         return args[0]
     raise AssertionError(name)  # pragma: no cover - parse() rejects everything else
+
+
+def hoist(expr: Expr, constant: set[str], table: dict[str, tuple[str, ast.expr]]) -> Expr:
+    """``expr`` with every largest subtree that depends on ``constant`` names only replaced by a name.
+
+    Such subtrees (``1 - graduate_qualify``, ``log(1 + rd_growth)``) have the same value at every
+    step, so the compiler computes them once. ``table`` maps ``ast.dump`` of a hoisted subtree to
+    (its name, the subtree) and is shared across equations, so equal subtrees are computed once.
+    Time functions are never hoisted.
+    """
+    tree = copy.deepcopy(expr.tree)
+
+    def is_const(node: ast.AST) -> bool:
+        calls = [sub for sub in ast.walk(node) if isinstance(sub, ast.Call)]
+        if any(c.func.id in ("step", "ramp", "pulse", "initial") for c in calls):  # type: ignore[attr-defined]
+            return False
+        fn_names = {id(c.func) for c in calls}
+        return all(sub.id in constant for sub in ast.walk(node)
+                   if isinstance(sub, ast.Name) and id(sub) not in fn_names)
+
+    class _Hoist(ast.NodeTransformer):
+        def generic_visit(self, node: ast.AST) -> ast.AST:
+            if isinstance(node, ast.BinOp | ast.UnaryOp | ast.Call | ast.Compare) and is_const(node) \
+                    and not (isinstance(node, ast.UnaryOp) and isinstance(node.operand, ast.Constant)):
+                key = ast.dump(node)
+                if key not in table:
+                    table[key] = (f"__h{len(table)}", node)
+                return ast.copy_location(ast.Name(id=table[key][0], ctx=ast.Load()), node)
+            return super().generic_visit(node)
+
+    if isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name) and tree.func.id == "initial":
+        return expr
+    new = _Hoist().visit(ast.Expression(body=tree)).body
+    out = Expr(text=expr.text, tree=new, functions=set(expr.functions), literals=list(expr.literals))
+    out.names = _names(new)
+    return out
+
+
+def _names(tree: ast.AST) -> set[str]:
+    """Variable names in ``tree`` (function names excluded)."""
+    fns = {id(c.func) for c in ast.walk(tree) if isinstance(c, ast.Call)}
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and id(n) not in fns}
+
+
+def subtree(key_tree: ast.expr) -> Expr:
+    """An Expr for a hoisted subtree (its names and functions collected)."""
+    e = Expr(text=ast.unparse(key_tree), tree=key_tree)
+    e.names = _names(key_tree)
+    e.functions = {n.func.id for n in ast.walk(key_tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    return e
 
 
 def inner(expr: Expr) -> Expr:

@@ -515,8 +515,9 @@ def _check_names(m: Model, files: dict[str, Path]) -> None:
         for name in group:
             if name in kinds:
                 raise ModelError(f"name '{name}' is both a {kinds[name]} and a {label}", sfile, name)
-            if not name.isidentifier() or name in ex.BUILTIN_NAMES or name in ex.FUNCTIONS:
-                raise ModelError(f"'{name}' is not a usable name", sfile, name)
+            if not name.isidentifier() or name.startswith("_") or name in ex.BUILTIN_NAMES or name in ex.FUNCTIONS:
+                raise ModelError(f"'{name}' is not a usable name (letters, digits and _, not starting with _; "
+                                 "not a function or 'time')", sfile, name)
             kinds[name] = label
 
     dynamic = {*m.facts, *m.params, *m.stocks, *m.flows, *m.aux, *ex.BUILTIN_NAMES}

@@ -108,3 +108,21 @@ def test_generated_code_never_contains_user_text_verbatim(tmp_path):
     c = compile_model(load_model(_toy(tmp_path, {"y": {"equation": "a   *b", "units": "dmnl"}})))
     assert "a   *b" not in c.source
     assert "(v_a * v_b)" in c.source
+
+
+def test_constant_subtrees_are_hoisted_once_and_time_functions_are_not():
+    table: dict = {}
+    e1 = ex.hoist(ex.parse("x * (1 - a) + log(1 + b * c) * time"), {"a", "b", "c"}, table)
+    e2 = ex.hoist(ex.parse("y / (1 - a) + step(a, c)"), {"a", "b", "c"}, table)
+    hoisted = {ast_text: name for ast_text, (name, _) in ((ex.subtree(n).text, (k, n)) for k, n in table.values())}
+    assert set(hoisted) == {"1 - a", "log(1 + b * c)"}  # (1 - a) appears twice, computed once
+    assert e1.names == {"x", "time", hoisted["1 - a"], hoisted["log(1 + b * c)"]}
+    assert "step" in ex.to_source(e2, {n: n for n in e2.names} | {"time": "time"})
+    assert e2.names == {"y", "a", "c", hoisted["1 - a"]}
+
+
+def test_model_names_may_not_start_with_an_underscore(tmp_path):
+    d = _toy(tmp_path, {"_y": {"equation": "a", "units": "dmnl"}})
+    with pytest.raises(ModelError) as err:
+        load_model(d)
+    assert "'_y' is not a usable name" in str(err.value)
