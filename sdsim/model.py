@@ -20,8 +20,20 @@ DISTRIBUTIONS = ("uniform", "loguniform", "triangular", "truncnormal")
 _LABEL_KEYS = ("en", "zh", "note")
 
 
+class _Labelled:
+    """Objects with en/zh labels and a name."""
+
+    name: str
+    en: str
+    zh: str
+
+    def label(self, lang: str = "en") -> str:
+        """Display label in ``lang`` (falls back to English, then the name)."""
+        return (self.zh if lang == "zh" else self.en) or self.en or self.name
+
+
 @dataclass
-class Variable:
+class Variable(_Labelled):
     """A stock, flow, auxiliary or annual output. Units are strings such as ``firm/year``."""
 
     name: str
@@ -37,13 +49,9 @@ class Variable:
     annual_total: bool = False  # auxiliaries: also record the integral over each year
     table: tuple[list[float], list[float]] | None = None  # graphical function of expr
 
-    def label(self, lang: str = "en") -> str:
-        """Display label in ``lang`` (falls back to English, then the name)."""
-        return (self.zh if lang == "zh" else self.en) or self.en or self.name
-
 
 @dataclass
-class Parameter:
+class Parameter(_Labelled):
     """A constant or a lever with its value, units, range and provenance."""
 
     name: str
@@ -68,10 +76,6 @@ class Parameter:
     def uncertain(self) -> bool:
         """True when this number is sampled in uncertainty analysis."""
         return self.range is not None and not self.fixed and self.provenance != "calibrated"
-
-    def label(self, lang: str = "en") -> str:
-        """Display label."""
-        return (self.zh if lang == "zh" else self.en) or self.en or self.name
 
 
 @dataclass
@@ -106,7 +110,7 @@ class Series:
 
 
 @dataclass
-class Goal:
+class Goal(_Labelled):
     """A goal: ``variable`` in ``year`` compared with ``threshold`` by ``test``."""
 
     name: str
@@ -121,10 +125,6 @@ class Goal:
     note: str = ""
     en: str = ""
     zh: str = ""
-
-    def label(self, lang: str = "en") -> str:
-        """Display label."""
-        return (self.zh if lang == "zh" else self.en) or self.en or self.name
 
 
 @dataclass

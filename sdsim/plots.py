@@ -112,7 +112,7 @@ def setup_language(lang: str, warn: bool = True) -> str:
     return "zh"
 
 
-def _fmt(v: float, units: str = "") -> str:
+def fmt_value(v: float, units: str = "") -> str:
     """Display a value; shares (units dmnl) as percentages."""
     if units == "dmnl":
         return f"{100 * v:.3g}%"
@@ -154,7 +154,7 @@ def goal_panels(
                 v = run.at(g.variable, g.year)[0]
                 ax.plot([g.year], [v], marker="D", ms=7, color=c, mec="black", zorder=5)
         ax.axhline(g.threshold, color="#c0392b", ls="--", lw=1.4,
-                   label=t("threshold", lang, test=g.test, value=_fmt(g.threshold, g.units)))
+                   label=t("threshold", lang, test=g.test, value=fmt_value(g.threshold, g.units)))
         ax.axvline(g.year, color="grey", ls=":", lw=1)
         if g.observed:
             f = model.facts[g.observed]
@@ -164,8 +164,8 @@ def goal_panels(
         if status is not None and len(runs) == 1:
             st = status[0][g.name]
             verdict = t("met", lang) if st.met[0] else t("not_met", lang)
-            extra = f", P(≥{_fmt(g.threshold)}) = {st.probability[0]:.2f}" if g.poisson else ""
-            name = f"{name}\n{g.year}: {_fmt(st.value[0], g.units)} ({verdict}{extra})"
+            extra = f", P(≥{fmt_value(g.threshold)}) = {st.probability[0]:.2f}" if g.poisson else ""
+            name = f"{name}\n{g.year}: {fmt_value(st.value[0], g.units)} ({verdict}{extra})"
             ax.set_facecolor("#eef7ee" if st.met[0] else "#fbeeee")
         ax.set_title(name, fontsize=10)
         ax.set_ylabel(unit_label(g.units, lang), fontsize=9)
@@ -235,7 +235,7 @@ def chain_figure(model: Model, run: Run, lang: str, title: str) -> plt.Figure:
         g = model.goals.get(gid)
         if g:
             ax.axhline(g.threshold, ls="--", color=color, lw=1,
-                       label=f"{g.label(lang)}: {t('threshold', lang, test=g.test, value=_fmt(g.threshold))}")
+                       label=f"{g.label(lang)}: {t('threshold', lang, test=g.test, value=fmt_value(g.threshold))}")
             if g.observed:
                 ax.plot([2021], [model.facts[g.observed].value], "*", ms=12, color="#f39c12", mec="black")
     ax.set_title(t("enterprises", lang))
@@ -274,7 +274,7 @@ def rd_figure(model: Model, run: Run, lang: str, title: str) -> plt.Figure:
     a2.plot(run.years, yi, lw=2, marker="o", color="#1f4e79", label=model.variable("rd_intensity").label(lang))
     if g:
         a2.axhline(g.threshold, color="#c0392b", ls="--",
-                   label=t("threshold", lang, test=g.test, value=_fmt(g.threshold, g.units)))
+                   label=t("threshold", lang, test=g.test, value=fmt_value(g.threshold, g.units)))
         a2.axvline(g.year, color="grey", ls=":")
         if g.observed:
             a2.plot([2021], [model.facts[g.observed].value], "*", ms=14, color="#f39c12", mec="black",
@@ -360,7 +360,7 @@ def goal_matrix(
     for i, (_, st) in enumerate(rows):
         for j, g in enumerate(goals):
             s = st[g.name]
-            value = _fmt(float(s.value[0]), g.units)
+            value = fmt_value(float(s.value[0]), g.units)
             if g.poisson:
                 value += f"  P={float(s.probability[0]):.2f}"
             first = int(s.first_year[0])
@@ -379,7 +379,7 @@ def goal_matrix(
                     fontweight="bold" if lang == "en" else "normal")  # CJK fonts here have no bold face
             ax.text(j, i + 0.22, note, ha="center", va="center", fontsize=6.5, color="#333333")
     sign = {">=": "≥", ">": ">", "<=": "≤", "<": "<"}
-    heads = [f"{_wrap(g.label(lang), lang, 20)}\n{sign.get(g.test, g.test)} {_fmt(g.threshold, g.units)}" for g in goals]
+    heads = [f"{_wrap(g.label(lang), lang, 20)}\n{sign.get(g.test, g.test)} {fmt_value(g.threshold, g.units)}" for g in goals]
     ax.set_xticks(range(m), heads, fontsize=7.5)
     ax.xaxis.tick_top()
     ax.set_yticks(range(n), [_wrap(label, lang, 34) for label, _ in rows], fontsize=8.5)

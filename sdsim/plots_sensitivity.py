@@ -14,7 +14,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import PercentFormatter
 
 from .model import Goal, Model
-from .plots import t, unit_label
+from .plots import fmt_value, t, unit_label
 from .sensitivity import GoalProbability, Index, Problem
 
 TOP = 15  # inputs shown per bar figure
@@ -72,15 +72,6 @@ def tx(key: str, lang: str, **kw: object) -> str:
     return TEXT[key][lang].format(**kw)
 
 
-def _val(v: float, units: str = "") -> str:
-    """A value for labels: shares (units dmnl) as percentages, counts with thousands separators."""
-    if units == "dmnl":
-        return f"{100 * v:.3g}%"
-    if abs(v) < 1:
-        return f"{v:.3g}"
-    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
-
-
 def pct(p: float) -> str:
     """A probability as a percentage; two decimals near 0 and 1 so 99.96 % is not shown as 100 %."""
     if 0 < p < 0.001 or 0.999 < p < 1:
@@ -106,7 +97,7 @@ def _input_label(problem: Problem, name: str, lang: str, with_range: bool = True
 
 def _threshold(ax: plt.Axes, goal: Goal, lang: str, vertical: bool = True) -> None:
     kw = {"color": "#c0392b", "ls": "--", "lw": 1.5,
-          "label": t("threshold", lang, test=goal.test, value=_val(goal.threshold, goal.units))}
+          "label": t("threshold", lang, test=goal.test, value=fmt_value(goal.threshold, goal.units))}
     (ax.axvline if vertical else ax.axhline)(goal.threshold, **kw)
 
 
@@ -133,7 +124,7 @@ def tornado(model: Model, problem: Problem, indices: list[Index], goal: str, lan
             else:
                 ax.text(base, yi, "  " + tx("no_solution", lang), va="center", fontsize=8, color="grey")
     ax.set_yticks(y, [_input_label(problem, k, lang) for k in shown], fontsize=8)
-    ax.axvline(base, color="black", lw=1.2, label=tx("baseline", lang, value=_val(base, g.units)))
+    ax.axvline(base, color="black", lw=1.2, label=tx("baseline", lang, value=fmt_value(base, g.units)))
     _threshold(ax, g, lang)
     lo_all = min([base, g.threshold] + [v.value for v in (*lows.values(), *highs.values()) if np.isfinite(v.value)])
     hi_all = max([base, g.threshold] + [v.value for v in (*lows.values(), *highs.values()) if np.isfinite(v.value)])
@@ -174,7 +165,7 @@ def morris_figure(model: Model, problem: Problem, indices: list[Index], goal: st
         ax.annotate(str(rank), (x[i], y[i]), fontsize=9, fontweight="bold", color="#922b21",
                     xytext=(4, 4), textcoords="offset points")
         lines.append(f"{rank}. {_input_label(problem, names[i], lang, False)}\n"
-                     f"    μ* = {_val(x[i], g.units)}, σ = {_val(y[i], g.units)}")
+                     f"    μ* = {fmt_value(x[i], g.units)}, σ = {fmt_value(y[i], g.units)}")
     side.axis("off")
     side.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", fontsize=8.5, transform=side.transAxes,
               linespacing=1.5)
@@ -283,7 +274,7 @@ def probability_figure(model: Model, probs: Sequence[GoalProbability], lang: str
     for p in probs:
         g = model.goals[p.goal]
         units = "" if g.units == "dmnl" else " " + unit_label(g.units, lang)
-        labels.append(f"{g.label(lang)}\n{g.test} {_val(g.threshold, g.units)}{units}")
+        labels.append(f"{g.label(lang)}\n{g.test} {fmt_value(g.threshold, g.units)}{units}")
     ax.set_yticks(y, labels, fontsize=8.5)
     ax.set_xlim(0, 1.55)
     ax.set_xticks(np.linspace(0, 1, 6), [f"{v:.0%}" for v in np.linspace(0, 1, 6)])
