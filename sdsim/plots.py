@@ -145,6 +145,7 @@ def goal_panels(
     nrow = int(np.ceil(len(goals) / ncol))
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.4 * nrow), squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    goal_lines: dict[plt.Axes, object] = {}  # each panel's threshold line (its own small legend)
     for ax, g in zip(axes.flat, goals, strict=False):
         for i, (label, run) in enumerate(runs):
             y = run.get(g.variable)[:, 0]
@@ -153,8 +154,9 @@ def goal_panels(
             if g.year in run.years:
                 v = run.at(g.variable, g.year)[0]
                 ax.plot([g.year], [v], marker="D", ms=7, color=c, mec="black", zorder=5)
-        ax.axhline(g.threshold, color="#c0392b", ls="--", lw=1.4,
-                   label=t("threshold", lang, test=g.test, value=fmt_value(g.threshold, g.units)))
+        goal_line = ax.axhline(g.threshold, color="#c0392b", ls="--", lw=1.4,
+                               label=t("threshold", lang, test=g.test, value=fmt_value(g.threshold, g.units)))
+        goal_lines[ax] = goal_line
         ax.axvline(g.year, color="grey", ls=":", lw=1)
         if g.observed:
             f = model.facts[g.observed]
@@ -182,15 +184,11 @@ def goal_panels(
     handles, labels = [], []
     for ax in axes.flat:
         for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
-            key = lab if not lab.startswith(("goal", "目标")) else None
-            if key and key not in labels:
+            if h is not goal_lines.get(ax) and lab not in labels:
                 handles.append(h)
                 labels.append(lab)
-    for ax in axes.flat[: len(goals)]:
-        hl = [(h, lab) for h, lab in zip(*ax.get_legend_handles_labels(), strict=True)
-              if lab.startswith(("goal", "目标"))]
-        if hl:
-            ax.legend([hl[0][0]], [hl[0][1]], fontsize=7, loc="best")
+    for ax, line in goal_lines.items():
+        ax.legend([line], [line.get_label()], fontsize=7, loc="best")
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=9, frameon=False)
     fig.suptitle(title, fontsize=13)
     fig.tight_layout(rect=(0, 0.05, 1, 0.96))
