@@ -19,19 +19,45 @@ from typing import Any
 import numpy as np
 
 from .engine import Run
+from .errors import InputError
 from .model import Model
 
 PACKAGES = ("sdsim", "numpy", "scipy", "matplotlib", "PyYAML", "SALib", "tqdm", "pysd")
+
+
+def check_target(target: str | Path) -> Path:
+    """The absolute result folder ``target``, or an InputError when writing there could harm data.
+
+    A result folder is replaced whole, so an existing ``target`` must be an earlier result folder
+    (it holds a manifest.json written by this program); any other existing file or folder
+    (``results/`` itself, ``.``, a home folder, a document) is refused.
+    """
+    t = Path(target).expanduser().resolve()
+    if t.exists() and not t.is_dir():
+        raise InputError("exists and is not a folder; choose a folder for the results", str(target), "--out")
+    if t.is_dir() and any(t.iterdir()) and not (t / "manifest.json").is_file():
+        raise InputError("exists and is not a result folder of this program (no manifest.json); "
+                         "refusing to replace it: choose a new or empty folder", str(target), "--out")
+    if t.parent == t:
+        raise InputError("cannot write results to the file-system root", str(target), "--out")
+    existing = next(p for p in t.parents if p.exists())
+    if not existing.is_dir():
+        raise InputError(f"{existing} is a file, so the folder cannot be made there", str(target), "--out")
+    return t
 
 
 @contextlib.contextmanager
 def result_dir(target: str | Path) -> Iterator[Path]:
     """Yield a temporary folder; on success it replaces ``target`` in one rename.
 
-    On any error the temporary folder is removed, so no half-written result is left.
+    On any error the temporary folder is removed, so no half-written result is left. ``target``
+    is checked with :func:`check_target` first.
     """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = check_target(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the folder: {exc.strerror}", str(target.parent), "--out") from None
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)

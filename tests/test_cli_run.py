@@ -70,6 +70,7 @@ def test_manifest_allows_reproduction(run_dir, model):
 def test_rerun_replaces_the_folder_atomically(tmp_path):
     out = tmp_path / "o"
     (out / "baseline").mkdir(parents=True)
+    (out / "baseline" / "manifest.json").write_text("{}")  # an earlier result folder
     (out / "baseline" / "stale.txt").write_text("old")
     assert main(["run", str(ROOT / "scenarios/baseline.yaml"), "--out", str(out), "--no-plots"]) == 0
     assert not (out / "baseline" / "stale.txt").exists()
@@ -180,3 +181,20 @@ def test_poisson_probability_of_a_count_goal_matches_scipy(test, threshold):
     pmf = stats.poisson.pmf(counts[:, None], mu[None, :])
     passes = counts >= threshold if test == ">=" else counts > threshold
     np.testing.assert_allclose(poisson_probability(goal, mu), (pmf * passes[:, None]).sum(axis=0), atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["foreign_folder", "file", "under_a_file", "cwd"])
+def test_out_never_replaces_data_that_is_not_a_result_folder(tmp_path, capsys, monkeypatch, kind):
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "notes.md").write_text("mine")
+    doc = tmp_path / "doc.txt"
+    doc.write_text("mine")
+    out = {"foreign_folder": keep, "file": doc, "under_a_file": doc / "sub", "cwd": "."}[kind]
+    monkeypatch.chdir(keep if kind == "cwd" else tmp_path)
+    code = main(["compare", str(ROOT / "scenarios/baseline.yaml"), "--out", str(out)])
+    assert code == 2
+    assert "--out" in capsys.readouterr().err
+    assert (keep / "notes.md").read_text() == "mine" and doc.read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["doc.txt", "keep"]
+    assert sorted(p.name for p in keep.iterdir()) == ["notes.md"]

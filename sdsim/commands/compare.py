@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -16,7 +15,7 @@ from ..errors import InputError
 from ..goals import GoalStatus, evaluate, holds
 from ..model import Goal, Model
 from ..report import Report
-from ..results import manifest, result_dir, write_csv, write_json
+from ..results import check_target, manifest, result_dir, write_csv, write_json
 from ..runner import ScenarioRun, run_scenarios
 from ..textable import num, render
 from .common import load, scenarios
@@ -151,9 +150,7 @@ def main(args: argparse.Namespace) -> int:
         files = [sc.file for sc in scs if sc.name == dup[0]]
         raise InputError(f"two scenarios share the name {dup[0]!r} ({', '.join(files)}); "
                          "their rows would be indistinguishable")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise InputError("exists and is not a folder", str(out))
+    out = check_target(args.out)
     t_run = time.perf_counter()
     results = run_scenarios(cm, scs)
     t_run = time.perf_counter() - t_run

@@ -8,7 +8,7 @@ import time
 from .. import plots
 from ..goals import evaluate
 from ..report import Report
-from ..results import manifest, result_dir, write_csv, write_json, write_timeseries, write_variables
+from ..results import check_target, manifest, result_dir, write_csv, write_json, write_timeseries, write_variables
 from ..runner import run_scenarios
 from .common import GOAL_HEADER, goal_rows, goal_table, heading, load, out_path, scenarios
 
@@ -24,6 +24,8 @@ def main(args: argparse.Namespace) -> int:
         from ..errors import InputError
 
         raise InputError(f"two scenarios share the name {sorted(dup)[0]!r}; their result folders would collide")
+    for sc in scs:
+        check_target(out_path(args.out, sc.name))
     results = run_scenarios(cm, scs)
     lang = plots.setup_language(args.lang) if not args.no_plots else "en"
     for res in results:

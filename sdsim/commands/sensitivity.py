@@ -23,7 +23,7 @@ from .. import plots
 from .. import plots_sensitivity as ps
 from .. import sensitivity as sa
 from ..errors import InputError
-from ..results import manifest, output_names, result_dir, write_csv, write_json
+from ..results import check_target, manifest, output_names, result_dir, write_csv, write_json
 from ..textable import num, render
 from .common import heading, load, scenarios
 
@@ -99,7 +99,7 @@ def main(args: argparse.Namespace) -> int:
     problem = sa.define_problem(model, sc, args.levers, subset)
     method = args.method
     goal_year = max(g.year for g in model.goals.values())
-    target = Path(args.out) if args.out else Path("results") / f"{sc.name}_{method}{'_levers' if args.levers else ''}"
+    target = check_target(args.out if args.out else Path("results") / f"{sc.name}_{method}{'_levers' if args.levers else ''}")
     no_plots = getattr(args, "no_plots", False)
     lang = plots.setup_language(args.lang) if not no_plots else "en"
 
