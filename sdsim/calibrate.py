@@ -56,10 +56,6 @@ def _take(value: Any, idx: np.ndarray) -> Any:
     return value[idx] if np.ndim(value) else value
 
 
-def _tile(value: Any, reps: int) -> Any:
-    return np.tile(value, reps) if np.ndim(value) else value
-
-
 def measure(cm: Compiled, run: Run, year: int | None = None) -> np.ndarray:
     """(n, k) values of the calibration targets in ``run``."""
     cols = []

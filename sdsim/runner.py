@@ -84,7 +84,12 @@ def run_scenarios(cm: Compiled, scenarios: list[Scenario]) -> list[ScenarioRun]:
     for (dt, method), idx in groups.items():
         group = [scenarios[i] for i in idx]
         params = parameter_batch(cm, [sc.parameters if sc.recalibrate else {} for sc in group])
-        solved, res = calibrated_params(cm, params, dt, method)
+        with np.errstate(all="ignore"):  # failures are detected and reported, not printed by numpy
+            solved, res = calibrated_params(cm, params, dt, method, strict=False)
+        for j in np.flatnonzero(~res.ok):
+            sc = group[j if res.ok.size > 1 else 0]
+            raise InputError(f"calibration to {cal.end} has no solution under this scenario's parameters "
+                             f"({res.reason[j]}){_hint(sc)}", sc.file or None, "parameters")
         fixed_runs = [j for j, sc in enumerate(group) if not sc.recalibrate]
         if fixed_runs:
             # recalibrate: false -> keep the calibration of the model's own values, then override
@@ -103,7 +108,10 @@ def run_scenarios(cm: Compiled, scenarios: list[Scenario]) -> list[ScenarioRun]:
             one = {k: _pick(v, j) for k, v in solved.items()}
             cols.append(scenario_levers(cm, grid, one, sc.levers))
         levers = {k: np.concatenate([c[k] for c in cols], axis=1) for k in cm.model.levers}
-        run = simulate(cm, solved, levers, grid, method, n=len(group))
+        with np.errstate(all="ignore"):
+            run = simulate(cm, solved, levers, grid, method, n=len(group))
+        for j, sc in enumerate(group):
+            check_stable(cm, run, j, sc)
         for j, sc in enumerate(group):
             one = run.select([j])
             ny = sc.end - cal.start + 1
@@ -112,6 +120,32 @@ def run_scenarios(cm: Compiled, scenarios: list[Scenario]) -> list[ScenarioRun]:
             jr = j if res.ok.size > 1 else 0  # a batch without per-run overrides is calibrated once
             out[idx[j]] = ScenarioRun(sc, one, pvals, None if not sc.recalibrate else _slice(res, jr))
     return [out[i] for i in range(len(scenarios))]
+
+
+def _hint(sc: Scenario) -> str:
+    """The scenario's out-of-range settings, the likely cause of a failure."""
+    return f"; check: {'; '.join(sc.warnings)}" if sc.warnings else ""
+
+
+def check_stable(cm: Compiled, run: Run, j: int, sc: Scenario) -> None:
+    """InputError when run j left the numerically meaningful range (a stock negative beyond rounding, relative to its
+    calibrated size, or not finite).
+
+    With Euler a stock goes negative when an outflow rate times dt exceeds 1, e.g. a lever set to
+    150 where 1.5 was meant; the message names the stock, the year and the scenario's unusual values.
+    """
+    stocks = run.stocks[:, :, j]
+    start = stocks[: cm.model.calibration.end - cm.model.calibration.start + 1]  # calibrated, sane
+    scale = np.nanmax(np.abs(np.where(np.isfinite(start), start, 0.0)), axis=0) + 1.0
+    bad = ~np.isfinite(stocks) | (stocks < -1e-6 * scale)
+    if not bad.any():
+        return
+    y, i = np.argwhere(bad)[0]
+    raise InputError(
+        f"the run is numerically unstable: {cm.stocks[i]} = {stocks[y, i]:.4g} at the end of {run.years[y]} "
+        f"(a flow drains a stock faster than one step of dt = 1/{round(1 / sc.dt)} allows; use plausible lever "
+        f"and parameter values or a smaller dt){_hint(sc)}", sc.file or None,
+    )
 
 
 def _pick(v: Any, j: int) -> Any:

@@ -31,8 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import InputError
 from .model import Model
 from .timefuncs import TimeFunction, parse_time_function
@@ -342,8 +340,3 @@ def apply_set(sc: Scenario, assignment: str, model: Model) -> None:
         raise InputError(f"unknown lever or parameter {name!r}{hint}", where, name)
     sc.overrides.append(f"{name}={text}")
     validate(sc, model)
-
-
-def dump(sc: Scenario) -> str:
-    """The resolved scenario as YAML text."""
-    return yaml.safe_dump(sc.resolved(), allow_unicode=True, sort_keys=False)

@@ -198,3 +198,19 @@ def test_out_never_replaces_data_that_is_not_a_result_folder(tmp_path, capsys, m
     assert (keep / "notes.md").read_text() == "mine" and doc.read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["doc.txt", "keep"]
     assert sorted(p.name for p in keep.iterdir()) == ["notes.md"]
+
+
+def test_an_unstable_run_is_refused_with_its_cause(tmp_path, capsys):
+    # certification_rate x tech_cultivation x dt > 1: Euler overshoots and the pool goes negative
+    code = main(["run", str(ROOT / "scenarios/baseline.yaml"), "--set", "tech_cultivation=150", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "numerically unstable" in err and "tech_cultivation = 150" in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_calibration_failure_names_the_scenario_and_the_unusual_value(tmp_path, capsys):
+    code = main(["run", str(ROOT / "scenarios/baseline.yaml"), "--set", "tech_attrition=40", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "calibration to 2021 has no solution" in err and "tech_attrition = 40" in err
