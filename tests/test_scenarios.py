@@ -353,3 +353,13 @@ def test_registry_rescreening_lands_near_2203_with_the_share_a_baseline_run_impl
     assert fn.size == round(root, 2)  # the file's share is the solved one, rounded as its comment says
     # only non-HTE firms are removed: HTE at end 2022 are untouched by a 2023 re-screening
     assert r.run.at("high_tech_enterprises", 2022)[0] == shipped_runs["baseline"].run.at("high_tech_enterprises", 2022)[0]
+
+
+def test_numbers_in_scientific_notation_are_numbers(tmp_path, model):
+    sc = load_scenario(write(tmp_path, "sci", "levers: {ht_investment: 1.2e2}\nparameters: {listing_propensity: 1e-4}\n"),
+                       model)
+    assert sc.parameters["listing_propensity"] == 1e-4
+    assert sc.levers["ht_investment"].value == 120.0
+    import yaml
+
+    assert yaml.safe_load("a: 1e3") == {"a": "1e3"}  # PyYAML's own SafeLoader is left as it was
