@@ -16,7 +16,7 @@ from .yamlio import as_number, as_str, check_keys, join, load_file, suggest
 
 TOLERANCES = ("mass_balance", "dt_convergence", "method_agreement", "calibration", "behaviour")
 TESTS = ("finite", "nonnegative", "between", "decreasing", "increasing")
-LEVER_WORDS = ("policy_low", "policy_high", "limit_low", "limit_high")
+LEVER_WORDS = ("baseline", "policy_low", "policy_high", "limit_low", "limit_high")
 PARAM_WORDS = ("low", "high")
 
 

@@ -260,7 +260,8 @@ def _lever_value(p: Parameter, word: float | str) -> float:
     if not isinstance(word, str):
         return float(word)
     lo, hi = p.policy_range or (p.value, p.value)
-    return {"policy_low": lo, "policy_high": hi, "limit_low": p.limits[0], "limit_high": p.limits[1]}[word]
+    return {"baseline": p.value, "policy_low": lo, "policy_high": hi, "limit_low": p.limits[0],
+            "limit_high": p.limits[1]}[word]
 
 
 def cases(model: Model, spec: CheckSpec) -> list[Case]:

@@ -155,3 +155,9 @@ def test_yubei_mass_balance_and_calibration_figures(model, cm):
     inflow = sum(b.run.at(f, 2021)[0] for f in model.stocks["tech_enterprises"].inflows)
     assert inflow == pytest.approx(1556, rel=1e-6)
     assert np.isfinite(b.run.stocks).all()
+
+
+@pytest.mark.parametrize("scenario", sorted((Path(__file__).parent.parent / "scenarios").glob("*.yaml")),
+                         ids=lambda p: p.stem)
+def test_every_shipped_scenario_passes_check(scenario, capsys):
+    assert main(["check", str(scenario)]) == 0, capsys.readouterr().out
