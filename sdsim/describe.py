@@ -188,11 +188,11 @@ def document(model: Model, loops: Sequence[Loop], solved: dict[str, Any], lang: 
         value = _fmt(float(np.asarray(solved.get(name, p.value)).reshape(-1)[0]))
         sec.rows.append([name, p.label(lang), value, p.units, _range(p), p.provenance, _source(p, lang)])
     out.append(sec)
-    sec = Section(T["levers"], header=[h("name", lang), h("label", lang), h("value", lang), h("units", lang),
+    sec = Section(T["levers"], header=[h("name", lang), h("label", lang), "role", h("value", lang), h("units", lang),
                                         h("policy", lang), h("limits", lang), h("range", lang), h("prov", lang),
                                         h("source", lang)])
     for name, p in m.levers.items():
-        sec.rows.append([name, p.label(lang), _fmt(p.value), p.units, _pair(p.policy_range), _pair(p.limits),
+        sec.rows.append([name, p.label(lang), p.role, _fmt(p.value), p.units, _pair(p.policy_range), _pair(p.limits),
                          _range(p), p.provenance, _source(p, lang)])
     out.append(sec)
     sec = Section(T["facts"], header=[h("name", lang), h("label", lang), h("value", lang), h("units", lang),

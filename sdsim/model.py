@@ -17,6 +17,7 @@ from .yamlio import as_dt, as_number, as_str, check_keys, join, load_file, sugge
 
 PROVENANCE_KINDS = ("seed", "derived", "external", "assumption", "calibrated")
 DISTRIBUTIONS = ("uniform", "loguniform", "triangular", "truncnormal")
+LEVER_ROLES = ("policy", "external", "event")
 _LABEL_KEYS = ("en", "zh", "note")
 
 
@@ -64,7 +65,7 @@ class Parameter(_Labelled):
     fixed: bool = False
     policy_range: tuple[float, float] | None = None
     limits: tuple[float, float] = (0.0, float("inf"))  # levers: hard bounds of scenario values
-    event: bool = False  # levers: a one-off event (set as a pulse), not a standing policy
+    role: str = "policy"  # levers: policy | external (conditions outside policy: GDP, shocks) | event (one-off)
     quote: str = ""
     formula: str = ""
     source: str = ""
@@ -299,7 +300,7 @@ def _load_parameters(data: Any, file: str) -> dict[str, Parameter]:
         check_keys(entries, list(entries), file, section)
         for name, entry in entries.items():
             path = f"{section}.{name}"
-            allowed = (*_PARAM_KEYS, "policy_range", "limits", "event") if is_lever else _PARAM_KEYS
+            allowed = (*_PARAM_KEYS, "policy_range", "limits", "role") if is_lever else _PARAM_KEYS
             required = ("value", "units", "provenance", "policy_range") if is_lever else ("value", "units", "provenance")
             check_keys(entry, allowed, file, path, required=required)
             if name in out:
@@ -310,7 +311,7 @@ def _load_parameters(data: Any, file: str) -> dict[str, Parameter]:
                 units=as_str(entry["units"], file, join(path, "units")),
                 is_lever=is_lever,
                 fixed=bool(entry.get("fixed", False)),
-                event=bool(entry.get("event", False)),
+                role=entry.get("role", "policy"),
                 **_provenance(entry, file, path),
                 **_labels(entry, file, path),
             )
@@ -320,6 +321,8 @@ def _load_parameters(data: Any, file: str) -> dict[str, Parameter]:
                 p.policy_range = _pair(entry["policy_range"], file, join(path, "policy_range"))
             if "limits" in entry:
                 p.limits = _pair(entry["limits"], file, join(path, "limits"))
+            if p.role not in LEVER_ROLES:
+                raise ModelError(f"role must be one of {', '.join(LEVER_ROLES)}, got {p.role!r}", file, join(path, "role"))
             dist = entry.get("distribution", "uniform")
             if dist not in DISTRIBUTIONS:
                 raise ModelError(

@@ -143,12 +143,13 @@ def define_problem(
         pool = {n: p for n, p in model.levers.items() if p.policy_range is not None}
         items = [Uncertainty(n, *p.policy_range, "uniform", float("nan"), p.units, p.en, p.zh, True)
                  for n, p in pool.items()]
-        events = [n for n, p in pool.items() if p.event and (subset is None or n not in subset)]
-        if events:
-            # a one-off event (a pulse in one year) held as a constant from 2022 would repeat every year
-            items = [q for q in items if q.name not in events]
-            notes.append(f"not analysed (one-off event levers; name them with --params to hold them constant "
-                         f"from 2022): {', '.join(events)}")
+        others = [n for n, p in pool.items() if p.role != "policy" and (subset is None or n not in subset)]
+        if others:
+            # external conditions (GDP growth, shocks) are not policy choices, and a one-off event (a pulse
+            # in one year) held as a constant from 2022 would repeat every year: analysed only when named
+            items = [q for q in items if q.name not in others]
+            notes.append(f"not analysed (external conditions and one-off events, not policies; name them with "
+                         f"--params to hold them constant from 2022): {', '.join(others)}")
     else:
         pool = {n: p for n, p in model.params.items() if p.uncertain and n not in overridden}
         items = [Uncertainty(n, *p.range, p.distribution, float(p.value), p.units, p.en, p.zh, False)  # type: ignore[misc]

@@ -293,12 +293,12 @@ def test_morris_drops_whole_trajectories_with_a_failed_sample():
     assert mu_star == pytest.approx({"x1": 3.0, "x2": 1.0})
 
 
-def test_event_levers_are_left_out_of_policy_sensitivity_unless_named(model, scenario):
-    events = {n for n, p in model.levers.items() if p.event}
-    assert "registry_review" in events
+def test_external_and_event_levers_are_left_out_of_policy_sensitivity_unless_named(model, scenario):
+    others = {n for n, p in model.levers.items() if p.role != "policy"}
+    assert {"registry_review", "gdp_growth", "attrition_shock", "renewal_shock"} <= others
     default = sa.define_problem(model, scenario, levers=True)
-    assert not events & set(default.names)
-    assert set(default.names) == {n for n, p in model.levers.items() if p.policy_range and not p.event}
-    assert any("registry_review" in note for note in default.notes)
-    named = sa.define_problem(model, scenario, levers=True, subset=["registry_review"])
-    assert named.names == ["registry_review"]
+    assert not others & set(default.names)
+    assert set(default.names) == {n for n, p in model.levers.items() if p.policy_range and p.role == "policy"}
+    assert any("registry_review" in note and "gdp_growth" in note for note in default.notes)
+    named = sa.define_problem(model, scenario, levers=True, subset=["registry_review", "gdp_growth"])
+    assert named.names == ["registry_review", "gdp_growth"]
