@@ -121,6 +121,13 @@ def fmt_value(v: float, units: str = "") -> str:
     return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
 
 
+def fmt_gap(gap: float, gap_pct: float, units: str) -> str:
+    """A gap to a goal: percentage points for shares (40.7 % vs 50 % is -9.3 pp), else relative %."""
+    if units == "dmnl":
+        return f"{100 * gap:+.1f} pp"
+    return f"{gap_pct:+.0f}%"
+
+
 def save(fig: plt.Figure, path: Path, svg: bool = False) -> list[Path]:
     """Save PNG (150 dpi) and optionally SVG; close the figure."""
     fig.savefig(path.with_suffix(".png"), dpi=DPI, bbox_inches="tight")
@@ -371,7 +378,7 @@ def goal_matrix(
             elif first:
                 note = t("met_later", lang, year=first)
             else:
-                gap = f"{float(s.gap_pct[0]):+.0f}%"
+                gap = fmt_gap(float(s.gap[0]), float(s.gap_pct[0]), g.units)
                 note = t("gap", lang, gap=gap)
             ax.text(j, i - 0.12, value, ha="center", va="center", fontsize=9.5,
                     fontweight="bold" if lang == "en" else "normal")  # CJK fonts here have no bold face

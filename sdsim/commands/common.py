@@ -42,10 +42,13 @@ def goal_rows(status: dict[str, GoalStatus], lang: str = "en", column: int = 0) 
             met += f" (P={st.probability[column]:.2f})"
         first = str(int(st.first_year[column])) if st.first_year[column] else "-"
         gap = st.gap[column]
-        rows.append([
-            g.label(lang), num(st.value[column]), f"{g.test} {num(g.threshold)}", met, first,
-            ("+" if gap >= 0 else "") + num(gap), f"{st.gap_pct[column]:+.1f}%",
-        ])
+        if g.units == "dmnl":  # shares as percentages, their gap in percentage points
+            value, threshold, gap_text = f"{100 * st.value[column]:.3g}%", f"{g.test} {100 * g.threshold:g}%", \
+                f"{100 * gap:+.1f} pp"
+        else:
+            value, threshold, gap_text = num(st.value[column]), f"{g.test} {num(g.threshold)}", \
+                ("+" if gap >= 0 else "") + num(gap)
+        rows.append([g.label(lang), value, threshold, met, first, gap_text, f"{st.gap_pct[column]:+.1f}%"])
     return rows
 
 
