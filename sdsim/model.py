@@ -224,7 +224,8 @@ def load_model(directory: str | Path | None = None) -> Model:
     """Load and check the model in ``directory`` (default: :func:`default_model_dir`)."""
     d = Path(directory) if directory is not None else default_model_dir()
     if not d.is_dir():
-        raise ModelError("model directory not found", str(d))
+        raise ModelError("model directory not found: run from the repository folder (it holds model/) "
+                         "or pass --model DIR", str(d))
     files = {n: d / f"{n}.yaml" for n in ("structure", "parameters", "observed", "goals", "calibration")}
     raw = {n: load_file(p) for n, p in files.items()}
     hashes = {f"{n}.yaml": hashlib.sha256(p.read_bytes()).hexdigest() for n, p in files.items()}

@@ -8,6 +8,7 @@ figures fall back to English once, with a message, and never draw tofu boxes.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -102,7 +103,7 @@ def setup_language(lang: str, warn: bool = True) -> str:
         _font_state["zh"] = name
         if name is None and warn:
             print("note: no Chinese (CJK) font found; install the 'zh' extra (pip install '.[zh]') "
-                  "or fonts-noto-cjk. Using English labels.")
+                  "or fonts-noto-cjk. Using English labels.", file=sys.stderr)
     name = _font_state["zh"]
     if name is None:
         plt.rcParams["font.family"] = ["DejaVu Sans"]
@@ -184,7 +185,7 @@ def goal_panels(
         ax.set_ylim(bottom=0)
         if g.units == "dmnl":
             top = max(ax.get_ylim()[1], g.threshold * 1.1)
-            ax.set_ylim(0, min(1.0, top) if g.threshold <= 1 else top)
+            ax.set_ylim(0, min(1.05, top) if g.threshold <= 1 else top)  # room above a 99 % goal line
             ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     for ax in axes.flat[len(goals):]:
         ax.axis("off")

@@ -6,6 +6,7 @@ model files in English or Chinese (``lang``), with the fonts set up by :func:`sd
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -87,8 +88,9 @@ def _percent_axis(ax: plt.Axes, units: str, axis: str = "y") -> None:
 def _input_label(problem: Problem, name: str, lang: str, with_range: bool = True) -> str:
     q = next(u for u in problem.uncertainties if u.name == name)
     label = q.label(lang)
-    if len(label) > 56:
-        label = label[:54] + "…"
+    width = 24 if lang == "zh" else 44
+    lines = textwrap.wrap(label, width) if lang != "zh" else [label[i:i + width] for i in range(0, len(label), width)]
+    label = "\n".join(lines[:2]) + ("…" if len(lines) > 2 else "")
     if not with_range:
         return label
     units = "" if q.units == "dmnl" else f" {q.units}"

@@ -145,8 +145,8 @@ def test_chinese_labels_fall_back_to_english_once_without_a_font(monkeypatch, ca
     monkeypatch.setattr(plots, "_font_state", {})
     assert plots.setup_language("zh") == "en"
     assert plots.setup_language("zh") == "en"
-    out = capsys.readouterr().out
-    assert out.count("no Chinese (CJK) font found") == 1
+    err = capsys.readouterr().err
+    assert err.count("no Chinese (CJK) font found") == 1
 
 
 def test_chinese_font_is_registered_when_available(monkeypatch):

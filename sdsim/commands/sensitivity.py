@@ -65,7 +65,7 @@ class _Progress:
     DELAY = 1.0
 
     def __init__(self) -> None:
-        self.bar = tqdm(total=len(STAGES), delay=self.DELAY, leave=False, file=sys.stderr,
+        self.bar = tqdm(total=len(STAGES), delay=self.DELAY, leave=False, file=sys.stderr, disable=None,
                         bar_format="{desc} [{n}/{total} stages, {elapsed}]")
         self.t0 = time.monotonic()
         self._stop = threading.Event()
