@@ -95,7 +95,7 @@ def calibrate(
     cm: Compiled,
     params: dict[str, Any],
     lever_baseline: dict[str, Any],
-    dt: float = 1 / 16,
+    dt: float | None = None,
     method: str = "euler",
 ) -> CalibrationResult:
     """Solve the free parameters for every parameter set in ``params``.
@@ -105,6 +105,7 @@ def calibrate(
     The calibration window always runs with baseline levers. Batches larger than :data:`CHUNK`
     are solved in chunks (each chunk one vectorised solve) and joined.
     """
+    dt = cm.model.dt if dt is None else dt
     n = max(_size(params), _size(lever_baseline))
     if n <= CHUNK:
         return _calibrate(cm, params, lever_baseline, dt, method)
@@ -130,8 +131,8 @@ def _calibrate(
     cm: Compiled,
     params: dict[str, Any],
     lever_baseline: dict[str, Any],
-    dt: float = 1 / 16,
-    method: str = "euler",
+    dt: float,
+    method: str,
 ) -> CalibrationResult:
     """One vectorised Newton-Broyden solve for all sets in ``params`` (see :func:`calibrate`)."""
     cal = cm.model.calibration

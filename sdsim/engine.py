@@ -30,7 +30,7 @@ class TimeGrid:
 
     start: int
     end: int
-    dt: float = 1 / 16
+    dt: float  # years, a power of two (the model's default is in structure.yaml)
 
     def __post_init__(self) -> None:
         check_dt(self.dt)

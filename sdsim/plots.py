@@ -31,9 +31,9 @@ _CJK_CANDIDATES = (
 _font_state: dict[str, str | None] = {}
 
 TEXT = {
-    "goals_title": {"en": "2026 goals: {name}", "zh": "2026年目标：{name}"},
+    "goals_title": {"en": "{year} goals: {name}", "zh": "{year}年目标：{name}"},
     "threshold": {"en": "goal {test} {value}", "zh": "目标 {test} {value}"},
-    "observed": {"en": "observed 2021", "zh": "2021年实际"},
+    "observed": {"en": "observed {year}", "zh": "{year}年实际"},
     "met": {"en": "met", "zh": "达成"},
     "not_met": {"en": "not met", "zh": "未达成"},
     "year": {"en": "year (end of)", "zh": "年（年末）"},
@@ -168,8 +168,8 @@ def goal_panels(
         ax.axvline(g.year, color="grey", ls=":", lw=1)
         if g.observed:
             f = model.facts[g.observed]
-            ax.plot([f.year or 2021], [f.value], marker="*", ms=13, color="#f39c12", mec="black",
-                    zorder=6, ls="none", label=t("observed", lang))
+            ax.plot([f.year], [f.value], marker="*", ms=13, color="#f39c12", mec="black",
+                    zorder=6, ls="none", label=t("observed", lang, year=f.year))
         name = g.label(lang)
         if status is not None and len(runs) == 1:
             st = status[0][g.name]
@@ -214,9 +214,11 @@ def chain_figure(model: Model, run: Run, lang: str, title: str) -> plt.Figure:
     ax = axes[0, 0]
     line(ax, "maker_spaces")
     line(ax, "incubators")
-    for fid in ("maker_spaces_2021", "incubators_2021"):
+    for i, fid in enumerate(("maker_spaces_2021", "incubators_2021")):
         if fid in model.facts:
-            ax.plot([2021], [model.facts[fid].value], "*", ms=12, color="#f39c12", mec="black")
+            f = model.facts[fid]
+            ax.plot([f.year], [f.value], "*", ms=12, color="#f39c12", mec="black", ls="none",
+                    label=t("observed", lang, year=f.year) if i == 0 else None)
     ax.set_title(t("carriers", lang))
     ax.set_ylabel(unit_label("carrier", lang))
     ax = axes[0, 1]
@@ -233,7 +235,7 @@ def chain_figure(model: Model, run: Run, lang: str, title: str) -> plt.Figure:
     ax.plot(yrs, run.get("certification")[:, 0], ls="-.", lw=2,
             label=f"{model.variable('certification').label(lang)} ({t('per_year', lang)})")
     ax.set_title(t("pool", lang))
-    ax.set_ylabel(unit_label("firm", lang))
+    ax.set_ylabel(f"{unit_label('firm', lang)} / {unit_label('firm/year', lang)}")  # a stock and a flow
     ax = axes[1, 1]
     line(ax, "tech_enterprises", color="#1f4e79")
     line(ax, "high_tech_enterprises", color="#7d3c98")
@@ -243,7 +245,8 @@ def chain_figure(model: Model, run: Run, lang: str, title: str) -> plt.Figure:
             ax.axhline(g.threshold, ls="--", color=color, lw=1,
                        label=f"{g.label(lang)}: {t('threshold', lang, test=g.test, value=fmt_value(g.threshold))}")
             if g.observed:
-                ax.plot([2021], [model.facts[g.observed].value], "*", ms=12, color="#f39c12", mec="black")
+                f = model.facts[g.observed]
+                ax.plot([f.year], [f.value], "*", ms=12, color="#f39c12", mec="black")
     ax.set_title(t("enterprises", lang))
     ax.set_ylabel(unit_label("firm", lang))
     for ax in axes.flat:
@@ -267,10 +270,12 @@ def rd_figure(model: Model, run: Run, lang: str, title: str) -> plt.Figure:
         a1.bar(yrs, v, bottom=bottom, label=model.variable(n).label(lang), width=0.7)
         bottom += v
     if "rd_spend_2021" in model.facts:
-        a1.plot([2021], [model.facts["rd_spend_2021"].value], "*", ms=14, color="#f39c12", mec="black",
-                label=t("observed", lang), zorder=5)
+        f = model.facts["rd_spend_2021"]
+        a1.plot([f.year], [f.value], "*", ms=14, color="#f39c12", mec="black",
+                label=t("observed", lang, year=f.year), zorder=5)
     if "rd_spend_2020" in model.facts:
-        a1.plot([2020], [model.facts["rd_spend_2020"].value], "x", ms=10, color="black",
+        f = model.facts["rd_spend_2020"]
+        a1.plot([f.year], [f.value], "x", ms=10, color="black",
                 label=t("reported_2020", lang), zorder=5)
     a1.set_title(t("rd_composition", lang))
     a1.set_ylabel(unit_label("CNY100M/year", lang))
@@ -283,8 +288,9 @@ def rd_figure(model: Model, run: Run, lang: str, title: str) -> plt.Figure:
                    label=t("threshold", lang, test=g.test, value=fmt_value(g.threshold, g.units)))
         a2.axvline(g.year, color="grey", ls=":")
         if g.observed:
-            a2.plot([2021], [model.facts[g.observed].value], "*", ms=14, color="#f39c12", mec="black",
-                    label=t("observed", lang))
+            f = model.facts[g.observed]
+            a2.plot([f.year], [f.value], "*", ms=14, color="#f39c12", mec="black",
+                    label=t("observed", lang, year=f.year))
         ok = holds(g, yi[np.isfinite(yi)])
         a2.set_ylim(0, max(np.nanmax(yi), g.threshold) * 1.25 if ok.size else None)
     a2.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
@@ -441,9 +447,10 @@ def overlay_figure(
                 names.append(lab)
         for ax in goal_axes:
             for line in ax.get_lines():
-                if line.get_label() == t("observed", lang) and t("observed", lang) not in names:
+                observed = t("observed", lang, year=model.calibration.end)
+                if line.get_label() == observed and observed not in names:
                     handles.append(line)
-                    names.append(t("observed", lang))
+                    names.append(observed)
     ncol = 2 if max((len(n) for n in names), default=0) > 30 else 3
     rows = int(np.ceil(len(names) / ncol))
     width, panels = fig.get_size_inches()

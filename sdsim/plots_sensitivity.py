@@ -233,8 +233,8 @@ def fan_chart(model: Model, years: np.ndarray, q: dict[str, np.ndarray], probs: 
         ax.axvline(g.year, color="grey", ls=":", lw=1)
         if g.observed:
             f = model.facts[g.observed]
-            ax.plot([f.year or 2021], [f.value], marker="*", ms=13, color="#f39c12", mec="black", ls="none",
-                    zorder=6, label=t("observed", lang))
+            ax.plot([f.year], [f.value], marker="*", ms=13, color="#f39c12", mec="black", ls="none",
+                    zorder=6, label=t("observed", lang, year=f.year))
         title = g.label(lang)
         if g.name in pmap:
             title += "\n" + tx("p_met", lang, p=pmap[g.name].probability) + f" ({g.year})"

@@ -28,6 +28,8 @@ def main(args: argparse.Namespace) -> int:
         check_target(out_path(args.out, sc.name))
     results = run_scenarios(cm, scs)
     lang = plots.setup_language(args.lang) if not args.no_plots else "en"
+    goal_year = max(g.year for g in model.goals.values())
+    obs_year = model.calibration.end
     for res in results:
         sc, run = res.scenario, res.run
         status = evaluate(model, run)
@@ -62,8 +64,9 @@ def main(args: argparse.Namespace) -> int:
                 title = sc.label(lang)
                 for name, fig, caption in (
                     ("goals", plots.goal_panels(model, [(title, run)], lang,
-                                                plots.t("goals_title", lang, name=title), [status]),
-                     "One panel per goal: trajectory, goal line, 2021 observed value (star), 2026 value (diamond)."),
+                                                plots.t("goals_title", lang, name=title, year=goal_year), [status]),
+                     f"One panel per goal: trajectory, goal line, {obs_year} observed value (star), "
+                     f"{goal_year} value (diamond)."),
                     ("incubation_chain", plots.chain_figure(model, run, lang,
                                                             plots.t("chain_title", lang, name=title)),
                      "Carriers, teams and tenants against capacity, candidate pool, tech enterprises and HTE."),
