@@ -23,6 +23,7 @@ from .. import plots
 from .. import plots_sensitivity as ps
 from .. import sensitivity as sa
 from ..errors import InputError
+from ..report import Report
 from ..results import check_target, manifest, output_names, result_dir, write_csv, write_json
 from ..textable import num, render
 from .common import heading, load, scenarios
@@ -148,6 +149,7 @@ def main(args: argparse.Namespace) -> int:
             if not no_plots:
                 files += _write_figures(d, model, problem, exp, indices, probs, quant, method, lang, sc.label(lang),
                                         used, args.svg)
+            files += _report(model, sc, problem, exp, indices, probs, method, args.seed, files).write(d)
             timings["write_s"] = time.perf_counter() - t0
             timings["total_s"] = time.perf_counter() - t_start
             write_json(d / "manifest.json", manifest(
@@ -250,6 +252,56 @@ def _fmt_index(method: str, i: sa.Index, signed: dict[tuple[str, str], float]) -
     return f"{i.parameter} (μ* {num(i.value)})"
 
 
+TOP_HEADER = ["goal", "1st", "2nd", "3rd"]
+PROB_HEADER = ["goal", "threshold", "median", "5–95 %", "P(met)", "95% interval"]
+
+
+def _top_rows(exp: sa.Experiments, indices: list[sa.Index], method: str) -> tuple[str, list[list[str]]]:
+    """(what the index measures, rows: goal and its three most influential inputs)."""
+    key = {"oat": "swing", "mc": "spearman"}.get(method)
+    signed = {(i.parameter, i.output): i.value for i in indices if i.index == key} if key else {}
+    label = {"oat": "|high - low| in the goal's units", "morris": "μ*, goal units per whole range",
+             "sobol": "total-order index ST", "mc": "Spearman rank correlation"}[method]
+    rows = []
+    for goal in exp.outcome_names:
+        top = [i for i in sa.ranking(indices, method, goal) if i.value > 0][:3]  # an inert input is not "influential"
+        cells = [_fmt_index(method, i, signed) for i in top] or ["(constant: no input changes it)"]
+        rows.append([goal, *cells, *[""] * (3 - len(cells))])
+    return label, rows
+
+
+def _prob_rows(model: Any, probs: list[sa.GoalProbability]) -> list[list[str]]:
+    """goal, threshold, median, 5-95 %, P(met), interval."""
+    rows = []
+    for p in probs:
+        g = model.goals[p.goal]
+        rows.append([p.goal, f"{g.test} {num(g.threshold)}", num(p.median), f"{num(p.p5)} – {num(p.p95)}",
+                     ps.pct(p.probability), f"{ps.pct(p.ci_low)} – {ps.pct(p.ci_high)}"])
+    return rows
+
+
+def _report(model: Any, sc: Any, problem: sa.Problem, exp: sa.Experiments, indices: list[sa.Index],
+            probs: list[sa.GoalProbability], method: str, seed: int, files: list[str]) -> Report:
+    """report.md / report.html: the tables of the printed summary and every figure."""
+    what = "levers over their policy ranges" if problem.levers else "uncertainties"
+    rep = Report(f"Sensitivity ({method}): {sc.label()}")
+    rep.text(f"{heading(sc)}. {problem.d} {what}, seed {seed}, {exp.ok.size:,} experiments, "
+             f"{int(exp.ok.sum()):,} reproduce {model.calibration.end} (largest relative residual "
+             f"{exp.max_residual:.1e}); {exp.n_failed:,} without solution ({_handling(method)}).")
+    for note in problem.notes:
+        rep.text(f"Note: {note}")
+    label, rows = _top_rows(exp, indices, method)
+    rep.heading(f"Most influential {what} per goal ({label})")
+    rep.table(TOP_HEADER, rows)
+    if probs:
+        rep.heading(f"Probability of meeting each goal in {next(iter(model.goals.values())).year}")
+        rep.table(PROB_HEADER, _prob_rows(model, probs))
+    for f in files:
+        if f.endswith(".png"):
+            rep.image(f, f[:-4].replace("_", " "))
+    return rep
+
+
 def _summary(model: Any, sc: Any, problem: sa.Problem, design: sa.Design, exp: sa.Experiments,
              indices: list[sa.Index], probs: list[sa.GoalProbability], method: str, n: int | None,
              args: argparse.Namespace, used: dict[str, Any], timings: dict[str, float], target: Path,
@@ -273,27 +325,13 @@ def _summary(model: Any, sc: Any, problem: sa.Problem, design: sa.Design, exp: s
             print(f"  Morris uses {used['trajectories']} of {n} trajectories")
         if "blocks" in used:
             print(f"  Sobol' uses {used['blocks']} of {n} blocks")
-    key = {"oat": "swing", "mc": "spearman"}.get(method)
-    signed = {(i.parameter, i.output): i.value for i in indices if i.index == key} if key else {}
-    label = {"oat": "|high - low| in the goal's units", "morris": "μ*, goal units per whole range",
-             "sobol": "total-order index ST", "mc": "Spearman rank correlation"}[method]
-    rows = []
-    for goal in exp.outcome_names:
-        top = [i for i in sa.ranking(indices, method, goal) if i.value > 0][:3]  # an inert input is not "influential"
-        cells = [_fmt_index(method, i, signed) for i in top] or ["(constant: no input changes it)"]
-        rows.append([goal, *cells, *[""] * (3 - len(cells))])
+    label, rows = _top_rows(exp, indices, method)
     print(f"\nMost influential {what} per goal ({label})")
-    print(render(["goal", "1st", "2nd", "3rd"], rows))
+    print(render(TOP_HEADER, rows))
     if probs:
-        rows = []
-        for p in probs:
-            g = model.goals[p.goal]
-            rows.append([p.goal, f"{g.test} {num(g.threshold)}", num(p.median), f"{num(p.p5)} – {num(p.p95)}",
-                         ps.pct(p.probability), f"{ps.pct(p.ci_low)} – {ps.pct(p.ci_high)}"])
         src = f"{probs[0].n:,} samples" + (" (Sobol' A and B rows)" if method == "sobol" else "")
         print(f"\nProbability of meeting each goal in {next(iter(model.goals.values())).year} ({src})")
-        print(render(["goal", "threshold", "median", "5–95 %", "P(met)", "95% interval"], rows,
-                     [False, True, True, True, True, True]))
+        print(render(PROB_HEADER, _prob_rows(model, probs), [False, True, True, True, True, True]))
         for p in probs:
             g = model.goals[p.goal]
             if g.poisson:
