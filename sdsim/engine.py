@@ -201,7 +201,13 @@ def simulate(
     rec_r = np.empty((ny, len(cm.rates), n))
     rec_a = np.empty((ny, len(cm.aux), n))
     if not (n == 1 and _integrate_scalar(cm, params, levers, sr_step, grid, method, rec_s, rec_r, rec_a)):
-        _integrate_chunks(cm, params, levers, sr_step, grid, method, n, rec_s, rec_r, rec_a)
+        for lo in range(0, n, CHUNK):  # each chunk of runs into its slice of the records
+            sl = slice(lo, min(n, lo + CHUNK))
+            _integrate(
+                cm, {k: _part(v, n, sl) for k, v in params.items()}, {k: _part(v, n, sl) for k, v in levers.items()},
+                {k: _part(v, n, sl) for k, v in sr_step.items()}, grid, method, sl.stop - sl.start,
+                rec_s[:, :, sl], rec_r[:, :, sl], rec_a[:, :, sl],
+            )
     names = {s: ("stocks", i) for i, s in enumerate(cm.stocks)}
     names.update({r: ("rates", i) for i, r in enumerate(cm.rates)})
     names.update({a: ("aux", i) for i, a in enumerate(cm.aux)})
@@ -213,28 +219,6 @@ def simulate(
         ns_.update(sr_year)
         run.annual = {k: np.broadcast_to(v, (ny, n)) for k, v in cm.annual(ns_).items()}
     return run
-
-
-def _integrate_chunks(
-    cm: Compiled,
-    params: dict[str, Any],
-    levers: dict[str, np.ndarray],
-    sr_step: dict[str, np.ndarray],
-    grid: TimeGrid,
-    method: str,
-    n: int,
-    rec_s: np.ndarray,
-    rec_r: np.ndarray,
-    rec_a: np.ndarray,
-) -> None:
-    """Integrate n runs, :data:`CHUNK` at a time, into the record arrays."""
-    for lo in range(0, n, CHUNK):
-        sl = slice(lo, min(n, lo + CHUNK))
-        _integrate(
-            cm, {k: _part(v, n, sl) for k, v in params.items()}, {k: _part(v, n, sl) for k, v in levers.items()},
-            {k: _part(v, n, sl) for k, v in sr_step.items()}, grid, method, sl.stop - sl.start,
-            rec_s[:, :, sl], rec_r[:, :, sl], rec_a[:, :, sl],
-        )
 
 
 def _integrate_scalar(
