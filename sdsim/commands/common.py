@@ -37,7 +37,7 @@ def goal_rows(status: dict[str, GoalStatus], lang: str = "en", column: int = 0) 
     rows = []
     for st in status.values():
         g = st.goal
-        met = "yes" if st.met[column] else "no"
+        met = ("是" if st.met[column] else "否") if lang == "zh" else ("yes" if st.met[column] else "no")
         if g.poisson:
             met += f" (P={st.probability[column]:.2f})"
         first = str(int(st.first_year[column])) if st.first_year[column] else "-"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 from .. import plots
 from ..goals import evaluate
@@ -27,9 +28,8 @@ def main(args: argparse.Namespace) -> int:
     for sc in scs:
         check_target(out_path(args.out, sc.name))
     results = run_scenarios(cm, scs)
-    lang = plots.setup_language(args.lang) if not args.no_plots else "en"
+    lang = plots.setup_language(args.lang) if not args.no_plots else args.lang  # figures need a CJK font
     goal_year = max(g.year for g in model.goals.values())
-    obs_year = model.calibration.end
     for res in results:
         sc, run = res.scenario, res.run
         status = evaluate(model, run)
@@ -50,37 +50,18 @@ def main(args: argparse.Namespace) -> int:
                  for g, st in status.items()),
             )
             files = ["timeseries.csv", "variables.csv", "goals.csv"]
-            report = Report(f"{sc.label(lang)} ({sc.name})")
-            report.text(heading(sc))
-            if sc.description:
-                report.text(sc.description)
-            for w in sc.warnings:
-                report.text(f"Warning: {w}")
-            report.heading(f"Goals {model.goals[next(iter(model.goals))].year}")
-            report.table(GOAL_HEADER, goal_rows(status, lang))
-            report.text("gap = value - threshold (negative: short of the goal). STAR listings are an expected "
-                        "count; P is the probability of reaching the threshold under a Poisson law.")
+            figures = []
             if not args.no_plots:
                 title = sc.label(lang)
-                for name, fig, caption in (
+                for name, fig in (
                     ("goals", plots.goal_panels(model, [(title, run)], lang,
-                                                plots.t("goals_title", lang, name=title, year=goal_year), [status]),
-                     f"One panel per goal: trajectory, goal line, {obs_year} observed value (star), "
-                     f"{goal_year} value (diamond)."),
-                    ("incubation_chain", plots.chain_figure(model, run, lang,
-                                                            plots.t("chain_title", lang, name=title)),
-                     "Carriers, teams and tenants against capacity, candidate pool, tech enterprises and HTE."),
-                    ("rd", plots.rd_figure(model, run, lang, plots.t("rd_title", lang, name=title)),
-                     "R&D spend by source (annual totals) and R&D intensity against the 5 % goal."),
+                                                plots.t("goals_title", lang, name=title, year=goal_year), [status])),
+                    ("incubation_chain", plots.chain_figure(model, run, lang, plots.t("chain_title", lang, name=title))),
+                    ("rd", plots.rd_figure(model, run, lang, plots.t("rd_title", lang, name=title))),
                 ):
                     files += [p.name for p in plots.save(fig, d / name, args.svg)]
-                    report.image(f"{name}.png", caption)
-            if sc.levers:
-                report.heading("Levers")
-                report.table(["lever", "setting (from 2022)"], [[k, str(v.to_yaml())] for k, v in sc.levers.items()])
-            if sc.parameters:
-                report.heading("Parameter overrides")
-                report.table(["parameter", "value"], [[k, f"{v:g}"] for k, v in sc.parameters.items()])
+                    figures.append(name)
+            report = _report(model, sc, status, figures, args.lang)
             files += report.write(d)
             cal = res.calibration
             write_json(d / "manifest.json", manifest(
@@ -94,3 +75,60 @@ def main(args: argparse.Namespace) -> int:
             ))
         print(f"  -> {target}/ ({', '.join(files)}, manifest.json)\n")
     return 0
+
+
+REPORT_TEXT = {
+    "goals": {"en": "Goals {year}", "zh": "{year}年目标"},
+    "warning": {"en": "Warning: {w}", "zh": "警告：{w}"},
+    "gap_note": {
+        "en": "gap = value - threshold (negative: short of the goal; percentage points for shares); gap % is relative "
+              "to the threshold. STAR listings are an expected count; P is the probability of reaching the "
+              "threshold under a Poisson law.",
+        "zh": "差距 = 数值 - 目标值（负值表示未达目标；比例类指标以百分点计）；差距%为相对目标值的比例。"
+              "科创板上市数为期望值；P为按泊松分布达到目标的概率。",
+    },
+    "goals_fig": {"en": "One panel per goal: trajectory, goal line, {obs} observed value (star), {year} value (diamond).",
+                  "zh": "每个目标一幅小图：轨迹、目标线、{obs}年实际值（星）、{year}年数值（菱形）。"},
+    "incubation_chain_fig": {"en": "Carriers, teams and tenants against capacity, candidate pool, tech enterprises and HTE.",
+                             "zh": "孵化载体、在孵团队与企业及其容量、候选企业、科技型企业与高企。"},
+    "rd_fig": {"en": "R&D spend by source (annual totals) and R&D intensity against its goal ({goal}).",
+               "zh": "按来源划分的研发经费（年度合计）及研发投入强度与目标（{goal}）。"},
+    "levers": {"en": "Levers", "zh": "政策杠杆"},
+    "lever_header": {"en": "lever|setting (from {start})", "zh": "杠杆|设定（{start}年起）"},
+    "params": {"en": "Parameter overrides", "zh": "参数覆盖"},
+    "param_header": {"en": "parameter|value", "zh": "参数|数值"},
+}
+GOAL_HEADER_ZH = ["目标", "数值", "目标值", "达成", "首次达成年份", "差距", "差距%"]
+
+
+def _report(model: Any, sc: Any, status: dict, figures: list[str], lang: str) -> Report:
+    """report.md / report.html of one scenario run, in ``lang``."""
+    def tr(key: str, **kw: object) -> str:
+        return REPORT_TEXT[key][lang].format(**kw)
+
+    year = max(g.year for g in model.goals.values())
+    report = Report(f"{sc.label(lang)} ({sc.name})")
+    report.text(heading(sc))
+    if sc.description:
+        report.text(sc.description)
+    for w in sc.warnings:
+        report.text(tr("warning", w=w))
+    report.heading(tr("goals", year=year))
+    report.table(GOAL_HEADER_ZH if lang == "zh" else GOAL_HEADER, goal_rows(status, lang))
+    report.text(tr("gap_note"))
+    rd_goal = model.goals.get("rd_intensity")
+    captions = {
+        "goals": tr("goals_fig", obs=model.calibration.end, year=year),
+        "incubation_chain": tr("incubation_chain_fig"),
+        "rd": tr("rd_fig", goal=f"{rd_goal.test} {plots.fmt_value(rd_goal.threshold, rd_goal.units)}" if rd_goal else ""),
+    }
+    for name in figures:
+        report.image(f"{name}.png", captions[name])
+    if sc.levers:
+        report.heading(tr("levers"))
+        report.table(tr("lever_header", start=model.calibration.end + 1).split("|"),
+                     [[k, v.summary()] for k, v in sc.levers.items()])
+    if sc.parameters:
+        report.heading(tr("params"))
+        report.table(tr("param_header").split("|"), [[k, f"{v:g}"] for k, v in sc.parameters.items()])
+    return report
