@@ -214,3 +214,13 @@ def test_calibration_failure_names_the_scenario_and_the_unusual_value(tmp_path, 
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "calibration to 2021 has no solution" in err and "tech_attrition = 40" in err
+
+
+def test_chinese_report_without_figures(tmp_path, model):
+    assert main(["run", str(ROOT / "scenarios/baseline.yaml"), "--lang", "zh", "--no-plots", "--out", str(tmp_path)]) == 0
+    report = (tmp_path / "baseline" / "report.md").read_text(encoding="utf-8")
+    year = max(g.year for g in model.goals.values())
+    assert f"## {year}年目标" in report
+    for g in model.goals.values():
+        assert g.zh in report
+    assert "| 是 |" in report and "| 否 |" in report
