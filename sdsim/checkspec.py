@@ -15,7 +15,7 @@ from .model import Model
 from .yamlio import as_number, as_str, check_keys, join, load_file, suggest
 
 TOLERANCES = ("mass_balance", "dt_convergence", "method_agreement", "calibration", "behaviour")
-TESTS = ("finite", "nonnegative", "between", "decreasing", "increasing")
+TESTS = ("finite", "nonnegative", "between", "decreasing", "increasing", "max_growth")
 LEVER_WORDS = ("baseline", "policy_low", "policy_high", "limit_low", "limit_high")
 PARAM_WORDS = ("low", "high")
 
@@ -28,6 +28,8 @@ class Expectation:
     variables: list[str] | str
     bounds: tuple[float | str, float | str] | None = None  # numbers or variable names
     start: int | None = None
+    rate: float | None = None  # max_growth: largest yearly growth, measured on max(value, its reference-year level)
+    exempt: list[str] = field(default_factory=list)  # max_growth: variables left out (named in the check)
 
 
 @dataclass
@@ -75,6 +77,27 @@ class DeclaredLoop:
 
 
 @dataclass
+class Corners:
+    """Extreme-condition corners (MODEL_SPEC §4b item 7): random vertices of the uncertainty ranges, a Latin
+    hypercube, all-low and all-high, each re-calibrated and run to ``end`` in one batch; ``downturn`` repeats
+    the batch with lever settings (e.g. GDP falling) and its own expectations."""
+
+    vertices: int
+    lhs: int
+    seed: int
+    end: int
+    expect: list[Expectation]
+    downturn_levers: dict[str, float] = field(default_factory=dict)
+    downturn_expect: list[Expectation] = field(default_factory=list)
+    en: str = ""
+    zh: str = ""
+
+    def label(self, lang: str = "en") -> str:
+        """Display label."""
+        return (self.zh if lang == "zh" else self.en) or self.en or "corners"
+
+
+@dataclass
 class CheckSpec:
     """Everything in checks.yaml."""
 
@@ -84,6 +107,7 @@ class CheckSpec:
     behaviour: list[Figure]
     comparisons: list[Figure]
     loops: list[DeclaredLoop]
+    corners: Corners | None = None
 
 
 def load_checks(model: Model) -> CheckSpec:
@@ -91,7 +115,8 @@ def load_checks(model: Model) -> CheckSpec:
     path = model.directory / "checks.yaml"
     file = str(path)
     data = load_file(path)
-    check_keys(data, ("tolerances", "dt_halvings", "reality_checks", "behaviour", "comparisons", "loops"), file, "",
+    check_keys(data, ("tolerances", "dt_halvings", "reality_checks", "behaviour", "comparisons", "loops", "corners"),
+               file, "",
                required=("tolerances", "reality_checks"))
     tol = check_keys(data["tolerances"], TOLERANCES, file, "tolerances", required=TOLERANCES)
     tolerances = {k: as_number(v, file, join("tolerances", k), lo=0) for k, v in tol.items()}
@@ -101,7 +126,31 @@ def load_checks(model: Model) -> CheckSpec:
     behaviour = [_figure(n, e, model, file, "behaviour") for n, e in (data.get("behaviour") or {}).items()]
     comparisons = [_figure(n, e, model, file, "comparisons") for n, e in (data.get("comparisons") or {}).items()]
     loops = [_loop(n, e, model, file) for n, e in (data.get("loops") or {}).items()]
-    return CheckSpec(tolerances, halvings, reality, behaviour, comparisons, loops)
+    corners = _corners(data["corners"], model, variables, file) if "corners" in data else None
+    return CheckSpec(tolerances, halvings, reality, behaviour, comparisons, loops, corners)
+
+
+def _corners(e: Any, model: Model, variables: set[str], file: str) -> Corners:
+    path = "corners"
+    check_keys(e, ("en", "zh", "vertices", "lhs", "seed", "end", "expect", "downturn"), file, path,
+               required=("vertices", "lhs", "seed", "end", "expect"))
+    c = Corners(
+        vertices=int(as_number(e["vertices"], file, join(path, "vertices"), lo=0, hi=100_000, integer=True)),
+        lhs=int(as_number(e["lhs"], file, join(path, "lhs"), lo=0, hi=100_000, integer=True)),
+        seed=int(as_number(e["seed"], file, join(path, "seed"), lo=0, integer=True)),
+        end=int(as_number(e["end"], file, join(path, "end"), integer=True)),
+        expect=_expectations(e["expect"], variables, file, join(path, "expect")),
+        en=e.get("en", ""), zh=e.get("zh", ""),
+    )
+    if "downturn" in e:
+        d = check_keys(e["downturn"], ("levers", "expect"), file, join(path, "downturn"), required=("levers", "expect"))
+        for lever, v in (d["levers"] or {}).items():
+            p = join(path, f"downturn.levers.{lever}")
+            if lever not in model.levers:
+                raise ModelError(f"unknown lever {lever!r}{suggest(str(lever), model.levers)}", file, p)
+            c.downturn_levers[lever] = as_number(v, file, p)
+        c.downturn_expect = _expectations(d["expect"], variables, file, join(path, "downturn.expect"))
+    return c
 
 
 def _names(value: Any, allowed: set[str], file: str, path: str, words: tuple[str, ...] = ()) -> list[str] | str:
@@ -151,12 +200,17 @@ def _reality(name: str, e: Any, model: Model, variables: set[str], file: str) ->
         else:
             raise ModelError(f"'at' must be one of {', '.join(LEVER_WORDS)}, got {each['at']!r}", file,
                              join(path, "each_lever.at"))
-    expect = e["expect"]
+    rc.expect = _expectations(e["expect"], variables, file, join(path, "expect"))
+    return rc
+
+
+def _expectations(expect: Any, variables: set[str], file: str, path: str) -> list[Expectation]:
     if not isinstance(expect, list) or not expect:
-        raise ModelError("expected a list of expectations", file, join(path, "expect"))
+        raise ModelError("expected a list of expectations", file, path)
+    out = []
     for i, x in enumerate(expect):
-        p = join(path, f"expect.{i}")
-        check_keys(x, ("test", "variables", "bounds", "from"), file, p, required=("test", "variables"))
+        p = join(path, i)
+        check_keys(x, ("test", "variables", "bounds", "from", "rate", "exempt"), file, p, required=("test", "variables"))
         if x["test"] not in TESTS:
             raise ModelError(f"test must be one of {', '.join(TESTS)}, got {x['test']!r}", file, join(p, "test"))
         ex = Expectation(x["test"], _names(x["variables"], variables, file, join(p, "variables"), ("stocks", "all")))
@@ -169,8 +223,15 @@ def _reality(name: str, e: Any, model: Model, variables: set[str], file: str) ->
             ex.bounds = (_bound(b[0], variables, file, join(p, "bounds.0")), _bound(b[1], variables, file, join(p, "bounds.1")))
         if "from" in x:
             ex.start = int(as_number(x["from"], file, join(p, "from"), integer=True))
-        rc.expect.append(ex)
-    return rc
+        if x["test"] == "max_growth":
+            if "rate" not in x:
+                raise ModelError("'max_growth' needs a rate (per year)", file, p)
+            ex.rate = as_number(x["rate"], file, join(p, "rate"), lo=0)
+            ex.exempt = _names(x["exempt"], variables, file, join(p, "exempt")) if "exempt" in x else []  # type: ignore[assignment]
+        elif "rate" in x or "exempt" in x:
+            raise ModelError("'rate' and 'exempt' belong to the max_growth test", file, p)
+        out.append(ex)
+    return out
 
 
 def _bound(value: Any, variables: set[str], file: str, path: str) -> float | str:

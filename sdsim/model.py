@@ -49,6 +49,7 @@ class Variable(_Labelled):
     outflows: list[str] = field(default_factory=list)
     annual_total: bool = False  # auxiliaries: also record the integral over each year
     table: tuple[list[float], list[float]] | None = None  # graphical function of expr
+    layer: str = "system"  # system | reporting (rule in force) | reported (published indicator)
 
 
 @dataclass
@@ -122,6 +123,8 @@ class Goal(_Labelled):
     year: int
     poisson: bool = False
     observed: str | None = None
+    reported: str | None = None  # the published indicator of the same quantity (reported_<name>)
+    threshold_scale: str | None = None  # parameter scaling the threshold into the reporting scope
     quote: str = ""
     note: str = ""
     en: str = ""
@@ -158,6 +161,12 @@ class Calibration:
     end: int
     free: list[FreeParameter]
     targets: list[Target]
+    policy_start: int | None = None  # first calendar year scenario levers act in (default: end + 1)
+
+    @property
+    def lever_start(self) -> int:
+        """First calendar year in which a scenario's levers act by default."""
+        return self.policy_start if self.policy_start is not None else self.end + 1
 
 
 @dataclass
@@ -179,6 +188,7 @@ class Model:
     context: dict[str, Any]
     file_hashes: dict[str, str]
     dt: float = 1 / 32  # default integration step (years), from structure.yaml
+    history: Any = None  # history.History of history.yaml (None when the model has no history file)
 
     @property
     def levers(self) -> dict[str, Parameter]:
@@ -254,6 +264,12 @@ def load_model(directory: str | Path | None = None) -> Model:
         dt=structure["dt"],
     )
     _check_names(model, files)
+    hfile = d / "history.yaml"
+    if hfile.exists():
+        from .history import load_history
+
+        model.history = load_history(hfile, model)
+        model.file_hashes["history.yaml"] = hashlib.sha256(hfile.read_bytes()).hexdigest()
     return model
 
 
@@ -379,7 +395,8 @@ def _load_observed(data: Any, file: str) -> tuple[dict[str, Fact], dict[str, dic
 
 def _load_structure(data: Any, file: str, series_values: dict[str, dict]) -> dict[str, Any]:
     check_keys(
-        data, ("time_units", "dt", "sectors", "stocks", "flows", "auxiliaries", "series", "annual"), file, "",
+        data, ("time_units", "dt", "sectors", "stocks", "flows", "auxiliaries", "series", "annual", "reporting",
+               "reported"), file, "",
         required=("stocks", "flows"),
     )
     if data.get("time_units", "year") != "year":
@@ -409,19 +426,25 @@ def _load_structure(data: Any, file: str, series_values: dict[str, dict]) -> dic
             expr=ex.parse(e["initial"], join(path, "initial"), file), sector=e.get("sector", ""),
             **lists, **_labels(e, file, path),
         )
-    for section, kind in (("flows", "flow"), ("auxiliaries", "aux"), ("annual", "annual")):
-        key = {"auxiliaries": "aux"}.get(section, section)
+    sections = (("flows", "flow"), ("auxiliaries", "aux"), ("annual", "annual"), ("reporting", "aux"), ("reported", "aux"))
+    for section, kind in sections:
+        key = {"auxiliaries": "aux", "reporting": "aux", "reported": "aux"}.get(section, section)
         for name, e in (data.get(section) or {}).items():
             path = f"{section}.{name}"
             allowed = ["equation", "units", *_LABEL_KEYS]
             if kind == "aux":
                 allowed += ["annual_total", "table"]
+            if section in ("reporting", "reported"):
+                allowed += ["source"]
             check_keys(e, allowed, file, path, required=("equation", "units"))
             var = Variable(
                 name=name, kind=kind, units=as_str(e["units"], file, join(path, "units")),
                 expr=ex.parse(e["equation"], join(path, "equation"), file),
                 annual_total=bool(e.get("annual_total", False)), **_labels(e, file, path),
+                layer=section if section in ("reporting", "reported") else "system",
             )
+            if name in out[key]:
+                raise ModelError(f"'{name}' is defined twice in structure.yaml", file, path)
             if "table" in e:
                 var.table = _load_table(e["table"], file, join(path, "table"))
             if var.expr.is_initial and (var.table is not None or var.annual_total):
@@ -456,7 +479,8 @@ def _load_table(data: Any, file: str, path: str) -> tuple[list[float], list[floa
     return xv, yv
 
 
-_GOAL_KEYS = ("variable", "test", "threshold", "units", "poisson", "observed_2021", "quote", "note", "en", "zh")
+_GOAL_KEYS = ("variable", "test", "threshold", "units", "poisson", "observed_2021", "reported", "threshold_scale",
+              "quote", "note", "en", "zh")
 
 
 def _load_goals(data: Any, file: str) -> tuple[dict[str, Goal], list]:
@@ -473,13 +497,14 @@ def _load_goals(data: Any, file: str) -> tuple[dict[str, Goal], list]:
             threshold=as_number(e["threshold"], file, join(path, "threshold")),
             units=as_str(e["units"], file, join(path, "units")), year=year,
             poisson=bool(e.get("poisson", False)), observed=e.get("observed_2021"),
+            reported=e.get("reported"), threshold_scale=e.get("threshold_scale"),
             quote=e.get("quote", ""), **_labels(e, file, path),
         )
     return goals, list(data.get("out_of_scope") or [])
 
 
 def _load_calibration(data: Any, file: str) -> Calibration:
-    check_keys(data, ("window", "free", "targets"), file, "", required=("window", "free", "targets"))
+    check_keys(data, ("window", "policy_start", "free", "targets"), file, "", required=("window", "free", "targets"))
     w = check_keys(data["window"], ("start", "end"), file, "window", required=("start", "end"))
     start = int(as_number(w["start"], file, "window.start", integer=True))
     end = int(as_number(w["end"], file, "window.end", integer=True))
@@ -503,7 +528,12 @@ def _load_calibration(data: Any, file: str) -> Calibration:
         )
     if len(free) != len(targets):
         raise ModelError(f"{len(free)} free parameters but {len(targets)} targets", file, "free")
-    return Calibration(start, end, free, targets)
+    policy_start = None
+    if "policy_start" in data:
+        policy_start = int(as_number(data["policy_start"], file, "policy_start", integer=True))
+        if policy_start <= end:
+            raise ModelError(f"policy_start must be after the window's end ({end}), got {policy_start}", file, "policy_start")
+    return Calibration(start, end, free, targets, policy_start)
 
 
 # ------------------------------------------------------------------------------------------ names
@@ -531,6 +561,15 @@ def _check_names(m: Model, files: dict[str, Path]) -> None:
         for n in sorted(expr.names - allowed):
             raise ModelError(f"unknown variable '{n}'{suggest(n, allowed)} in equation {expr.text!r}", sfile, path)
 
+    statistics = {n for n, v in m.aux.items() if v.layer != "system"}
+    for group in (m.stocks, m.flows, m.aux):
+        for v in group.values():
+            used = v.expr.names & statistics
+            if v.layer == "system" and used:
+                raise ModelError(f"'{sorted(used)[0]}' is a reporting name: the system cannot use what is published "
+                                 "(reporting feeds nothing back)", sfile, v.name)
+            if v.layer == "reporting" and any(m.aux[n].layer == "reported" for n in used):
+                raise ModelError("a reporting rule cannot use a reported indicator", sfile, f"reporting.{v.name}")
     for v in m.stocks.values():
         check(v.expr, dynamic, f"stocks.{v.name}.initial")
     for v in m.flows.values():
@@ -563,6 +602,12 @@ def _check_names(m: Model, files: dict[str, Path]) -> None:
         if g.variable not in {*m.stocks, *m.flows, *m.aux, *m.annual}:
             raise ModelError(f"unknown variable '{g.variable}'{suggest(g.variable, annual_ns)}", gfile,
                              f"goals.{g.name}.variable")
+        if g.reported is not None and (g.reported not in m.aux or m.aux[g.reported].layer != "reported"):
+            raise ModelError(f"'{g.reported}' is not a reported indicator (structure.yaml, section reported)", gfile,
+                             f"goals.{g.name}.reported")
+        if g.threshold_scale is not None and g.threshold_scale not in m.params:
+            raise ModelError(f"unknown parameter '{g.threshold_scale}'{suggest(g.threshold_scale, m.params)}", gfile,
+                             f"goals.{g.name}.threshold_scale")
         if g.observed is not None and g.observed not in m.facts:
             raise ModelError(f"unknown fact '{g.observed}'{suggest(g.observed, m.facts)}", gfile,
                              f"goals.{g.name}.observed_2021")

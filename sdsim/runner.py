@@ -11,7 +11,7 @@ from .calibrate import CalibrationResult, calibrate
 from .compiler import Compiled
 from .engine import Run, TimeGrid, lever_schedules, simulate
 from .errors import InputError
-from .scenario import Scenario
+from .scenario import Scenario, policy_start
 from .timefuncs import TimeFunction
 
 
@@ -57,15 +57,18 @@ def scenario_levers(
     params: dict[str, Any],
     functions: dict[str, TimeFunction] | None = None,
     settings: dict[str, np.ndarray] | None = None,
+    first_year: int | None = None,
 ) -> dict[str, np.ndarray]:
     """(steps + 1, n) lever schedules of a batch, as every scenario run uses them.
 
     Baseline lever values come from ``params`` (numbers or (n,) arrays) and hold through the
-    calibration window; a scenario's time ``functions`` act from the window's end (MODEL_SPEC §3).
-    ``settings`` maps levers to (n,) constant values that replace the scenario's setting from the
-    window's end (policy sensitivity); a NaN entry keeps the scenario's setting for that run.
+    calibration window and the years of history; a scenario's time ``functions`` act from calendar
+    year ``first_year`` (default: the model's policy start, the first year after its history;
+    MODEL_SPEC §3). ``settings`` maps levers to (n,) constant values that replace the scenario's
+    setting from then on (policy sensitivity); a NaN entry keeps the scenario's setting for that run.
     """
-    end = cm.model.calibration.end
+    cal = cm.model.calibration
+    end = max(cal.end, (first_year if first_year is not None else cal.lever_start) - 1)
     out = lever_schedules(cm, grid, lever_baseline(cm, params), functions, active_from=end)
     after = grid.times[:, None] >= end
     for name, values in (settings or {}).items():
@@ -106,7 +109,7 @@ def run_scenarios(cm: Compiled, scenarios: list[Scenario]) -> list[ScenarioRun]:
         cols = []
         for j, sc in enumerate(group):
             one = {k: _pick(v, j) for k, v in solved.items()}
-            cols.append(scenario_levers(cm, grid, one, sc.levers))
+            cols.append(scenario_levers(cm, grid, one, sc.levers, first_year=policy_start(sc, cm.model)))
         levers = {k: np.concatenate([c[k] for c in cols], axis=1) for k in cm.model.levers}
         with np.errstate(all="ignore"):
             run = simulate(cm, solved, levers, grid, method, n=len(group))

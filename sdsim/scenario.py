@@ -10,6 +10,7 @@ Schema (all keys optional)::
     description: ...                   # the policy story
     extends: baseline                  # parent file (name in the same folder, or a relative path)
     start: 2020                        # must be the calibrated t0
+    policy_start: 2024                 # first calendar year the levers act in (default: the model's, after its history)
     end: 2030                          # goal year (2026) .. 2035
     dt: 1/16                           # power of two <= 1/4 (number or "1/N")
     method: euler                      # euler | rk4
@@ -38,10 +39,10 @@ from .yamlio import as_dt, as_number, as_str, check_keys, describe_value, join, 
 
 KEYS = (
     "name", "title", "description", "extends", "start", "end", "dt", "method", "levers",
-    "parameters", "recalibrate",
+    "parameters", "recalibrate", "policy_start",
 )
 OWN_KEYS = ("name", "title", "description")  # describe the file itself: not inherited
-SET_KEYS = ("end", "dt", "method", "recalibrate")  # top-level keys `--set` may change besides levers/parameters
+SET_KEYS = ("end", "dt", "method", "recalibrate", "policy_start")  # top-level keys `--set` may change besides levers/parameters
 MAX_END = 2035
 DEFAULT_DT = 1 / 32  # only for scenarios built in code; files take the model's dt (structure.yaml)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
@@ -66,6 +67,7 @@ class Scenario:
     levers: dict[str, TimeFunction] = field(default_factory=dict)
     parameters: dict[str, float] = field(default_factory=dict)
     recalibrate: bool = True
+    policy_start: int | None = None  # first calendar year the levers act in (None: the model's default)
     warnings: list[str] = field(default_factory=list)
     chain: list[str] = field(default_factory=list)  # files from this one up to the root
     origins: dict[str, str] = field(default_factory=dict)
@@ -91,6 +93,7 @@ class Scenario:
             "dt": self.dt,
             "method": self.method,
             "recalibrate": self.recalibrate,
+            "policy_start": self.policy_start,
             "levers": {k: v.to_yaml() for k, v in self.levers.items()},
             "parameters": dict(self.parameters),
             "extends_chain": self.chain,
@@ -187,6 +190,8 @@ def apply(sc: Scenario, data: dict, model: Model, file: str, is_leaf: bool = Tru
         sc.end = int(as_number(data["end"], file, "end", integer=True))
     if "dt" in data:
         sc.dt = as_dt(data["dt"], file, "dt")
+    if "policy_start" in data:
+        sc.policy_start = int(as_number(data["policy_start"], file, "policy_start", integer=True))
     if "method" in data:
         m = data["method"]
         if m not in ("euler", "rk4"):
@@ -196,7 +201,7 @@ def apply(sc: Scenario, data: dict, model: Model, file: str, is_leaf: bool = Tru
         if not isinstance(data["recalibrate"], bool):
             raise InputError(f"expected true or false, got {describe_value(data['recalibrate'])}", file, "recalibrate")
         sc.recalibrate = data["recalibrate"]
-    for key in ("start", "end", "dt", "method", "recalibrate"):
+    for key in ("start", "end", "dt", "method", "recalibrate", "policy_start"):
         if key in data:
             sc.origins[key] = file
     for name, value in _mapping(data, "levers", file, "lever -> value").items():
@@ -252,6 +257,11 @@ def _is_duration(p: Any, model: Model) -> bool:
 # ------------------------------------------------------------------------------- validation
 
 
+def policy_start(sc: Scenario, model: Model) -> int:
+    """First calendar year in which the scenario's levers act (its own policy_start, or the model's default)."""
+    return sc.policy_start if sc.policy_start is not None else model.calibration.lever_start
+
+
 def validate(sc: Scenario, model: Model) -> None:
     """Whole-scenario checks (after inheritance); recomputes ``sc.warnings``."""
     cal = model.calibration
@@ -270,7 +280,10 @@ def validate(sc: Scenario, model: Model) -> None:
             f"{k!r} is a 2021 fact or calibrated value (got {sc.parameters[k]:g}); changing it needs 'recalibrate: false'",
             sc.where(f"parameters.{k}"), f"parameters.{k}",
         )
-    first_lever_year = cal.end + 1
+    first_lever_year = policy_start(sc, model)
+    if sc.policy_start is not None and not cal.end < sc.policy_start <= sc.end:
+        raise InputError(f"expected a year from {cal.end + 1} ({cal.end} is the calibration year) to the scenario's end "
+                         f"({sc.end}), got {sc.policy_start}", sc.where("policy_start"), "policy_start")
     warnings: list[str] = []
     for name, fn in sc.levers.items():
         lever = model.levers[name]
@@ -279,8 +292,8 @@ def validate(sc: Scenario, model: Model) -> None:
         for suffix, year in fn.event_years():
             if year < first_lever_year:
                 raise InputError(
-                    f"expected a year from {first_lever_year}: levers act from {first_lever_year} "
-                    f"({cal.end} is the calibration year and runs with baseline levers), got {year:g}",
+                    f"expected a year from {first_lever_year}: levers act from {first_lever_year} (the years before "
+                    f"ran under baseline policies; set policy_start to start earlier, from {cal.end + 1}), got {year:g}",
                     file, join(path, suffix))
             if year > sc.end:
                 warnings.append(f"{file}: {join(path, suffix)} = {year:g} is after the scenario's end ({sc.end}); "

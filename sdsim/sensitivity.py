@@ -37,7 +37,7 @@ from .errors import InputError
 from .goals import evaluate
 from .model import Model
 from .runner import calibrated_params, parameter_batch, scenario_levers
-from .scenario import Scenario
+from .scenario import Scenario, policy_start
 from .yamlio import suggest
 
 METHODS = ("oat", "morris", "sobol", "mc")
@@ -344,7 +344,7 @@ def run_experiments(
     grid = TimeGrid(cal.start, end if end is not None else scenario.end, scenario.dt)
     stage(f"simulating {idx.size:,} runs {grid.start}-{grid.end}")
     t0 = time.perf_counter()
-    levers = scenario_levers(cm, grid, sub, scenario.levers, sub_settings)
+    levers = scenario_levers(cm, grid, sub, scenario.levers, sub_settings, first_year=policy_start(scenario, model))
     run = simulate(cm, sub, levers, grid, scenario.method, n=idx.size)
     timings["simulate_s"] = time.perf_counter() - t0
     if progress is not None:

@@ -22,12 +22,13 @@ from . import units
 from .calibrate import CalibrationResult, calibrate
 from .checkspec import CheckSpec, Expectation, Figure, RealityCheck, load_checks
 from .compiler import Compiled, compile_model
-from .engine import Run, TimeGrid, lever_schedules, series_values, simulate
+from .corners import corner_rows
+from .engine import Run, TimeGrid, series_values, simulate
 from .goals import evaluate
+from .history import hindcast
 from .model import Model, Parameter
-from .runner import lever_baseline, parameter_batch
-from .scenario import Scenario
-from .timefuncs import TimeFunction
+from .runner import lever_baseline, parameter_batch, scenario_levers
+from .scenario import Scenario, policy_start
 
 
 @dataclass
@@ -426,8 +427,11 @@ def run_batch(
     cols = []
     for j in range(n):
         one = {k: _pick(v, j) for k, v in solved.items()}
-        fns = {**sc.levers, **{k: TimeFunction("constant", value=v) for k, v in lever_settings[j].items()}}
-        cols.append(lever_schedules(cm, grid, lever_baseline(cm, one), fns, active_from=cal.end))
+        col = scenario_levers(cm, grid, one, sc.levers, first_year=policy_start(sc, cm.model))
+        after = grid.times[:, None] >= cal.end  # reality-check settings act from the end of the calibration window
+        for k, v in lever_settings[j].items():
+            col[k] = np.where(after, float(v), col[k])
+        cols.append(col)
     levers = {k: np.concatenate([c[k] for c in cols], axis=1) for k in cm.model.levers}
     run = simulate(cm, solved, levers, grid, method, n=n)
     return Batch(run, solved, levers, grid, res)
@@ -519,6 +523,25 @@ def run_checks(model: Model, cm: Compiled, sc: Scenario | None = None, lang: str
         for fig in spec.comparisons:
             v = float(start[fig.variable][0]) if fig.kind == "rate_at_start" else figure_value(cm, fig, ref.run)
             rows.append(comparison_row(cm, fig, v, values[fig.value_name]))
+    if model.history is not None:
+        rows += hindcast_rows(model, ref.run)
+    if spec.corners is not None:
+        rows += corner_rows(cm, spec.corners, sc, Row, lang)
+    return rows
+
+
+def hindcast_rows(model: Model, run: Run) -> list[Row]:
+    """Each observation of history.yaml beside the model's value (information, never judged)."""
+    rows = []
+    for h in hindcast(model.history, run):
+        r = h.row
+        when = f"t = {r.t:g}" if r.t is not None else f"({r.period[0]:g}, {r.period[1]:g}]"  # type: ignore[index]
+        lo, hi = r.bounds  # type: ignore[misc]
+        inside = {True: "inside", False: "outside", None: "not comparable"}[h.inside]
+        note = f", {h.note}" if h.note else ""
+        rows.append(Row("hindcast", f"hindcast: {r.variable} {when}",
+                        f"model {h.model:,.4g} vs {r.value:,.4g} ({h.difference:+.1%}), {inside}{note}",
+                        f"[{lo:,.4g}, {hi:,.4g}]", None, [], f"{r.id} ({r.scope} scope): {r.source}"))
     return rows
 
 

@@ -45,7 +45,7 @@ from .engine import TimeGrid, lever_schedules, series_values
 from .errors import ModelError
 from .model import Model
 from .runner import run_scenarios
-from .scenario import Scenario
+from .scenario import Scenario, policy_start
 from .timefuncs import TimeFunction
 
 XMILE_NS = "http://docs.oasis-open.org/xmile/ns/XMILE/v1.0"
@@ -298,7 +298,7 @@ def build_xmile(
     """
     model = cm.model
     levers = levers or {}
-    active = float(model.calibration.end if active_from is None else active_from)
+    active = float(max(model.calibration.end, model.calibration.lever_start - 1) if active_from is None else active_from)
     calibrated = {f.name for f in model.calibration.free}
     consts = {k: float(v) for k, v in values.items() if k not in model.levers}
     em = _Emitter(consts, grid)
@@ -437,7 +437,8 @@ def export_scenario(cm: Compiled, sc: Scenario) -> XmileExport:
     res = run_scenarios(cm, [sc])[0]
     cal = cm.model.calibration
     grid = TimeGrid(cal.start, sc.end, sc.dt)
-    return build_xmile(cm, dict(res.params), grid, sc.method, sc.levers, cal.end, name=sc.name, title=sc.label())
+    start = max(cal.end, policy_start(sc, cm.model) - 1)
+    return build_xmile(cm, dict(res.params), grid, sc.method, sc.levers, start, name=sc.name, title=sc.label())
 
 
 def write_text(path: str | Path, text: str) -> Path:
