@@ -100,6 +100,9 @@ def main(args: argparse.Namespace) -> int:
     problem = sa.define_problem(model, sc, args.levers, subset)
     method = args.method
     goal_year = max(g.year for g in model.goals.values())
+    if n is not None:
+        sa.check_samples(model, method, n, problem.d, (sc.end if method == "mc" else goal_year) - sc.start + 1,
+                         args.second_order)
     default = Path("results") / f"{result_name(sc)}_{method}{'_levers' if args.levers else ''}"
     target = check_target(args.out if args.out else default)
     no_plots = getattr(args, "no_plots", False)
