@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help=COMMANDS["run"], description=COMMANDS["run"])
     p.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="scenario YAML file(s)")
-    p.add_argument("--out", metavar="DIR", default="results", help="parent folder of the result folders (default: results)")
+    p.add_argument("--out", metavar="DIR", default="results", help="parent folder of the result folders (default: results); "
+                   "a scenario run with --set goes to <name>+<overrides>/")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a lever or parameter")
     p.add_argument("--lang", choices=("en", "zh"), default="en", help="label language of figures")
     p.add_argument("--svg", action="store_true", help="also write SVG figures")
@@ -49,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compare", help=COMMANDS["compare"], description=COMMANDS["compare"])
     p.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="scenario YAML files")
-    p.add_argument("--out", metavar="DIR", default="results/compare", help="output folder (default: results/compare)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: results/compare, or results/compare+<overrides> "
+                   "with --set)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override in every scenario")
     p.add_argument("--lang", choices=("en", "zh"), default="en")
     p.add_argument("--svg", action="store_true", help="also write SVG figures")

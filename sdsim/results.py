@@ -9,8 +9,10 @@ import io
 import json
 import os
 import platform
+import re
 import shutil
 import sys
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -25,54 +27,180 @@ from .model import Model
 PACKAGES = ("sdsim", "numpy", "scipy", "matplotlib", "PyYAML", "SALib", "tqdm", "pysd")
 
 
+TOOL = "sdsim"  # the marker this program writes into every manifest.json (with its version)
+MANIFEST = "manifest.json"
+
+
+def is_own_result(folder: Path) -> bool:
+    """True when ``folder`` holds a manifest.json written by this program (``"tool": "sdsim"``)."""
+    try:
+        with (folder / MANIFEST).open("rb") as fh:
+            raw = fh.read(4_000_001)
+        if len(raw) > 4_000_000:
+            return False
+        data = json.loads(raw.decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(data, dict) and data.get("tool") == TOOL and isinstance(data.get("tool_version"), str)
+
+
+def _os_error(exc: OSError | RuntimeError, target: str | Path, what: str = "cannot write there") -> InputError:
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return InputError(f"{what}: {reason}", str(target), "--out")
+
+
 def check_target(target: str | Path) -> Path:
     """The absolute result folder ``target``, or an InputError when writing there could harm data.
 
-    A result folder is replaced whole, so an existing ``target`` must be an earlier result folder
-    (it holds a manifest.json written by this program); any other existing file or folder
-    (``results/`` itself, ``.``, a home folder, a document) is refused.
+    A result folder is replaced whole, so an existing non-empty ``target`` must be an earlier
+    result folder of this program: its manifest.json names this tool (``"tool": "sdsim"`` and a
+    version). Any other existing file or folder (``results/`` itself, ``.``, a home folder, a
+    folder holding somebody else's manifest.json) is refused.
     """
-    t = Path(target).expanduser().resolve()
-    if t.exists() and not t.is_dir():
-        raise InputError("exists and is not a folder; choose a folder for the results", str(target), "--out")
-    if t.is_dir() and any(t.iterdir()) and not (t / "manifest.json").is_file():
-        raise InputError("exists and is not a result folder of this program (no manifest.json); "
-                         "refusing to replace it: choose a new or empty folder", str(target), "--out")
-    if t.parent == t:
-        raise InputError("cannot write results to the file-system root", str(target), "--out")
-    existing = next(p for p in t.parents if p.exists())
-    if not existing.is_dir():
-        raise InputError(f"{existing} is a file, so the folder cannot be made there", str(target), "--out")
+    try:
+        t = Path(target).expanduser().resolve()
+        if t.parent == t:
+            raise InputError("cannot write results to the file-system root", str(target), "--out")
+        if t.exists() and not t.is_dir():
+            raise InputError("exists and is not a folder; choose a folder for the results", str(target), "--out")
+        if t.is_dir() and any(t.iterdir()) and not is_own_result(t):
+            raise InputError("exists and is not a result folder of this program (no manifest.json written by "
+                             f"{TOOL}); refusing to replace it: choose a new or empty folder", str(target), "--out")
+        existing = next(p for p in t.parents if p.exists())
+        if not existing.is_dir():
+            raise InputError(f"{existing} is a file, so the folder cannot be made there", str(target), "--out")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise InputError(f"{existing} is not writable", str(target), "--out")
+    except (OSError, RuntimeError) as exc:  # name too long, symlink loop, permission denied ...
+        raise _os_error(exc, target, "cannot use this path") from None
     return t
+
+
+_TMP_RE = re.compile(r"^\..+\.(?:tmp|old)-(\d+)-[A-Za-z0-9_]+$")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def clean_stale(parent: Path) -> list[Path]:
+    """Remove hidden temporary folders (``.<name>.tmp-<pid>-<id>``) left in ``parent`` by dead processes.
+
+    Only names of this exact pattern are touched, and only when process ``pid`` no longer exists.
+    """
+    removed = []
+    try:
+        entries = list(parent.iterdir())
+    except OSError:
+        return removed
+    for p in entries:
+        m = _TMP_RE.match(p.name)
+        if m and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
+            try:
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p)
+                    removed.append(p)
+            except OSError:
+                pass
+    return removed
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``folder`` itself (released when the process dies; no file is left)."""
+    import fcntl
+
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+class Staging:
+    """Result folders written to hidden temporary folders and put in place together.
+
+    ``add(target)`` checks ``target`` and returns a fresh temporary folder beside it; ``commit()``
+    takes an exclusive lock on each parent folder, checks each target again and swaps each
+    temporary folder into place by renames. On any error before the commit, every temporary folder
+    is removed (no half-written result, no temporary folder left). Stale temporary folders of
+    killed runs are removed on the way.
+    """
+
+    def __init__(self) -> None:
+        self.items: list[tuple[Path, Path]] = []
+
+    def add(self, target: str | Path) -> Path:
+        t = check_target(target)
+        if any(t == old for old, _ in self.items):
+            raise InputError("two results would be written to the same folder", str(target), "--out")
+        try:
+            t.parent.mkdir(parents=True, exist_ok=True)
+            clean_stale(t.parent)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{t.name[:100]}.tmp-{os.getpid()}-", dir=t.parent))
+        except (OSError, RuntimeError) as exc:
+            raise _os_error(exc, t.parent, "cannot create the folder") from None
+        self.items.append((t, tmp))
+        return tmp
+
+    def abort(self) -> None:
+        for _, tmp in self.items:
+            shutil.rmtree(tmp, ignore_errors=True)
+        self.items.clear()
+
+    def commit(self) -> None:
+        try:
+            for target, tmp in self.items:
+                with folder_lock(target.parent):
+                    check_target(target)  # again: another process may have written there meanwhile
+                    old = None
+                    if target.exists():
+                        old = Path(tempfile.mkdtemp(prefix=f".{target.name[:100]}.old-{os.getpid()}-",
+                                                    dir=target.parent))
+                        os.rmdir(old)
+                        target.rename(old)
+                    try:
+                        tmp.rename(target)
+                    except OSError:
+                        if old is not None:
+                            old.rename(target)
+                        raise
+                if old is not None:
+                    shutil.rmtree(old, ignore_errors=True)
+        except (OSError, RuntimeError) as exc:
+            self.abort()
+            raise _os_error(exc, target) from None
+        except BaseException:
+            self.abort()
+            raise
+        self.items.clear()
+
+    def __enter__(self) -> Staging:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+            if isinstance(exc, OSError):  # a write error inside the staged folder
+                raise _os_error(exc, exc.filename or "(result folder)") from None
 
 
 @contextlib.contextmanager
 def result_dir(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary folder; on success it replaces ``target`` in one rename.
-
-    On any error the temporary folder is removed, so no half-written result is left. ``target``
-    is checked with :func:`check_target` first.
-    """
-    target = check_target(target)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"cannot create the folder: {exc.strerror}", str(target.parent), "--out") from None
-    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = target.parent / f".{target.name}.old-{os.getpid()}"
-    if target.exists():
-        target.rename(old)
-    tmp.rename(target)
-    if old.exists():
-        shutil.rmtree(old, ignore_errors=True)
+    """Yield a temporary folder; on success it replaces ``target`` in one rename (see :class:`Staging`)."""
+    with Staging() as st:
+        yield st.add(target)
 
 
 def fmt(v: Any) -> str:
@@ -161,7 +289,11 @@ def write_json(path: Path, data: Any) -> None:
 
 def manifest(model: Model, command: str, wall_time: float, **extra: Any) -> dict[str, Any]:
     """What is needed to reproduce a result: command, inputs, versions, model hashes, time."""
+    from . import __version__
+
     return {
+        "tool": TOOL,
+        "tool_version": __version__,
         "command": command,
         "argv": sys.argv,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -126,8 +126,16 @@ def _raw_chain(path: Path) -> list[tuple[Path, dict]]:
             raise InputError(f"'extends' forms a cycle: {names} (value {chain[-1][1]['extends']!r})", str(prev), "extends")
         seen.append(key)
         data = load_file(p)
+        if chain and (not isinstance(data, dict) or any(k not in KEYS for k in data)):
+            # a parent that is not a scenario: name it, but never echo its content
+            prev, ref = chain[-1][0], chain[-1][1]["extends"]
+            raise InputError(f"{describe_value(ref)} ({p}) is not a scenario file (expected a mapping with keys "
+                             f"such as name, levers, parameters)", str(prev), "extends")
         if data is None:
             raise InputError("the file is empty; a scenario is a mapping (name, title, levers, ...)", str(p))
+        if not isinstance(data, dict):
+            kind = "text" if isinstance(data, str) else "a list" if isinstance(data, list) else describe_value(data)
+            raise InputError(f"expected a mapping (name, title, levers, ...), the file holds {kind}", str(p), "(top)")
         check_keys(data, KEYS, str(p), "")
         chain.append((p, data))
         if "extends" not in data:

@@ -47,6 +47,53 @@ CONF_LEVEL = 0.95
 BOOTSTRAP = 100  # SALib resamples for confidence intervals
 TRUNCNORM_SDS = 4.0  # truncated normal: sd = (high - low) / TRUNCNORM_SDS, mean = baseline value
 QUANTILES = (5, 25, 50, 75, 95)
+MAX_SAMPLES = 10_000_000  # --samples above this is refused (README: bad input)
+RUN_BYTES_FACTOR = 4  # working copies of one run's records during integration and analysis (measured ~3.5)
+
+
+def experiment_rows(method: str, n: int, d: int, second_order: bool = False) -> int:
+    """Rows (runs) of a design: Morris n(d + 1), Sobol' n(d + 2) (or n(2d + 2)), Monte Carlo n, OAT 2d + 1."""
+    return {"oat": 2 * d + 1, "morris": n * (d + 1), "sobol": n * block_size(d, second_order), "mc": n}[method]
+
+
+def bytes_per_run(model: Model, years: int) -> int:
+    """Memory one run needs (bytes): every recorded variable for every year, times RUN_BYTES_FACTOR."""
+    n_vars = len(model.stocks) + len(model.flows) + len(model.aux) + len(getattr(model, "annual", {}) or {}) + len(
+        model.series)
+    return 8 * max(n_vars, 1) * (years + 2) * RUN_BYTES_FACTOR
+
+
+def machine_memory() -> int | None:
+    """Physical memory (bytes), or the container's memory limit when lower; None if unknown."""
+    import os
+
+    sizes = []
+    try:
+        sizes.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        pass
+    for f in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = open(f, encoding="ascii").read(64).strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 2**60:
+            sizes.append(int(text))
+    return min(sizes) if sizes else None
+
+
+def check_samples(model: Model, method: str, n: int, d: int, years: int, second_order: bool = False) -> int:
+    """The number of runs of the design, or an InputError when it is above MAX_SAMPLES or would not fit in memory."""
+    if n > MAX_SAMPLES:
+        raise InputError(f"expected at most {MAX_SAMPLES:,} (the documented cap), got {n:,}", None, "--samples")
+    rows = experiment_rows(method, n, d, second_order)
+    need = rows * bytes_per_run(model, years)
+    have = machine_memory()
+    if have is not None and need > have:
+        fit = max(int(n * have / need), 0)
+        raise InputError(f"{n:,} gives {rows:,} runs needing about {need / 2**30:,.1f} GiB of memory, more than this "
+                         f"machine's {have / 2**30:,.1f} GiB; use at most about {fit:,}", None, "--samples")
+    return rows
 
 
 # -------------------------------------------------------------------------------------- problem

@@ -70,7 +70,8 @@ def test_manifest_allows_reproduction(run_dir, model):
 def test_rerun_replaces_the_folder_atomically(tmp_path):
     out = tmp_path / "o"
     (out / "baseline").mkdir(parents=True)
-    (out / "baseline" / "manifest.json").write_text("{}")  # an earlier result folder
+    # an earlier result folder: its manifest names this program
+    (out / "baseline" / "manifest.json").write_text('{"tool": "sdsim", "tool_version": "0.0.1"}')
     (out / "baseline" / "stale.txt").write_text("old")
     assert main(["run", str(ROOT / "scenarios/baseline.yaml"), "--out", str(out), "--no-plots"]) == 0
     assert not (out / "baseline" / "stale.txt").exists()

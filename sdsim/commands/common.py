@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import re
 from pathlib import Path
 
 from ..compiler import Compiled, compile_model
@@ -60,11 +62,33 @@ def goal_table(status: dict[str, GoalStatus], lang: str = "en", column: int = 0)
 
 
 def heading(sc: Scenario) -> str:
-    """One line naming the scenario and its run settings."""
+    """One line naming the scenario, its run settings and its command-line overrides."""
     dt = f"1/{round(1 / sc.dt)}"
-    return f"Scenario '{sc.name}': {sc.label()}  ({sc.start}-{sc.end}, dt {dt}, {sc.method})"
+    sets = f"  [--set {', '.join(sc.overrides)}]" if sc.overrides else ""
+    return f"Scenario '{sc.name}': {sc.label()}  ({sc.start}-{sc.end}, dt {dt}, {sc.method}){sets}"
 
 
-def out_path(base: str, name: str) -> Path:
-    """Result folder of a scenario under ``base``."""
-    return Path(base) / name
+def variant_suffix(overrides: list[str]) -> str:
+    """``+name=value+...`` naming a set of ``--set`` overrides in a folder or file name ('' when none).
+
+    Characters other than letters, digits and ``_ . = -`` become ``_``; when that changed anything,
+    or the text is long, a short hash of the overrides keeps different variants apart.
+    """
+    if not overrides:
+        return ""
+    text = "+".join(overrides)
+    slug = re.sub(r"[^A-Za-z0-9_.=\-+]", "_", text)
+    if slug != text or len(slug) > 80:
+        digest = hashlib.sha256("\0".join(overrides).encode("utf-8")).hexdigest()[:8]
+        slug = f"{slug[:80]}-{digest}"
+    return "+" + slug
+
+
+def result_name(sc: Scenario) -> str:
+    """Result folder name of a scenario: its name, plus its ``--set`` overrides (a variant gets its own folder)."""
+    return sc.name + variant_suffix(sc.overrides)
+
+
+def out_path(base: str, sc: Scenario) -> Path:
+    """Result folder of a scenario (or of its ``--set`` variant) under ``base``."""
+    return Path(base) / result_name(sc)

@@ -18,7 +18,7 @@ from ..report import Report
 from ..results import check_target, manifest, result_dir, write_csv, write_json
 from ..runner import ScenarioRun, run_scenarios
 from ..textable import num, render
-from .common import load, scenarios
+from .common import load, scenarios, variant_suffix
 
 CSV_HEADER = (
     "scenario", "title", "file", "goal", "variable", "year", "value", "test", "threshold", "met",
@@ -150,7 +150,8 @@ def main(args: argparse.Namespace) -> int:
         files = [sc.file for sc in scs if sc.name == dup[0]]
         raise InputError(f"two scenarios share the name {dup[0]!r} ({', '.join(files)}); "
                          "their rows would be indistinguishable")
-    out = check_target(args.out)
+    sets = list(getattr(args, "set", []) or [])
+    out = check_target(args.out if args.out else "results/compare" + variant_suffix(sets))
     t_run = time.perf_counter()
     results = run_scenarios(cm, scs)
     t_run = time.perf_counter() - t_run
@@ -163,6 +164,8 @@ def main(args: argparse.Namespace) -> int:
     cal = [float(np.abs(r.calibration.residuals).max()) for r in results if r.calibration is not None]
     summary = (f"Compared {len(scs)} scenario(s) in {len(groups)} batch(es) ({how}): calibration and integration "
                f"{t_run:.2f} s" + (f"; 2021 reproduced, largest relative residual {max(cal):.1e}" if cal else ""))
+    if sets:
+        summary += f"; every scenario with --set {', '.join(sets)}"
     print(summary)
     warnings = [w for sc in scs for w in sc.warnings]
     for w in dict.fromkeys(warnings):

@@ -3,12 +3,42 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from ..errors import InputError
 from ..scenario import Scenario
 from ..xmile import export_scenario, write_text
-from .common import heading, load, scenarios
+from .common import heading, load, result_name, scenarios
+
+
+def is_own_export(path: Path) -> bool:
+    """True when ``path`` is an XMILE file this program exported (its header names sdsim as vendor and product)."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(2048).decode("utf-8", errors="replace")
+    except OSError:
+        return False
+    return head.startswith("<?xml") and "<vendor>sdsim</vendor>" in head and ">sdsim</product>" in head
+
+
+def check_export_target(out: Path) -> None:
+    """Refuse to write over anything but an earlier export of this program (or through a broken path)."""
+    try:
+        if out.is_dir():
+            raise InputError("is a folder; give a file name such as model.xmile", str(out), "--out")
+        if out.exists() or out.is_symlink():
+            if not out.is_file() or out.is_symlink() or not is_own_export(out):
+                raise InputError("exists and is not an XMILE file exported by this program; refusing to overwrite "
+                                 "it: choose a new file name", str(out), "--out")
+        parent = next(p for p in out.resolve().parents if p.exists())
+        if not parent.is_dir():
+            raise InputError(f"{parent} is a file, so the file cannot be made there", str(out), "--out")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise InputError(f"{parent} is not writable", str(out), "--out")
+    except (OSError, RuntimeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InputError(f"cannot use this path: {reason}", str(out), "--out") from None
 
 
 def main(args: argparse.Namespace) -> int:
@@ -18,14 +48,14 @@ def main(args: argparse.Namespace) -> int:
         sc = scenarios(args, model, [args.scenario])[0]
     else:
         sc = Scenario(name="model", file="(model files)", dt=model.dt, title={"en": "Model values, no scenario levers"})
-    out = Path(args.out) if args.out else Path("results") / f"{sc.name}.xmile"
-    if out.is_dir():
-        raise InputError("is a folder; give a file name such as model.xmile", str(out), "--out")
+    out = Path(args.out) if args.out else Path("results") / f"{result_name(sc)}.xmile"
+    check_export_target(out)
     exp = export_scenario(cm, sc)
     try:
         write_text(out, exp.text)
-    except OSError as exc:
-        raise InputError(f"cannot write the file: {exc.strerror}", str(out), "--out") from None
+    except (OSError, RuntimeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InputError(f"cannot write the file: {reason}", str(out), "--out") from None
     print(heading(sc))
     for w in sc.warnings:
         print(f"  warning: {w}")

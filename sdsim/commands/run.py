@@ -9,9 +9,9 @@ from typing import Any
 from .. import plots
 from ..goals import evaluate
 from ..report import Report
-from ..results import check_target, manifest, result_dir, write_csv, write_json, write_timeseries, write_variables
+from ..results import Staging, check_target, manifest, write_csv, write_json, write_timeseries, write_variables
 from ..runner import run_scenarios
-from .common import GOAL_HEADER, goal_rows, goal_table, heading, load, out_path, scenarios
+from .common import GOAL_HEADER, goal_rows, goal_table, heading, load, out_path, result_name, scenarios
 
 
 def main(args: argparse.Namespace) -> int:
@@ -19,26 +19,30 @@ def main(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     model, cm = load(args)
     scs = scenarios(args, model, args.scenarios)
-    names = [sc.name for sc in scs]
+    names = [result_name(sc) for sc in scs]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
         from ..errors import InputError
 
         raise InputError(f"two scenarios share the name {sorted(dup)[0]!r}; their result folders would collide")
     for sc in scs:
-        check_target(out_path(args.out, sc.name))
+        check_target(out_path(args.out, sc))
     results = run_scenarios(cm, scs)
     lang = plots.setup_language(args.lang) if not args.no_plots else args.lang  # figures need a CJK font
     goal_year = max(g.year for g in model.goals.values())
-    for res in results:
-        sc, run = res.scenario, res.run
-        status = evaluate(model, run)
-        print(heading(sc))
-        for w in sc.warnings:
-            print(f"  warning: {w}")
-        print(goal_table(status))
-        target = out_path(args.out, sc.name)
-        with result_dir(target) as d:
+    done: list[tuple[Any, list[str]]] = []
+    # every scenario is written to a temporary folder first; all are put in place together at the end,
+    # so an error in the second scenario leaves the first one's earlier result untouched
+    with Staging() as staging:
+        for res in results:
+            sc, run = res.scenario, res.run
+            status = evaluate(model, run)
+            print(heading(sc))
+            for w in sc.warnings:
+                print(f"  warning: {w}")
+            print(goal_table(status))
+            target = out_path(args.out, sc)
+            d = staging.add(target)
             write_timeseries(d / "timeseries.csv", model, run)
             write_variables(d / "variables.csv", model, run)
             write_csv(
@@ -52,7 +56,7 @@ def main(args: argparse.Namespace) -> int:
             files = ["timeseries.csv", "variables.csv", "goals.csv"]
             figures = []
             if not args.no_plots:
-                title = sc.label(lang)
+                title = sc.label(lang) + (f" [{', '.join(sc.overrides)}]" if sc.overrides else "")
                 for name, fig in (
                     ("goals", plots.goal_panels(model, [(title, run)], lang,
                                                 plots.t("goals_title", lang, name=title, year=goal_year), [status])),
@@ -73,7 +77,10 @@ def main(args: argparse.Namespace) -> int:
                 },
                 files=files + ["manifest.json"], language=lang,
             ))
-        print(f"  -> {target}/ ({', '.join(files)}, manifest.json)\n")
+            done.append((target, files))
+            print()
+    for target, files in done:
+        print(f"  -> {target}/ ({', '.join(files)}, manifest.json)")
     return 0
 
 
@@ -128,6 +135,8 @@ def _report(model: Any, sc: Any, status: dict, figures: list[str], lang: str) ->
         report.heading(tr("levers"))
         report.table(tr("lever_header", start=model.calibration.end + 1).split("|"),
                      [[k, v.summary()] for k, v in sc.levers.items()])
+    if sc.overrides:
+        report.text("--set " + ", ".join(sc.overrides))
     if sc.parameters:
         report.heading(tr("params"))
         report.table(tr("param_header").split("|"), [[k, f"{v:g}"] for k, v in sc.parameters.items()])

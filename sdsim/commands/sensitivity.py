@@ -26,7 +26,7 @@ from ..errors import InputError
 from ..report import Report
 from ..results import check_target, manifest, output_names, result_dir, write_csv, write_json
 from ..textable import num, render
-from .common import heading, load, scenarios
+from .common import heading, load, result_name, scenarios
 
 STAGES = ("sampling", "calibrating", "simulating", "analysing", "writing")
 
@@ -100,7 +100,11 @@ def main(args: argparse.Namespace) -> int:
     problem = sa.define_problem(model, sc, args.levers, subset)
     method = args.method
     goal_year = max(g.year for g in model.goals.values())
-    target = check_target(args.out if args.out else Path("results") / f"{sc.name}_{method}{'_levers' if args.levers else ''}")
+    if n is not None:
+        sa.check_samples(model, method, n, problem.d, (sc.end if method == "mc" else goal_year) - sc.start + 1,
+                         args.second_order)
+    default = Path("results") / f"{result_name(sc)}_{method}{'_levers' if args.levers else ''}"
+    target = check_target(args.out if args.out else default)
     no_plots = getattr(args, "no_plots", False)
     lang = plots.setup_language(args.lang) if not no_plots else "en"
 
