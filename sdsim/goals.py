@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import special
@@ -20,6 +21,10 @@ class GoalStatus:
     met: np.ndarray  # bool
     first_year: np.ndarray  # first year (after the calibration window) the test holds; 0 = never
     probability: np.ndarray  # P(met): 0/1, or a Poisson law on the expected count
+    value_reported: np.ndarray | None = None  # the published indicator in the goal year (reporting scope in force)
+    threshold_reported: np.ndarray | None = None  # threshold x the scope factor: the goal in the published scope
+    rebased_target: float | None = None  # the district's re-based target of the published indicator
+    rebased_year: int | None = None
 
     @property
     def gap(self) -> np.ndarray:
@@ -45,8 +50,15 @@ def poisson_probability(goal: Goal, expected: np.ndarray) -> np.ndarray:
     return special.pdtrc(k, np.maximum(expected, 0.0))
 
 
-def evaluate(model: Model, run: Run, from_year: int | None = None) -> dict[str, GoalStatus]:
-    """Status of every goal for every run in ``run``."""
+def evaluate(model: Model, run: Run, from_year: int | None = None, params: dict[str, Any] | None = None
+             ) -> dict[str, GoalStatus]:
+    """Status of every goal for every run in ``run``.
+
+    Goals are judged in the scope they were set in (the goal variable). Where a goal names a
+    ``reported`` indicator, the published value in the goal year is added, with the threshold scaled
+    by ``threshold_scale`` (taken from ``params``, default the model's value) and the latest re-based
+    target of that indicator up to the goal year (history.yaml, kind target).
+    """
     start = from_year if from_year is not None else model.calibration.end
     out = {}
     for name, g in model.goals.items():
@@ -57,5 +69,26 @@ def evaluate(model: Model, run: Run, from_year: int | None = None) -> dict[str, 
         ok = holds(g, np.nan_to_num(series[sel], nan=-np.inf))
         first = np.where(ok.any(axis=0), run.years[sel][ok.argmax(axis=0)], 0)
         prob = poisson_probability(g, value) if g.poisson else met.astype(float)
-        out[name] = GoalStatus(g, value, met, first, prob)
+        st = GoalStatus(g, value, met, first, prob)
+        if g.reported is not None:
+            st.value_reported = run.at(g.reported, g.year)
+            scale = 1.0
+            if g.threshold_scale is not None:
+                scale = (params or {}).get(g.threshold_scale, model.params[g.threshold_scale].value)
+            st.threshold_reported = np.broadcast_to(g.threshold * np.asarray(scale, dtype=float), value.shape).copy()
+            st.rebased_target, st.rebased_year = rebased_target(model, g)
+        out[name] = st
     return out
+
+
+def rebased_target(model: Model, goal: Goal) -> tuple[float | None, int | None]:
+    """The district's re-based target of the goal's published indicator: the latest up to the goal year, else the
+    first after it (history.yaml, kind target)."""
+    if model.history is None or goal.reported is None:
+        return None, None
+    rows = model.history.targets_for(goal.reported)
+    if not rows:
+        return None, None
+    before = [r for r in rows if r.time <= goal.year]
+    r = before[-1] if before else rows[0]
+    return r.value, int(round(r.time))

@@ -41,11 +41,15 @@ TEXT = {
     "rd_title": {"en": "R&D spend and intensity: {name}", "zh": "研发投入与强度：{name}"},
     "rd_composition": {"en": "R&D spend by source (100M CNY per year)", "zh": "研发经费构成（亿元/年）"},
     "rd_intensity": {"en": "R&D intensity (R&D / GDP)", "zh": "研发投入强度（研发经费/GDP）"},
-    "reported_2020": {"en": "reported 2020 (not a target)", "zh": "2020年报道值（非校准目标）"},
+    "reported_2019": {"en": "reported 2019 (back-cast, not a target)", "zh": "2019年报道值（回溯比较，非校准目标）"},
+    "reported_path": {"en": "as published (narrower scope from end 2022)", "zh": "公布口径（2022年末起为较窄的新口径）"},
+    "history_obs": {"en": "published after 2021 (± tolerance)", "zh": "2021年后公布值（±容差）"},
+    "history_target": {"en": "district re-based target", "zh": "区重新设定的目标"},
+    "qualifying": {"en": "Register, qualifying firms and HTE", "zh": "入库企业、符合条件企业与高企"},
     "capacity": {"en": "capacity", "zh": "容量"},
     "carriers": {"en": "Incubation carriers", "zh": "孵化载体"},
     "occupants": {"en": "Teams and tenants", "zh": "在孵团队与企业"},
-    "pool": {"en": "Candidate pool and entries", "zh": "候选企业与入库"},
+    "pool": {"en": "Eligible backlog and registrations", "zh": "储备企业与入库"},
     "enterprises": {"en": "Tech enterprises and HTE", "zh": "科技型企业与高企"},
     "per_year": {"en": "per year", "zh": "每年"},
 }
@@ -170,6 +174,11 @@ def goal_panels(
             f = model.facts[g.observed]
             ax.plot([f.year], [f.value], marker="*", ms=13, color="#f39c12", mec="black",
                     zorder=6, ls="none", label=t("observed", lang, year=f.year))
+        if g.reported and len(runs) == 1 and g.reported in runs[0][1].names:
+            run = runs[0][1]
+            ax.plot(run.years, run.get(g.reported)[:, 0], ls=":", lw=1.6, color="#7f8c8d",
+                    label=t("reported_path", lang))
+        draw_history(ax, model, [g.variable, *([g.reported] if g.reported else [])], lang)
         name = g.label(lang)
         if status is not None and len(runs) == 1:
             st = status[0][g.name]
@@ -231,14 +240,20 @@ def chain_figure(model: Model, run: Run, lang: str, title: str) -> plt.Figure:
     ax.set_title(t("occupants", lang))
     ax.set_ylabel(unit_label("firm", lang))
     ax = axes[1, 0]
-    line(ax, "candidate_pool")
-    ax.plot(yrs, run.get("certification")[:, 0], ls="-.", lw=2,
-            label=f"{model.variable('certification').label(lang)} ({t('per_year', lang)})")
+    line(ax, "eligible_backlog")
+    ax.plot(yrs[1:], run.get("new_tech_enterprises")[1:, 0], ls="-.", lw=2, marker="s", ms=3,
+            label=f"{model.variable('new_tech_enterprises').label(lang)} ({t('per_year', lang)})")
     ax.set_title(t("pool", lang))
     ax.set_ylabel(f"{unit_label('firm', lang)} / {unit_label('firm/year', lang)}")  # a stock and a flow
     ax = axes[1, 1]
     line(ax, "tech_enterprises", color="#1f4e79")
+    line(ax, "qualifying_firms", color="#117a65")
     line(ax, "high_tech_enterprises", color="#7d3c98")
+    for name, color in (("reported_tech_enterprises", "#1f4e79"), ("reported_high_tech_enterprises", "#7d3c98")):
+        if name in run.names:
+            ax.plot(yrs, run.get(name)[:, 0], ls=":", lw=1.5, color=color, label=model.variable(name).label(lang))
+    draw_history(ax, model, ["tech_enterprises", "high_tech_enterprises", "reported_tech_enterprises",
+                             "reported_high_tech_enterprises"], lang)
     for gid, color in (("tech_enterprises", "#1f4e79"), ("high_tech_enterprises", "#7d3c98")):
         g = model.goals.get(gid)
         if g:
@@ -247,7 +262,7 @@ def chain_figure(model: Model, run: Run, lang: str, title: str) -> plt.Figure:
             if g.observed:
                 f = model.facts[g.observed]
                 ax.plot([f.year], [f.value], "*", ms=12, color="#f39c12", mec="black")
-    ax.set_title(t("enterprises", lang))
+    ax.set_title(t("qualifying", lang))
     ax.set_ylabel(unit_label("firm", lang))
     for ax in axes.flat:
         ax.grid(alpha=0.3)
@@ -259,10 +274,32 @@ def chain_figure(model: Model, run: Run, lang: str, title: str) -> plt.Figure:
     return fig
 
 
+def draw_history(ax: plt.Axes, model: Model, names: list[str], lang: str, scale: float = 1.0) -> None:
+    """Published figures after the calibration year (history.yaml) of ``names``: observations as points with
+    error bars, re-based targets as hollow diamonds. ``scale`` multiplies values (100 for % axes)."""
+    hist = getattr(model, "history", None)
+    if hist is None:
+        return
+    shown = {"obs": False, "target": False}
+    for r in hist.rows:
+        if r.variable not in names:
+            continue
+        if r.kind == "observation" and r.t is not None and r.bounds is not None:
+            lo, hi = r.bounds
+            ax.errorbar([r.t], [r.value * scale], yerr=[[(r.value - lo) * scale], [(hi - r.value) * scale]], fmt="o",
+                        ms=6, color="black", mfc="white", capsize=4, zorder=6,
+                        label=None if shown["obs"] else t("history_obs", lang))
+            shown["obs"] = True
+        elif r.kind == "target":
+            ax.plot([r.time], [r.value * scale], "D", ms=7, mfc="none", mec="#c0392b", zorder=6,
+                    label=None if shown["target"] else t("history_target", lang))
+            shown["target"] = True
+
+
 def rd_figure(model: Model, run: Run, lang: str, title: str) -> plt.Figure:
     """Stacked R&D composition (annual totals) and R&D intensity against its goal."""
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(13, 4.8))
-    parts = [n for n in ("rd_large_firms", "rd_hte_firms", "rd_other_tech_firms", "rd_public") if n in run.names]
+    parts = [n for n in ("rd_large_firms", "rd_innovative_firms", "rd_public") if n in run.names]
     yrs = run.years[1:]
     bottom = np.zeros(yrs.size)
     for n in parts:
@@ -273,10 +310,10 @@ def rd_figure(model: Model, run: Run, lang: str, title: str) -> plt.Figure:
         f = model.facts["rd_spend_2021"]
         a1.plot([f.year], [f.value], "*", ms=14, color="#f39c12", mec="black",
                 label=t("observed", lang, year=f.year), zorder=5)
-    if "rd_spend_2020" in model.facts:
-        f = model.facts["rd_spend_2020"]
+    if "rd_spend_2019" in model.facts:
+        f = model.facts["rd_spend_2019"]
         a1.plot([f.year], [f.value], "x", ms=10, color="black",
-                label=t("reported_2020", lang), zorder=5)
+                label=t("reported_2019", lang), zorder=5)
     a1.set_title(t("rd_composition", lang))
     a1.set_ylabel(unit_label("CNY100M/year", lang))
     a1.legend(fontsize=8, loc="upper left")

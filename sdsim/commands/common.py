@@ -61,6 +61,39 @@ def goal_table(status: dict[str, GoalStatus], lang: str = "en", column: int = 0)
     return render(header, goal_rows(status, lang, column), [False, True, True, False, True, True, True])
 
 
+def reported_cells(st: GoalStatus, column: int = 0) -> list[object]:
+    """value_reported, threshold_reported, rebased_target, rebased_target_year (empty where not defined)."""
+    if st.value_reported is None or st.threshold_reported is None:
+        return ["", "", "", ""]
+    return [st.value_reported[column], st.threshold_reported[column],
+            "" if st.rebased_target is None else st.rebased_target, st.rebased_year or ""]
+
+
+SCOPE_NOTE = {
+    "en": ("Goals are judged in the scope they were set in (the seed's, 2022). Since end 2022 the district reports "
+           "in a narrower scope, so seed-scope values after 2022 are not observed; the published values are:"),
+    "zh": ("目标按其制定时的统计口径（原口径，2022年）判断。2022年末起全区按较窄的新口径公布，"
+           "原口径数值此后无观测；公布口径数值如下："),
+}
+
+
+def reported_table(status: dict[str, GoalStatus], lang: str = "en", column: int = 0) -> str:
+    """The goals with a published indicator: reported value, threshold in that scope, re-based target."""
+    rows = []
+    for st in status.values():
+        if st.value_reported is None or st.threshold_reported is None:
+            continue
+        g = st.goal
+        target = f"{num(st.rebased_target)} ({st.rebased_year})" if st.rebased_target is not None else "-"
+        rows.append([g.label(lang), num(st.value_reported[column]), f"{g.test} {num(st.threshold_reported[column])}",
+                     target])
+    if not rows:
+        return ""
+    year = next(iter(status.values())).goal.year
+    header = ["goal (published scope)", f"{year} reported", "threshold x scope", "re-based target"]
+    return SCOPE_NOTE.get(lang, SCOPE_NOTE["en"]) + "\n" + render(header, rows, [False, True, True, True])
+
+
 def heading(sc: Scenario) -> str:
     """One line naming the scenario, its run settings and its command-line overrides."""
     dt = f"1/{round(1 / sc.dt)}"

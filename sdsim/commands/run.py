@@ -11,7 +11,18 @@ from ..goals import evaluate
 from ..report import Report
 from ..results import Staging, check_target, manifest, write_csv, write_json, write_timeseries, write_variables
 from ..runner import run_scenarios
-from .common import GOAL_HEADER, goal_rows, goal_table, heading, load, out_path, result_name, scenarios
+from .common import (
+    GOAL_HEADER,
+    goal_rows,
+    goal_table,
+    heading,
+    load,
+    out_path,
+    reported_cells,
+    reported_table,
+    result_name,
+    scenarios,
+)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -36,11 +47,14 @@ def main(args: argparse.Namespace) -> int:
     with Staging() as staging:
         for res in results:
             sc, run = res.scenario, res.run
-            status = evaluate(model, run)
+            status = evaluate(model, run, params=res.params)
             print(heading(sc))
             for w in sc.warnings:
                 print(f"  warning: {w}")
             print(goal_table(status))
+            rep_table = reported_table(status)
+            if rep_table:
+                print(rep_table)
             target = out_path(args.out, sc)
             d = staging.add(target)
             write_timeseries(d / "timeseries.csv", model, run)
@@ -48,9 +62,10 @@ def main(args: argparse.Namespace) -> int:
             write_csv(
                 d / "goals.csv",
                 ["goal", "variable", f"value_{model.goals[next(iter(model.goals))].year}", "test", "threshold",
-                 "met", "first_year_met", "gap", "gap_pct", "probability"],
+                 "met", "first_year_met", "gap", "gap_pct", "probability", "value_reported", "threshold_reported",
+                 "rebased_target", "rebased_target_year"],
                 ([g, st.goal.variable, st.value[0], st.goal.test, st.goal.threshold, bool(st.met[0]),
-                  int(st.first_year[0]) or "", st.gap[0], st.gap_pct[0], st.probability[0]]
+                  int(st.first_year[0]) or "", st.gap[0], st.gap_pct[0], st.probability[0], *reported_cells(st)]
                  for g, st in status.items()),
             )
             files = ["timeseries.csv", "variables.csv", "goals.csv"]
