@@ -5,21 +5,37 @@ generated code is built only from checked expression trees (see :mod:`expression
 
 Generated functions:
 
-* ``init(P, LV, SR, time)`` -> (initial stock values, frozen ``initial()`` auxiliaries);
-* ``build(P, LV, SR, FZ)`` -> ``(rates, rates_rec)``: ``rates(k, time, S, F, D)`` fills the rate
-  rows ``F`` (flows, then auxiliaries recorded as annual totals) and the stock derivatives ``D``
-  from the stock rows ``S``; ``rates_rec`` also fills the auxiliary rows ``A``;
+* ``init(P, LV, SR, time)`` -> (initial stock values, frozen ``initial()`` auxiliaries and the
+  initial values of ``delay_fixed`` outputs);
+* ``build(P, LV, SR, FZ, dt)`` -> ``(rates, rates_rec)``: ``rates(k, time, S, F, D, tk=None,
+  first=True)`` fills the rate rows ``F`` (flows, then auxiliaries recorded as annual totals) and
+  the stock derivatives ``D`` from the stock rows ``S``; ``rates_rec(k, time, S, F, D, A)`` also
+  fills the auxiliary rows ``A``. ``time`` is the time of the evaluation (an RK4 stage's time),
+  ``tk`` the start of step ``k`` (default ``time``): levers and series are read at index ``k``,
+  ``step()`` and ``pulse()`` at ``tk`` (their breaks lie on the step grid), ``time`` and ``ramp()``
+  at ``time``. ``first`` marks the step's first evaluation, the one whose inputs ``delay_fixed``
+  records;
 * ``build_scalar(...)``: the same for one run over Python floats and lists (about ten times less
   overhead per step than numpy on arrays of one element);
 * ``annual(NS)`` -> annual outputs from yearly records.
 
 ``P`` maps parameter and fact names to numbers or (n,) arrays; ``LV`` and ``SR`` map lever and
 series names to (steps + 1, m) arrays indexed by the step counter ``k``.
+
+Graphical functions (``tables:``) are module constants of the generated code (``_TX_<name>``,
+``_TY_<name>``); :meth:`Compiled.with_tables` gives the same model with other y values.
+
+``delay_fixed(x, T, x0)`` (see :mod:`stockfns`) keeps a ring buffer of ``T / dt`` entries per run,
+created by ``build``: its output at step k is the buffer slot ``k mod m`` (x0 for k < m), read on the
+step's first evaluation before the equations and held for the step's other (RK4) evaluations; x is
+written into that slot after the equations, on the first evaluation only.
+So the output at t is x(t − T) exactly, and within a step (all RK4 stages) the output is held.
 """
 
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -84,7 +100,23 @@ def _interp_s(x: float, xs: list[float], ys: list[float]) -> float:
     return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
 
 
+def _delay_steps(value: Any, dt: float | None, where: str) -> int:
+    """Number of steps of a ``delay_fixed`` delay time (years): a whole number >= 1, equal in every run."""
+    v = np.unique(np.asarray(value, dtype=float))
+    if dt is None:
+        raise ModelError(f"{where}: delay_fixed() needs the time step (pass dt to build)")
+    if v.size != 1:
+        raise ModelError(f"{where}: delay_fixed() delay time differs between runs ({v.min():g} to {v.max():g} "
+                         "years); it must be the same in one batch")
+    steps = float(v[0]) / dt
+    if not (steps >= 1 and abs(steps - round(steps)) < 1e-9):
+        raise ModelError(f"{where}: delay_fixed() delay time {float(v[0]):g} years is not a whole number (>= 1) of "
+                         f"steps of dt = {dt:g}")
+    return round(steps)
+
+
 _RUNTIME = {
+    "_delay_steps": _delay_steps,
     "_np": np, "_m": math, "_step": _step, "_ramp": _ramp, "_pulse": _pulse, "_interp": _interp,
     "_step_s": _step_s, "_ramp_s": _ramp_s, "_pulse_s": _pulse_s, "_interp_s": _interp_s,
 }
@@ -104,21 +136,57 @@ class Compiled:
     build_scalar: Callable[..., tuple[Callable, Callable]]  # same functions over Python floats (n = 1)
     annual: Callable[[dict[str, Any]], dict[str, Any]]
     source: str
+    table_y: dict[str, list[float]] | None = None  # y values of the graphical functions this code uses
 
     @property
     def flows(self) -> list[str]:
         """Flow names (the first rows of the rate block)."""
         return [r for r in self.rates if r in self.model.flows]
 
+    def with_tables(self, y: dict[str, list[float]]) -> Compiled:
+        """The same compiled model with other y values of some graphical functions (same x)."""
+        if not y:
+            return self
+        ys = {**(self.table_y or {}), **{k: [float(v) for v in vals] for k, vals in y.items()}}
+        ns = _namespace(self.model, ys)
+        exec(compile(self.source, f"<compiled model {self.model.directory}>", "exec"), ns)  # noqa: S102
+        return dataclasses.replace(self, init=ns["init"], build=ns["build"], build_scalar=ns["build_scalar"],
+                                   annual=ns["annual"], table_y=ys)
+
 
 def _v(name: str) -> str:
     return f"v_{name}"
 
 
-def _rename(names: set[str]) -> dict[str, str]:
+_SCALES: dict[str, str] = {}  # table -> source of its scale parameter, for the model being compiled
+
+
+def _rename(names: set[str], held: bool = False) -> dict[str, str]:
+    """Source names: ``v_<name>``, ``time``; with ``held``, step() and pulse() read the step's start ``tk``."""
     rn = {n: _v(n) for n in names}
     rn["time"] = "time"
+    rn.update(_SCALES)
+    if held:
+        rn[ex.HELD_TIME] = "tk"
     return rn
+
+
+def _namespace(model: Model, table_y: dict[str, list[float]]) -> dict[str, Any]:
+    """Globals of the generated code: runtime helpers and the graphical functions' points."""
+    namespace: dict[str, Any] = dict(_RUNTIME)
+    per_var = {n: v.table for n, v in {**model.flows, **model.aux}.items() if v.table is not None}
+    for n, (xs, ys) in per_var.items():
+        namespace[f"_T_{n}_x"] = np.asarray(xs, dtype=float)
+        namespace[f"_T_{n}_y"] = np.asarray(ys, dtype=float)
+        namespace[f"_T_{n}_x_s"] = [float(x) for x in xs]
+        namespace[f"_T_{n}_y_s"] = [float(y) for y in ys]
+    for n, t in model.tables.items():
+        ys = table_y.get(n, t.y)
+        namespace[f"_TX_{n}"] = np.asarray(t.x, dtype=float)
+        namespace[f"_TY_{n}"] = np.asarray(ys, dtype=float)
+        namespace[f"_TX_{n}_s"] = [float(x) for x in t.x]
+        namespace[f"_TY_{n}_s"] = [float(y) for y in ys]
+    return namespace
 
 
 def _order(nodes: dict[str, set[str]], what: str, file: str) -> list[str]:
@@ -130,10 +198,10 @@ def _order(nodes: dict[str, set[str]], what: str, file: str) -> list[str]:
         raise ModelError(f"{what} form a cycle: {cycle}", file) from None
 
 
-def _value_expr(var: Any, scalar: bool = False, expr: ex.Expr | None = None) -> str:
+def _value_expr(var: Any, scalar: bool = False, expr: ex.Expr | None = None, held: bool = False) -> str:
     """Source computing a flow or auxiliary (graphical functions included); ``expr`` replaces its equation."""
     e = expr if expr is not None else ex.inner(var.expr)
-    src = ex.to_source(e, _rename(e.names), scalar)
+    src = ex.to_source(e, _rename(e.names, held), scalar)
     if var.table is not None:
         suffix = "_s" if scalar else ""
         src = f"_interp{suffix}({src}, _T_{var.name}_x{suffix}, _T_{var.name}_y{suffix})"
@@ -142,12 +210,23 @@ def _value_expr(var: Any, scalar: bool = False, expr: ex.Expr | None = None) -> 
 
 def compile_model(model: Model) -> Compiled:
     """Order, classify and compile the model's equations (once per model)."""
+    _SCALES.clear()
+    _SCALES.update({t: _v(ex.table_scale_name(t)) for t, tb in model.tables.items() if tb.y_scale_range is not None})
+    try:
+        return _compile(model)
+    finally:
+        _SCALES.clear()
+
+
+def _compile(model: Model) -> Compiled:
     sfile = str(model.directory / "structure.yaml")
     stocks = list(model.stocks)
     flows = list(model.flows)
     aux_all = dict(model.aux)
     frozen = [n for n, v in aux_all.items() if v.expr.is_initial]
-    computed = {**{n: model.flows[n] for n in flows}, **{n: v for n, v in aux_all.items() if n not in frozen}}
+    delays = {n: v for n, v in aux_all.items() if v.fixed_delay is not None}  # delay_fixed outputs: state
+    computed = {**{n: model.flows[n] for n in flows},
+                **{n: v for n, v in aux_all.items() if n not in frozen and n not in delays}}
     levers = set(model.levers)
     series = set(model.series)
     consts = set(model.params) - levers | set(model.facts)
@@ -166,9 +245,11 @@ def compile_model(model: Model) -> Compiled:
     rates = flows + [n for n, v in aux_all.items() if v.annual_total]
     rec_aux = [n for n, v in aux_all.items() if not v.annual_total]
 
-    # the subset needed each step: ancestors of the rates
+    # the subset needed each step: ancestors of the rates and of the delay_fixed inputs
     need: set[str] = set()
     stack = [r for r in rates if r in computed]
+    for v in delays.values():
+        stack.extend(v.expr.names & set(computed))
     while stack:
         n = stack.pop()
         if n in need:
@@ -178,15 +259,12 @@ def compile_model(model: Model) -> Compiled:
 
     lines: list[str] = []
     w = lines.append
-    tables = {n: v.table for n, v in {**model.flows, **aux_all}.items() if v.table is not None}
 
     # ------------------------------------------------------------------ init
     init_nodes: dict[str, set[str]] = {}
     for s in stocks:
         init_nodes[f"stock:{s}"] = set()
-    for n in computed:
-        init_nodes[n] = set()
-    for n in frozen:
+    for n in [*computed, *frozen, *delays]:
         init_nodes[n] = set()
 
     def init_deps(expr: ex.Expr) -> set[str]:
@@ -194,7 +272,7 @@ def compile_model(model: Model) -> Compiled:
         for name in expr.names:
             if name in model.stocks:
                 out.add(f"stock:{name}")
-            elif name in computed or name in frozen:
+            elif name in computed or name in frozen or name in delays:
                 out.add(name)
         return out
 
@@ -204,9 +282,11 @@ def compile_model(model: Model) -> Compiled:
         init_nodes[n] = init_deps(v.expr)
     for n in frozen:
         init_nodes[n] = init_deps(aux_all[n].expr) | {f"stock:{s}" for s in stocks}
-    # only what the stocks' initial values and the frozen auxiliaries need
+    for n, v in delays.items():
+        init_nodes[n] = init_deps(v.fixed_delay[1])  # type: ignore[index]
+    # only what the stocks' initial values, the frozen auxiliaries and the delay_fixed initial values need
     wanted: set[str] = set()
-    stack = [f"stock:{s}" for s in stocks] + frozen
+    stack = [f"stock:{s}" for s in stocks] + frozen + list(delays)
     while stack:
         n = stack.pop()
         if n in wanted:
@@ -228,12 +308,15 @@ def compile_model(model: Model) -> Compiled:
             w(f"    {_v(s)} = {ex.to_source(model.stocks[s].expr, _rename(model.stocks[s].expr.names))}")
         elif n in frozen:
             pass
+        elif n in delays:
+            x0 = delays[n].fixed_delay[1]  # type: ignore[index]
+            w(f"    {_v(n)} = {ex.to_source(x0, _rename(x0.names))}")
         else:
             w(f"    {_v(n)} = {_value_expr(computed[n])}")
     for n in frozen:
         w(f"    {_v(n)} = {_value_expr(aux_all[n])}")
     w("    return {" + ", ".join(f"{s!r}: {_v(s)}" for s in stocks) + "}, {"
-      + ", ".join(f"{n!r}: {_v(n)}" for n in frozen) + "}")
+      + ", ".join(f"{n!r}: {_v(n)}" for n in [*frozen, *delays]) + "}")
     w("")
 
     # ------------------------------------------------------------------ build / rates
@@ -245,16 +328,33 @@ def compile_model(model: Model) -> Compiled:
     constant = consts | set(frozen) | static
     dyn_expr = {n: ex.hoist(computed[n].expr, constant, hoisted) for n in order if n not in static}
 
+    held = any(computed[n].expr.functions & set(ex.HELD_TIME_FUNCTIONS) for n in order if n not in static) \
+        or any(v.expr.functions & set(ex.HELD_TIME_FUNCTIONS) for v in delays.values())
+
     def body(record: bool, scalar: bool) -> None:
         used: set[str] = set()
         nodes = [n for n in order if n not in static and (record or n in need)]
         for n in nodes:
             used |= dyn_expr[n].names
+        for v in delays.values():
+            used |= v.expr.names
         if record:
             for n in rec_aux:
                 used.add(n)
+        if held and not record:
+            w("        if tk is None:")
+            w("            tk = time")
+        elif held:
+            w("        tk = time")
         for s, i in stock_index.items():
             w(f"        {_v(s)} = S[{i}]")
+        for n in delays:  # the output of step k, held for all its evaluations (the slot is overwritten below)
+            if record:
+                w(f"        H_{n}[0] = B_{n}[k % M_{n}]")
+            else:
+                w("        if first:")
+                w(f"            H_{n}[0] = B_{n}[k % M_{n}]")
+            w(f"        {_v(n)} = H_{n}[0]")
         for n in sorted(levers & used):
             w(f"        {_v(n)} = L_{n}[k]")
         for n in sorted(series & used):
@@ -265,13 +365,13 @@ def compile_model(model: Model) -> Compiled:
             into = None
             e = dyn_expr[n]
             if not scalar and n in rate_index and var.table is None:
-                into = ex.to_source_into(e, _rename(e.names), f"F[{rate_index[n]}]")
+                into = ex.to_source_into(e, _rename(e.names, held=True), f"F[{rate_index[n]}]")
             if into:
                 w(f"        {into}")
                 w(f"        {_v(n)} = F[{rate_index[n]}]")
                 written.add(n)
             else:
-                w(f"        {_v(n)} = {_value_expr(var, scalar, e)}")
+                w(f"        {_v(n)} = {_value_expr(var, scalar, e, held=True)}")
         for r, i in rate_index.items():
             if r not in written:
                 w(f"        F[{i}] = {_v(r)}")
@@ -297,10 +397,19 @@ def compile_model(model: Model) -> Compiled:
         if record:
             for i, n in enumerate(rec_aux):
                 w(f"        A[{i}] = {_v(n)}")
+        # delay_fixed: record the input of step k (first evaluation only) in the slot just read
+        for n, v in delays.items():
+            src = ex.to_source(v.expr, _rename(v.expr.names, True), scalar)
+            value = f"float({src})" if scalar else f"_np.array({src}, dtype=float)"
+            if record:
+                w(f"        B_{n}[k % M_{n}] = {value}")
+            else:
+                w("        if first:")
+                w(f"            B_{n}[k % M_{n}] = {value}")
 
     # build(): numpy arrays, one entry per run; build_scalar(): Python floats, one run
     for fname, scalar in (("build", False), ("build_scalar", True)):
-        w(f"def {fname}(P, LV, SR, FZ):")
+        w(f"def {fname}(P, LV, SR, FZ, dt=None):")
         for n in sorted(consts):
             w(f"    {_v(n)} = P[{n!r}]")
         for n in frozen:
@@ -315,7 +424,13 @@ def compile_model(model: Model) -> Compiled:
         for name, node in hoisted.values():
             sub = ex.subtree(node)
             w(f"    {_v(name)} = {ex.to_source(sub, _rename(sub.names), scalar)}")
-        w("    def rates(k, time, S, F, D):")
+        for n, v in delays.items():
+            T = v.fixed_delay[0]  # type: ignore[index]
+            where = f"{sfile}: " + next((f.path for f in model.stock_functions if f.output == n), n)
+            w(f"    M_{n} = _delay_steps({ex.to_source(T, _rename(T.names))}, dt, {where!r})")
+            w(f"    B_{n} = [FZ[{n!r}]] * M_{n}")
+            w(f"    H_{n} = [FZ[{n!r}]]")
+        w("    def rates(k, time, S, F, D, tk=None, first=True):")
         body(False, scalar)
         w("    def rates_rec(k, time, S, F, D, A):")
         body(True, scalar)
@@ -338,12 +453,7 @@ def compile_model(model: Model) -> Compiled:
     w("    return {" + ", ".join(out) + "}")
 
     source = "\n".join(lines) + "\n"
-    namespace: dict[str, Any] = dict(_RUNTIME)
-    for n, (xs, ys) in tables.items():
-        namespace[f"_T_{n}_x"] = np.asarray(xs, dtype=float)
-        namespace[f"_T_{n}_y"] = np.asarray(ys, dtype=float)
-        namespace[f"_T_{n}_x_s"] = [float(x) for x in xs]
-        namespace[f"_T_{n}_y_s"] = [float(y) for y in ys]
+    namespace = _namespace(model, {})
     code = compile(source, f"<compiled model {model.directory}>", "exec")
     exec(code, namespace)  # noqa: S102 - source generated from whitelisted expression trees
     return Compiled(

@@ -28,6 +28,8 @@ TEXT: dict[str, dict[str, str]] = {
     "stocks": {"en": "Stocks", "zh": "存量"},
     "flows": {"en": "Flows", "zh": "流量"},
     "aux": {"en": "Auxiliaries", "zh": "辅助变量"},
+    "tables": {"en": "Graphical functions (tables)", "zh": "表函数"},
+    "hidden": {"en": "Hidden structure of smooth/delay calls", "zh": "平滑/延迟函数的隐含结构"},
     "annual": {"en": "Annual outputs and series", "zh": "年度输出与外生序列"},
     "params": {"en": "Parameters", "zh": "参数"},
     "levers": {"en": "Levers (policy inputs)", "zh": "政策杠杆"},
@@ -154,6 +156,9 @@ def document(model: Model, loops: Sequence[Loop], solved: dict[str, Any], lang: 
             if (v.sector or "") == k:
                 sec.rows.append([s, v.label(lang), v.units, v.expr.text, ", ".join(v.inflows), ", ".join(v.outflows),
                                  lab.get(lang) or lab.get("en", "")])
+    for s, v in m.stocks.items():  # stocks outside the declared sectors (hidden stocks of an auxiliary's smooth)
+        if (v.sector or "") not in sectors:
+            sec.rows.append([s, v.label(lang), v.units, v.expr.text, ", ".join(v.inflows), ", ".join(v.outflows), ""])
     out.append(sec)
     sec = Section(T["flows"], header=[h("name", lang), h("label", lang), h("units", lang), h("equation", lang),
                                        h("stock", lang)])
@@ -164,8 +169,40 @@ def document(model: Model, loops: Sequence[Loop], solved: dict[str, Any], lang: 
                                      h("note", lang)])
     for a, v in m.aux.items():
         eq = v.expr.text + (f"  (table x={v.table[0]}, y={v.table[1]})" if v.table else "")
+        if v.fixed_delay is not None:
+            dly, x0 = v.fixed_delay
+            eq = f"delay_fixed({v.expr.text}, {dly.text}, {x0.text})"
         sec.rows.append([a, v.label(lang), v.units, eq, v.note])
     out.append(sec)
+    if m.tables:
+        sec = Section(T["tables"], header=[h("name", lang), h("label", lang), "x (x_units)", "y (units)",
+                                            h("range", lang), h("prov", lang), h("note", lang)])
+        sec.paragraphs.append(
+            "Called as lookup(name, x): linear between the points, flat outside the end points. A table with a "
+            "y-scale range is an uncertainty: y' = 1 + s (y - 1), s sampled in that range (s = 1: as written)."
+            if lang == "en" else
+            "以 lookup(名称, x) 调用：点间线性插值，端点以外取端点值。带 y 缩放范围的表函数为不确定参数：y' = 1 + s (y - 1)。")
+        for t in m.tables.values():
+            xs = ", ".join(_fmt(x) for x in t.x)
+            ys = ", ".join(_fmt(y) for y in t.y)
+            rng = _pair(t.y_scale_range) if t.y_scale_range else "-"
+            sec.rows.append([t.name, t.label(lang), f"[{xs}] ({t.x_units})", f"[{ys}] ({t.units})", rng,
+                             t.provenance or "-", _source(t, lang)])
+        out.append(sec)
+    if m.stock_functions:
+        sec = Section(T["hidden"], header=[h("variable", lang), "call", "stocks", "flows / buffer", "value"])
+        sec.paragraphs.append(
+            "Each smooth/delay call compiles to stocks named after the variable that calls it (Vensim semantics; "
+            "default initial value: the input at t0, i.e. equilibrium). delay_fixed keeps a ring buffer: its value "
+            "at t is the input at t − delay time (the initial value before), held within a step."
+            if lang == "en" else
+            "每个平滑/延迟函数编译为以调用变量命名的隐含存量（Vensim 语义；默认初值为输入在起点的值，即均衡）。"
+            "delay_fixed 使用环形缓冲：t 时的值为 t − 延迟时间 时的输入。")
+        for f in m.stock_functions:
+            args = [f.input.text, f.delay.text] + ([f.initial.text] if f.initial is not None else [])
+            sec.rows.append([f.owner, f"{f.fn}({', '.join(args)})", ", ".join(f.stocks) or "-",
+                             ", ".join(f.flows) or ("ring buffer" if f.fn == "delay_fixed" else "-"), f.output])
+        out.append(sec)
     sec = Section(T["annual"], header=[h("name", lang), h("label", lang), h("units", lang), h("equation", lang)])
     for a, v in m.annual.items():
         sec.rows.append([a, v.label(lang), v.units, v.expr.text])

@@ -3,7 +3,13 @@
 Time is counted in integer steps: step k starts at t_k = start + k*dt, with dt a power of two
 (at most 1/4), so every year end falls exactly on a step. Stocks and auxiliaries are recorded
 at every year end t = Y; flows (and auxiliaries marked ``annual_total``) are recorded as their
-integral over (Y-1, Y]. Levers and time functions are held constant within a step.
+integral over (Y-1, Y]. Levers are held constant within a step.
+
+RK4 evaluates its four stages at t, t + dt/2, t + dt/2 and t + dt: ``time`` and ``ramp()`` take the
+stage's time, so a rate that depends on time is integrated to fourth order. Levers, annual series,
+``step()`` and ``pulse()`` are held at their value on the step [t, t + dt): their breaks lie on the
+step grid, so within a step they are constant (a series or a step switching at t + dt belongs to the
+next step, the left limit of the step's interval). ``delay_fixed`` outputs are held within a step.
 
 Arrays are laid out variables x runs (each variable's runs contiguous), so every equation is
 one numpy operation over all runs.
@@ -247,6 +253,7 @@ def _integrate_scalar(
             {k: v[:, 0].tolist() for k, v in levers.items()},
             {k: v[:, 0].tolist() for k, v in sr_step.items()},
             {k: one(v) for k, v in frozen.items()},
+            grid.dt,
         )
         S = [one(s0[s]) for s in cm.stocks]
         ns, nr, na = len(S), len(cm.rates), len(cm.aux)
@@ -271,9 +278,9 @@ def _integrate_scalar(
             else:
                 rates(k, t, S, F, D)
             if rk4:
-                rates(k, t, [s + half * d for s, d in zip(S, D, strict=True)], F2, D2)
-                rates(k, t, [s + half * d for s, d in zip(S, D2, strict=True)], F3, D3)
-                rates(k, t, [s + dt * d for s, d in zip(S, D3, strict=True)], F4, D4)
+                rates(k, t + half, [s + half * d for s, d in zip(S, D, strict=True)], F2, D2, t, False)
+                rates(k, t + half, [s + half * d for s, d in zip(S, D2, strict=True)], F3, D3, t, False)
+                rates(k, t + dt, [s + dt * d for s, d in zip(S, D3, strict=True)], F4, D4, t, False)
                 F = [(a + 2.0 * b + 2.0 * c + d) / 6 for a, b, c, d in zip(F, F2, F3, F4, strict=True)]
                 D = [(a + 2.0 * b + 2.0 * c + d) / 6 for a, b, c, d in zip(D, D2, D3, D4, strict=True)]
             acc = [a + f for a, f in zip(acc, F, strict=True)]
@@ -308,7 +315,7 @@ def _integrate(
     S = np.empty((ns, n))
     for i, s in enumerate(cm.stocks):
         S[i] = s0[s]
-    rates, rates_rec = cm.build(params, levers, sr_step, frozen)
+    rates, rates_rec = cm.build(params, levers, sr_step, frozen, dt)
     rec_r[0] = np.nan
     F = np.empty((nr, n))
     D = np.empty((ns, n))
@@ -330,9 +337,9 @@ def _integrate(
         else:
             rates(k, t, S, F, D)
         if rk4:
-            rates(k, t, S + (0.5 * dt) * D, F2, D2)
-            rates(k, t, S + (0.5 * dt) * D2, F3, D3)
-            rates(k, t, S + dt * D3, F4, D4)
+            rates(k, t + 0.5 * dt, S + (0.5 * dt) * D, F2, D2, t, False)
+            rates(k, t + 0.5 * dt, S + (0.5 * dt) * D2, F3, D3, t, False)
+            rates(k, t + dt, S + dt * D3, F4, D4, t, False)
             F += F4
             F2 += F3
             F2 *= 2.0

@@ -31,7 +31,19 @@ FUNCTIONS: dict[str, tuple[int, int, str]] = {
     "ramp": (3, 3, "ramp(slope, start, end): slope * (time - start) between start and end"),
     "pulse": (2, 2, "pulse(start, width): 1 while start <= time < start + width, else 0"),
     "initial": (1, 1, "initial(x): the value of x at the initial time, held constant"),
+    "lookup": (2, 2, "lookup(table, x): the graphical function `table` (tables: in structure.yaml) at x"),
+    "smooth": (2, 3, "smooth(input, delay_time[, initial]): first-order exponential smooth (Vensim SMOOTH)"),
+    "smooth3": (2, 3, "smooth3(input, delay_time[, initial]): third-order exponential smooth (Vensim SMOOTH3)"),
+    "delay1": (2, 3, "delay1(input, delay_time[, initial]): first-order material delay (Vensim DELAY1)"),
+    "delay3": (2, 3, "delay3(input, delay_time[, initial]): third-order material delay (Vensim DELAY3)"),
+    "delay_fixed": (3, 3, "delay_fixed(input, delay_time, initial): pipeline delay (Vensim DELAY FIXED)"),
 }
+
+#: Functions that create state: the model loader replaces each call by hidden stocks (or, for
+#: ``delay_fixed``, a per-run ring buffer) named after the variable whose equation holds the call.
+STOCK_FUNCTIONS = ("smooth", "smooth3", "delay1", "delay3", "delay_fixed")
+#: Functions of time whose breaks lie on the step grid: held at the step's start in every RK4 stage.
+HELD_TIME_FUNCTIONS = ("step", "pulse")
 
 _BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
 _CMPOPS = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
@@ -49,6 +61,7 @@ class Expr:
     names: set[str] = field(default_factory=set)
     functions: set[str] = field(default_factory=set)
     literals: list[float] = field(default_factory=list)
+    tables: set[str] = field(default_factory=set)  # graphical functions called with lookup()
 
     @property
     def is_initial(self) -> bool:
@@ -114,7 +127,13 @@ def _check(node: ast.AST, expr: Expr, src: str, where: str, file: str | None) ->
         if name == "initial" and node is not expr.tree:
             fail("initial(...) must be the whole equation")
         expr.functions.add(name)
-        for arg in node.args:
+        args = node.args
+        if name == "lookup":
+            if not isinstance(args[0], ast.Name):
+                fail("lookup() needs a table name as its first argument")
+            expr.tables.add(args[0].id)  # type: ignore[union-attr]
+            args = args[1:]
+        for arg in args:
             if isinstance(arg, ast.Starred):
                 fail("starred arguments are not allowed")
             _check(arg, expr, src, where, file)
@@ -169,6 +188,10 @@ def _emit(node: ast.AST, rn: dict[str, str], sc: bool = False) -> str:
         return f"({_emit(node.left, rn, sc)} {op} {_emit(node.comparators[0], rn, sc)})"
     assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
     name = node.func.id
+    if name == "lookup":
+        return _lookup(node.args[0].id, _emit(node.args[1], rn, sc), rn, sc)  # type: ignore[attr-defined]
+    if name in STOCK_FUNCTIONS:
+        raise AssertionError(f"{name}() must be expanded by the model loader")  # pragma: no cover
     args = [_emit(a, rn, sc) for a in node.args]
     if sc:
         if name in ("min", "max"):
@@ -180,7 +203,7 @@ def _emit(node: ast.AST, rn: dict[str, str], sc: bool = False) -> str:
         if name == "if_then_else":
             return f"({args[1]} if {args[0]} else {args[2]})"
         if name in ("step", "ramp", "pulse"):
-            return f"_{name}_s({rn['time']}, {', '.join(args)})"
+            return f"_{name}_s({_time_of(name, rn)}, {', '.join(args)})"
         return args[0]  # initial
     if name in ("min", "max"):
         fn = "_np.minimum" if name == "min" else "_np.maximum"
@@ -195,10 +218,34 @@ def _emit(node: ast.AST, rn: dict[str, str], sc: bool = False) -> str:
     if name == "if_then_else":
         return f"_np.where({args[0]}, {args[1]}, {args[2]})"
     if name in ("step", "ramp", "pulse"):
-        return f"_{name}({rn['time']}, {', '.join(args)})"
+        return f"_{name}({_time_of(name, rn)}, {', '.join(args)})"
     if name == "initial":
         return args[0]
     raise AssertionError(name)  # pragma: no cover - parse() rejects everything else
+
+
+#: Key of a rename mapping giving the source of the step's start time (for :data:`HELD_TIME_FUNCTIONS`).
+HELD_TIME = "time@step"
+
+
+def _time_of(fn: str, rn: dict[str, str]) -> str:
+    """Source of the time a time function reads: the step's start for step/pulse when given, else ``time``."""
+    return rn.get(HELD_TIME, rn["time"]) if fn in HELD_TIME_FUNCTIONS else rn["time"]
+
+
+def table_scale_name(table: str) -> str:
+    """Name of the parameter ``s`` that scales a table as y' = 1 + s (y - 1) (tables with ``y_scale_range``)."""
+    return f"{table}_y_scale"
+
+
+def _lookup(table: str, x: str, rn: dict[str, str], sc: bool) -> str:
+    """Source of ``lookup(table, x)``: linear between points, flat outside; scaled when the table is."""
+    suffix = "_s" if sc else ""
+    src = f"_interp{suffix}({x}, _TX_{table}{suffix}, _TY_{table}{suffix})"
+    scale = rn.get(table_scale_name(table))
+    if scale is not None:
+        src = f"(1.0 + {scale} * ({src} - 1.0))"
+    return src
 
 
 def hoist(expr: Expr, constant: set[str], table: dict[str, tuple[str, ast.expr]]) -> Expr:
@@ -215,9 +262,7 @@ def hoist(expr: Expr, constant: set[str], table: dict[str, tuple[str, ast.expr]]
         calls = [sub for sub in ast.walk(node) if isinstance(sub, ast.Call)]
         if any(c.func.id in ("step", "ramp", "pulse", "initial") for c in calls):  # type: ignore[attr-defined]
             return False
-        fn_names = {id(c.func) for c in calls}
-        return all(sub.id in constant for sub in ast.walk(node)
-                   if isinstance(sub, ast.Name) and id(sub) not in fn_names)
+        return _names(node) <= constant
 
     class _Hoist(ast.NodeTransformer):
         def generic_visit(self, node: ast.AST) -> ast.AST:
@@ -232,23 +277,38 @@ def hoist(expr: Expr, constant: set[str], table: dict[str, tuple[str, ast.expr]]
     if isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name) and tree.func.id == "initial":
         return expr
     new = _Hoist().visit(ast.Expression(body=tree)).body
-    out = Expr(text=expr.text, tree=new, functions=set(expr.functions), literals=list(expr.literals))
+    out = Expr(text=expr.text, tree=new, functions=set(expr.functions), literals=list(expr.literals),
+               tables=set(expr.tables))
     out.names = _names(new)
     return out
 
 
 def _names(tree: ast.AST) -> set[str]:
-    """Variable names in ``tree`` (function names excluded)."""
+    """Variable names in ``tree`` (function names and the table names of lookup() excluded)."""
     fns = {id(c.func) for c in ast.walk(tree) if isinstance(c, ast.Call)}
+    fns |= {id(c.args[0]) for c in ast.walk(tree) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)
+            and c.func.id == "lookup" and c.args}
     return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and id(n) not in fns}
+
+
+def _tables(tree: ast.AST) -> set[str]:
+    """Table names called with lookup() in ``tree``."""
+    return {c.args[0].id for c in ast.walk(tree) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)
+            and c.func.id == "lookup" and c.args and isinstance(c.args[0], ast.Name)}
+
+
+def from_tree(tree: ast.expr, text: str | None = None) -> Expr:
+    """An Expr for a tree built from checked trees (names, functions and tables collected; no literals)."""
+    e = Expr(text=text if text is not None else ast.unparse(tree), tree=tree)
+    e.names = _names(tree)
+    e.tables = _tables(tree)
+    e.functions = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    return e
 
 
 def subtree(key_tree: ast.expr) -> Expr:
     """An Expr for a hoisted subtree (its names and functions collected)."""
-    e = Expr(text=ast.unparse(key_tree), tree=key_tree)
-    e.names = _names(key_tree)
-    e.functions = {n.func.id for n in ast.walk(key_tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
-    return e
+    return from_tree(key_tree)
 
 
 def inner(expr: Expr) -> Expr:
@@ -260,4 +320,5 @@ def inner(expr: Expr) -> Expr:
     sub.names = set(expr.names)
     sub.functions = expr.functions - {"initial"}
     sub.literals = list(expr.literals)
+    sub.tables = set(expr.tables)
     return sub

@@ -25,10 +25,9 @@ import networkx as nx
 import numpy as np
 
 from . import expressions as ex
-from .compiler import Compiled, _interp, _pulse, _ramp, _step
+from .compiler import Compiled, _namespace
 from .engine import Run, TimeGrid, series_values
 
-_RUNTIME = {"_np": np, "_step": _step, "_ramp": _ramp, "_pulse": _pulse, "_interp": _interp}
 REL_STEP = 1e-6  # relative perturbation of the input for the central difference
 ZERO = 1e-10  # a relative change of the output below this counts as no effect
 
@@ -96,13 +95,19 @@ def cycles(cm: Compiled) -> list[list[str]]:
 # ------------------------------------------------------------------------------------- states
 
 
-def _evaluator(var: Any) -> Callable[[dict[str, Any]], Any]:
-    """``f(E)`` computing ``var``'s equation from the name -> value mapping ``E``."""
+def _evaluator(var: Any, cm: Compiled) -> Callable[[dict[str, Any]], Any]:
+    """``f(E)`` computing ``var``'s equation from the name -> value mapping ``E``.
+
+    A ``delay_fixed`` output is evaluated as its input (the sign of a pure delay's link).
+    """
     expr = ex.inner(var.expr)
     rename = {n: f"E[{n!r}]" for n in expr.names}
     rename["time"] = "E['time']"
+    for t in expr.tables:
+        if cm.model.tables[t].y_scale_range is not None:
+            rename[ex.table_scale_name(t)] = f"E[{ex.table_scale_name(t)!r}]"
     src = ex.to_source(expr, rename)
-    ns = dict(_RUNTIME)
+    ns = _namespace(cm.model, cm.table_y or {})
     if var.table is not None:
         ns["_x"], ns["_y"] = (np.asarray(a, dtype=float) for a in var.table)
         src = f"_interp({src}, _x, _y)"
@@ -121,9 +126,10 @@ def states(cm: Compiled, params: dict[str, Any], levers: dict[str, np.ndarray], 
     """Every variable's value at each recorded year end of ``run``, recomputed from its stocks."""
     m = cm.model
     frozen = [n for n, v in m.aux.items() if v.expr.is_initial]
-    computed = {**m.flows, **{n: v for n, v in m.aux.items() if n not in frozen}}
+    delays = [n for n, v in m.aux.items() if v.fixed_delay is not None]  # state: read from the run
+    computed = {**m.flows, **{n: v for n, v in m.aux.items() if n not in frozen and n not in delays}}
     order = _topological(computed)
-    fns = {n: _evaluator(computed[n]) for n in order}
+    fns = {n: _evaluator(computed[n], cm) for n in order}
     sr_step, _ = series_values(cm, grid, levers)
     out = States()
     for i, year in enumerate(run.years):
@@ -138,6 +144,8 @@ def states(cm: Compiled, params: dict[str, Any], levers: dict[str, np.ndarray], 
             env[s] = run.get(s)[i]
         for n in frozen:
             env[n] = run.get(n)[0]
+        for n in delays:
+            env[n] = run.get(n)[i]
         for n in order:
             env[n] = fns[n](env)
         out.envs.append(env)
@@ -179,7 +187,7 @@ def link_signs(cm: Compiled, samples: Sequence[States], fallback: Sequence[State
             out[(u, v)] = 1 if data["kind"] == "inflow" else -1
             continue
         if v not in fns:
-            fns[v] = _evaluator(m.variable(v))
+            fns[v] = _evaluator(m.variable(v), cm)
         out[(u, v)] = _combine(fns[v], u, samples)
         if out[(u, v)] == 0 and fallback:
             out[(u, v)] = _combine(fns[v], u, fallback)

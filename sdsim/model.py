@@ -50,6 +50,32 @@ class Variable(_Labelled):
     annual_total: bool = False  # auxiliaries: also record the integral over each year
     table: tuple[list[float], list[float]] | None = None  # graphical function of expr
     layer: str = "system"  # system | reporting (rule in force) | reported (published indicator)
+    hidden: str = ""  # structure of a smooth/delay call: the variable whose equation holds the call
+    fixed_delay: tuple[ex.Expr, ex.Expr] | None = None  # delay_fixed output: (delay time, initial value)
+
+
+@dataclass
+class Table(_Labelled):
+    """A graphical function (``tables:`` in structure.yaml), called as ``lookup(name, x)``.
+
+    Linear between the points, flat outside the end points. ``x_units`` are the units of the
+    argument, ``units`` those of the value. With ``y_scale_range`` the table is an uncertainty:
+    the parameter ``<name>_y_scale`` (s, value 1, that range) scales it as y' = 1 + s (y - 1).
+    """
+
+    name: str
+    x: list[float]
+    y: list[float]
+    x_units: str
+    units: str
+    provenance: str = ""
+    quote: str = ""
+    formula: str = ""
+    source: str = ""
+    note: str = ""
+    en: str = ""
+    zh: str = ""
+    y_scale_range: tuple[float, float] | None = None
 
 
 @dataclass
@@ -189,6 +215,8 @@ class Model:
     file_hashes: dict[str, str]
     dt: float = 1 / 32  # default integration step (years), from structure.yaml
     history: Any = None  # history.History of history.yaml (None when the model has no history file)
+    tables: dict[str, Table] = field(default_factory=dict)  # graphical functions, by name
+    stock_functions: list[Any] = field(default_factory=list)  # stockfns.StockFunction, one per smooth/delay call
 
     @property
     def levers(self) -> dict[str, Parameter]:
@@ -237,14 +265,25 @@ def load_model(directory: str | Path | None = None) -> Model:
         raise ModelError("model directory not found: run from the repository folder (it holds model/) "
                          "or pass --model DIR", str(d))
     files = {n: d / f"{n}.yaml" for n in ("structure", "parameters", "observed", "goals", "calibration")}
-    raw = {n: load_file(p) for n, p in files.items()}
-    hashes = {f"{n}.yaml": hashlib.sha256(p.read_bytes()).hexdigest() for n, p in files.items()}
+    # observed, goals and calibration may be absent (a model without data, goals or calibration)
+    raw = {n: load_file(p) if n in ("structure", "parameters") or p.is_file() else None for n, p in files.items()}
+    hashes = {f"{n}.yaml": hashlib.sha256(p.read_bytes()).hexdigest() for n, p in files.items() if p.is_file()}
 
     params = _load_parameters(raw["parameters"], str(files["parameters"]))
-    facts, series_values, context = _load_observed(raw["observed"], str(files["observed"]))
+    facts, series_values, context = _load_observed(raw["observed"] or {"facts": {}}, str(files["observed"]))
     structure = _load_structure(raw["structure"], str(files["structure"]), series_values)
-    goals, out_of_scope = _load_goals(raw["goals"], str(files["goals"]))
-    calibration = _load_calibration(raw["calibration"], str(files["calibration"]))
+    goals, out_of_scope = (_load_goals(raw["goals"], str(files["goals"])) if raw["goals"] is not None
+                           else ({}, []))
+    if raw["calibration"] is not None:
+        calibration = _load_calibration(raw["calibration"], str(files["calibration"]))
+        if "start" in structure and structure["start"] != calibration.start:
+            raise ModelError(f"start {structure['start']} differs from the calibration window's start "
+                             f"{calibration.start} ({files['calibration']})", str(files["structure"]), "start")
+    elif "start" in structure:  # no calibration: levers act from the start
+        calibration = Calibration(structure["start"], structure["start"], [], [])
+    else:
+        raise ModelError("a model without calibration.yaml needs its start year: add 'start: <year>'",
+                         str(files["structure"]))
 
     model = Model(
         directory=d,
@@ -262,8 +301,23 @@ def load_model(directory: str | Path | None = None) -> Model:
         context=context,
         file_hashes=hashes,
         dt=structure["dt"],
+        tables=structure["tables"],
     )
+    for t in model.tables.values():  # a table with a y_scale_range is an uncertainty: its scale s
+        if t.y_scale_range is not None:
+            pname = ex.table_scale_name(t.name)
+            if pname in params:
+                raise ModelError(f"'{pname}' is the scale parameter of table {t.name}; rename the parameter",
+                                 str(files["parameters"]), f"parameters.{pname}")
+            params[pname] = Parameter(
+                name=pname, value=1.0, units="dmnl", provenance="assumption", range=t.y_scale_range,
+                en=f"scale of table {t.name}: y' = 1 + s (y - 1)", zh=f"表函数 {t.name} 的缩放系数",
+                note="s = 1 is the table as written; sampled by sensitivity analysis",
+            )
     _check_names(model, files)
+    from .stockfns import expand  # loads units, which imports this module
+
+    expand(model)
     hfile = d / "history.yaml"
     if hfile.exists():
         from .history import load_history
@@ -395,15 +449,23 @@ def _load_observed(data: Any, file: str) -> tuple[dict[str, Fact], dict[str, dic
 
 def _load_structure(data: Any, file: str, series_values: dict[str, dict]) -> dict[str, Any]:
     check_keys(
-        data, ("time_units", "dt", "sectors", "stocks", "flows", "auxiliaries", "series", "annual", "reporting",
-               "reported"), file, "",
-        required=("stocks", "flows"),
+        data, ("time_units", "dt", "start", "sectors", "stocks", "flows", "auxiliaries", "series", "annual", "tables",
+               "reporting", "reported"),
+        file, "", required=("stocks", "flows"),
     )
     if data.get("time_units", "year") != "year":
         raise ModelError("only time_units: year is supported", file, "time_units")
     sectors = data.get("sectors") or {}
     dt = as_dt(data.get("dt", 1 / 32), file, "dt")
-    out: dict[str, Any] = {"dt": dt, "sectors": sectors, "stocks": {}, "flows": {}, "aux": {}, "annual": {}, "series": {}}
+    out: dict[str, Any] = {"dt": dt, "sectors": sectors, "stocks": {}, "flows": {}, "aux": {}, "annual": {}, "series": {},
+                           "tables": {}}
+    if "start" in data:
+        out["start"] = int(as_number(data["start"], file, "start", integer=True))
+    tables = data.get("tables") or {}
+    if not isinstance(tables, dict):
+        raise ModelError(f"expected a mapping of table names, got {tables!r}", file, "tables")
+    for name, e in tables.items():
+        out["tables"][str(name)] = _load_graph(str(name), e, file, f"tables.{name}")
 
     for name, e in (data.get("stocks") or {}).items():
         path = f"stocks.{name}"
@@ -469,14 +531,42 @@ def _load_structure(data: Any, file: str, series_values: dict[str, dict]) -> dic
 
 def _load_table(data: Any, file: str, path: str) -> tuple[list[float], list[float]]:
     check_keys(data, ("x", "y"), file, path, required=("x", "y"))
-    xs, ys = data["x"], data["y"]
-    if not isinstance(xs, list) or not isinstance(ys, list) or len(xs) != len(ys) or len(xs) < 2:
-        raise ModelError("x and y must be lists of equal length (at least 2 points)", file, path)
+    return table_points(data["x"], data["y"], file, path)
+
+
+def table_points(xs: Any, ys: Any, file: str, path: str) -> tuple[list[float], list[float]]:
+    """Checked points of a graphical function: lists of numbers, equal lengths, >= 2 points, x increasing."""
+    for key, v in (("x", xs), ("y", ys)):
+        if not isinstance(v, list):
+            raise ModelError(f"expected a list of numbers, got {v!r}", file, join(path, key))
+    if len(xs) < 2:
+        raise ModelError(f"a table needs at least 2 points, got {len(xs)}", file, join(path, "x"))
+    if len(xs) != len(ys):
+        raise ModelError(f"x has {len(xs)} points but y has {len(ys)}", file, path)
     xv = [as_number(v, file, join(path, f"x.{i}")) for i, v in enumerate(xs)]
     yv = [as_number(v, file, join(path, f"y.{i}")) for i, v in enumerate(ys)]
-    if any(b <= a for a, b in zip(xv, xv[1:], strict=False)):
-        raise ModelError("x values must be strictly increasing", file, join(path, "x"))
+    for i, (a, b) in enumerate(zip(xv, xv[1:], strict=False)):
+        if b <= a:
+            raise ModelError(f"x values must be strictly increasing: x[{i + 1}] = {b:g} after x[{i}] = {a:g}",
+                             file, join(path, "x"))
     return xv, yv
+
+
+_TABLE_KEYS = ("x", "y", "x_units", "units", "y_scale_range", "provenance", "quote", "formula", "source", *_LABEL_KEYS)
+
+
+def _load_graph(name: str, data: Any, file: str, path: str) -> Table:
+    """A ``tables:`` entry."""
+    check_keys(data, _TABLE_KEYS, file, path, required=("x", "y", "x_units", "units"))
+    xs, ys = table_points(data["x"], data["y"], file, path)
+    t = Table(name=name, x=xs, y=ys, x_units=as_str(data["x_units"], file, join(path, "x_units")),
+              units=as_str(data["units"], file, join(path, "units")), **_labels(data, file, path))
+    if "provenance" in data:
+        for k, v in _provenance(data, file, path).items():
+            setattr(t, k, v)
+    if "y_scale_range" in data:
+        t.y_scale_range = _pair(data["y_scale_range"], file, join(path, "y_scale_range"))
+    return t
 
 
 _GOAL_KEYS = ("variable", "test", "threshold", "units", "poisson", "observed_2021", "reported", "threshold_scale",
@@ -504,20 +594,20 @@ def _load_goals(data: Any, file: str) -> tuple[dict[str, Goal], list]:
 
 
 def _load_calibration(data: Any, file: str) -> Calibration:
-    check_keys(data, ("window", "policy_start", "free", "targets"), file, "", required=("window", "free", "targets"))
+    check_keys(data, ("window", "policy_start", "free", "targets"), file, "", required=("window",))
     w = check_keys(data["window"], ("start", "end"), file, "window", required=("start", "end"))
     start = int(as_number(w["start"], file, "window.start", integer=True))
     end = int(as_number(w["end"], file, "window.end", integer=True))
     if end <= start:
         raise ModelError("window end must be after its start", file, "window")
     free = []
-    for name, e in (data["free"] or {}).items():
+    for name, e in (data.get("free") or {}).items():
         path = f"free.{name}"
         check_keys(e or {}, ("lower", "upper", "rate", "pins"), file, path)
         e = e or {}
         free.append(FreeParameter(name, e.get("lower"), e.get("upper"), bool(e.get("rate", False)), e.get("pins", "")))
     targets = []
-    for name, e in (data["targets"] or {}).items():
+    for name, e in (data.get("targets") or {}).items():
         path = f"targets.{name}"
         check_keys(e, ("variable", "inflows_of", "year", "value"), file, path, required=("year", "value"))
         if ("variable" in e) == ("inflows_of" in e):
@@ -544,7 +634,7 @@ def _check_names(m: Model, files: dict[str, Path]) -> None:
     kinds: dict[str, str] = {}
     for group, label in (
         (m.facts, "fact"), (m.params, "parameter"), (m.stocks, "stock"), (m.flows, "flow"),
-        (m.aux, "auxiliary"), (m.annual, "annual output"), (m.series, "series"),
+        (m.aux, "auxiliary"), (m.annual, "annual output"), (m.series, "series"), (m.tables, "table"),
     ):
         for name in group:
             if name in kinds:
@@ -559,7 +649,16 @@ def _check_names(m: Model, files: dict[str, Path]) -> None:
 
     def check(expr: ex.Expr, allowed: set[str], path: str) -> None:
         for n in sorted(expr.names - allowed):
+            if n in m.tables:
+                raise ModelError(f"table '{n}' is used as a variable in equation {expr.text!r}; call it as "
+                                 f"lookup({n}, x)", sfile, path)
             raise ModelError(f"unknown variable '{n}'{suggest(n, allowed)} in equation {expr.text!r}", sfile, path)
+        for t in sorted(expr.tables - set(m.tables)):
+            raise ModelError(f"unknown table '{t}'{suggest(t, m.tables)} in equation {expr.text!r} "
+                             "(tables are declared under tables: in structure.yaml)", sfile, path)
+        if path.startswith(("stocks.", "annual.")) and expr.functions & set(ex.STOCK_FUNCTIONS):
+            fn = sorted(expr.functions & set(ex.STOCK_FUNCTIONS))[0]
+            raise ModelError(f"{fn}() is allowed in flows and auxiliaries only", sfile, path)
 
     statistics = {n for n, v in m.aux.items() if v.layer != "system"}
     for group in (m.stocks, m.flows, m.aux):

@@ -10,7 +10,11 @@ Rules (a small checker, lighter than pint and exact for this vocabulary):
 * ``+ - min max clip if_then_else`` and comparisons need operands of equal units;
 * ``* /`` combine units; ``x ** p`` needs a dimensionless ``p``, and a constant ``p`` when ``x``
   has units; ``sqrt`` halves exponents;
-* ``exp`` and ``log`` (and the input of a graphical function) need a dimensionless argument;
+* ``exp`` and ``log`` (and the input of a per-variable ``table``) need a dimensionless argument;
+* ``lookup(table, x)``: ``x`` has the table's ``x_units``; the value has the table's ``units``;
+* ``smooth``/``smooth3``/``delay1``/``delay3``/``delay_fixed(x, T, x0)``: T in years, x0 in the units of
+  x; the value has the units of x (the hidden stocks and flows behind them are consistent by
+  construction and are not checked again);
 * ``time`` and the start/end arguments of ``step``, ``ramp``, ``pulse`` are in the time unit (year);
 * the literal 0 fits any units; every other literal is dimensionless;
 * a stock's initial value has the stock's units; each of its flows has the stock's units per year;
@@ -165,8 +169,9 @@ _TIME_ARGS = {"step": (1,), "ramp": (1, 2), "pulse": (0, 1)}
 class _Infer:
     """Units of one expression tree, given the units of every name."""
 
-    def __init__(self, names: dict[str, Units]) -> None:
+    def __init__(self, names: dict[str, Units], tables: dict[str, tuple[Units, Units]] | None = None) -> None:
         self.names = names
+        self.tables = tables or {}
         self.time: Units = ((TIME_UNIT, Fraction(1)),)
 
     def __call__(self, node: ast.AST) -> U:
@@ -234,6 +239,28 @@ class _Infer:
             return self._equal(list(args), f"{name}() arguments")
         if name in ("abs", "initial"):
             return self(args[0])
+        if name == "lookup":
+            table = args[0].id  # type: ignore[attr-defined]
+            if table not in self.tables:
+                raise UnitsError(f"table '{table}' has no readable units")
+            x_units, units = self.tables[table]
+            u = self(args[1])
+            if not same(u, x_units):
+                raise UnitsError(f"lookup({table}, ...) argument {ast.unparse(args[1])!r} has units "
+                                 f"{format_units(u)}, but the table's x_units are {format_units(x_units)}")
+            return units
+        if name in ("smooth", "smooth3", "delay1", "delay3", "delay_fixed"):
+            u = self(args[0])
+            d = self(args[1])
+            if not same(d, self.time):
+                raise UnitsError(f"{name}() delay time {ast.unparse(args[1])!r} has units {format_units(d)}, "
+                                 f"expected {TIME_UNIT}")
+            if len(args) == 3:
+                u0 = self(args[2])
+                if not same(u0, u):
+                    raise UnitsError(f"{name}() initial value {ast.unparse(args[2])!r} has units {format_units(u0)}, "
+                                     f"but its input {ast.unparse(args[0])!r} has {format_units(u)}")
+            return u
         if name in ("exp", "log"):
             u = self(args[0])
             if not same(u, DMNL):
@@ -270,9 +297,13 @@ def _constant(node: ast.AST) -> float | None:
     return None
 
 
-def expression_units(tree: ast.AST, names: dict[str, Units]) -> U:
-    """Units of an expression tree; raises :class:`UnitsError` when they do not combine."""
-    return _Infer(names)(tree)
+def expression_units(tree: ast.AST, names: dict[str, Units],
+                     tables: dict[str, tuple[Units, Units]] | None = None) -> U:
+    """Units of an expression tree; raises :class:`UnitsError` when they do not combine.
+
+    ``tables`` maps table names to (x units, value units) for ``lookup()``.
+    """
+    return _Infer(names, tables)(tree)
 
 
 # ------------------------------------------------------------------------------------- model
@@ -321,15 +352,27 @@ def check_model(model: Model) -> Report:
             if u is not None:
                 names[v.name] = u
 
+    tables: dict[str, tuple[Units, Units]] = {}
+    for t in model.tables.values():
+        xu = read(t.x_units, sfile, f"tables.{t.name}.x_units")
+        yu = read(t.units, sfile, f"tables.{t.name}.units")
+        if xu is not None and yu is not None:
+            tables[t.name] = (xu, yu)
+
     per_year: Units = ((TIME_UNIT, Fraction(-1)),)
     equations = 0
+    calls = {f.owner: f for f in model.stock_functions}
 
     def check(var: Variable, want: Units | None, path: str, tree: ast.AST | None = None) -> None:
         nonlocal equations
+        if var.hidden:  # structure of a smooth/delay call: checked through the call's arguments
+            return
         equations += 1
+        if tree is None and var.name in calls:  # the equation as written, with its smooth/delay calls
+            tree = ast.parse(var.expr.text, mode="eval").body
         tree = tree if tree is not None else var.expr.tree
         try:
-            got = expression_units(tree, names)
+            got = expression_units(tree, names, tables)
         except UnitsError as exc:
             issues.append(Issue(sfile, path, f"{exc} in {ast.unparse(tree)!r}"))
             return

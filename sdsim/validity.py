@@ -217,7 +217,7 @@ def rates_at_start(cm: Compiled, params: dict[str, Any], levers: dict[str, np.nd
     F = np.empty((len(cm.rates), n))
     D = np.empty((len(cm.stocks), n))
     A = np.empty((len(cm.aux), n))
-    _, rates_rec = cm.build(params, levers, sr_step, frozen)
+    _, rates_rec = cm.build(params, levers, sr_step, frozen, grid.dt)
     rates_rec(0, float(grid.start), S, F, D, A)
     out = {r: F[i] for i, r in enumerate(cm.rates)}
     out.update({a: A[i] for i, a in enumerate(cm.aux)})

@@ -59,14 +59,21 @@ def write_model(
     levers: dict | None = None,
     annual: dict | None = None,
     goals: dict | None = None,
+    tables: dict | None = None,
+    units: dict[str, str] | None = None,
 ) -> Path:
-    """Write a small model folder (no calibration, no facts) and return it."""
+    """Write a small model folder (no calibration, no facts) and return it.
+
+    Parameters are dimensionless unless ``units`` names their units.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     structure = {"stocks": stocks, "flows": flows, "auxiliaries": aux or {}}
     if annual:
         structure["annual"] = annual
-    params = {"parameters": {k: {"value": v, "units": "dmnl", "provenance": "assumption", "fixed": True}
-                             for k, v in parameters.items()}}
+    if tables:
+        structure["tables"] = tables
+    params = {"parameters": {k: {"value": v, "units": (units or {}).get(k, "dmnl"), "provenance": "assumption",
+                                 "fixed": True} for k, v in parameters.items()}}
     if levers:
         params["levers"] = {k: {"value": v, "units": "dmnl", "provenance": "assumption", "policy_range": [0, 10]}
                             for k, v in levers.items()}

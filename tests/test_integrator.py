@@ -142,3 +142,48 @@ def test_single_run_falls_back_to_numpy_on_division_by_zero(tmp_path):
         two = simulate_toy(d, 2000, 2002, 1 / 4, params={"a": np.array([1.0, 1.0])})
     assert not np.isfinite(one.get("s")[1, 0])  # numpy semantics (inf, then nan), not a ZeroDivisionError
     np.testing.assert_array_equal(one.get("s")[:, 0], two.get("s")[:, 0])
+
+
+@pytest.fixture()
+def time_rate(tmp_path):
+    """x' = a (time - t0) x, x(t0) = 1: x = exp(a (t - t0)^2 / 2), a rate that depends on time."""
+    return write_model(
+        tmp_path / "time_rate",
+        stocks={"x": {"units": "dmnl", "initial": "1", "inflows": ["grow"]}},
+        flows={"grow": {"equation": "a * (time - t0) * x", "units": "dmnl/year"}},
+        parameters={"a": 0.05, "t0": 2000.0},
+    )
+
+
+def test_rk4_is_fourth_order_when_the_rate_depends_on_time(time_rate):
+    """RK4 stages see time at t, t + dt/2, t + dt/2, t + dt (MODEL_SPEC §4b item 8)."""
+    exact = math.exp(0.05 * 10**2 / 2)
+    e = _errors(time_rate, "rk4", exact, "x", [1 / 4, 1 / 8, 1 / 16])
+    for a, b in zip(e, e[1:], strict=False):
+        assert 14 < a / b < 18
+    eu = _errors(time_rate, "euler", exact, "x", [1 / 16, 1 / 32])
+    assert 1.7 < eu[0] / eu[1] < 2.3
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_rk4_stage_times_integrate_time_and_ramp_exactly_while_step_and_levers_are_held(tmp_path, n):
+    """A cubic in time and a ramp are integrated exactly by RK4 (Simpson); step() and levers are held on the
+    step (their breaks lie on the grid), so a step is integrated exactly too."""
+    d = write_model(
+        tmp_path / "quad",
+        stocks={"q": {"units": "dmnl", "initial": "0", "inflows": ["f"]},
+                "r": {"units": "dmnl", "initial": "0", "inflows": ["g"]},
+                "s": {"units": "dmnl", "initial": "0", "inflows": ["h"]}},
+        flows={"f": {"equation": "(time - t0) ** 3", "units": "dmnl/year"},
+               "g": {"equation": "ramp(a, t0 + 1, t0 + 3)", "units": "dmnl/year"},
+               "h": {"equation": "step(a, t0 + 2) + lev", "units": "dmnl/year"}},
+        parameters={"t0": 2000.0, "a": 2.0},
+        levers={"lev": 0.5},
+    )
+    params = {"a": np.full(n, 2.0)} if n > 1 else None
+    run = simulate_toy(d, 2000, 2005, 1 / 4, "rk4", params=params)
+    t = run.years - 2000.0
+    np.testing.assert_allclose(run.get("q")[:, 0], t**4 / 4, rtol=1e-12, atol=1e-12)
+    ramp_integral = np.where(t < 1, 0, np.where(t < 3, (np.clip(t, 1, 3) - 1) ** 2, 4 + 4 * (t - 3)))
+    np.testing.assert_allclose(run.get("r")[:, 0], ramp_integral, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(run.get("s")[:, 0], 2 * np.maximum(t - 2, 0) + 0.5 * t, rtol=1e-12, atol=1e-12)
