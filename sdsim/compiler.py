@@ -281,7 +281,7 @@ def _compile(model: Model) -> Compiled:
     for n, v in computed.items():
         init_nodes[n] = init_deps(v.expr)
     for n in frozen:
-        init_nodes[n] = init_deps(aux_all[n].expr) | {f"stock:{s}" for s in stocks}
+        init_nodes[n] = init_deps(aux_all[n].expr)  # what initial(x) needs, in dependency order
     for n, v in delays.items():
         init_nodes[n] = init_deps(v.fixed_delay[1])  # type: ignore[index]
     # only what the stocks' initial values, the frozen auxiliaries and the delay_fixed initial values need
@@ -307,14 +307,12 @@ def _compile(model: Model) -> Compiled:
             s = n[6:]
             w(f"    {_v(s)} = {ex.to_source(model.stocks[s].expr, _rename(model.stocks[s].expr.names))}")
         elif n in frozen:
-            pass
+            w(f"    {_v(n)} = {_value_expr(aux_all[n])}")
         elif n in delays:
             x0 = delays[n].fixed_delay[1]  # type: ignore[index]
             w(f"    {_v(n)} = {ex.to_source(x0, _rename(x0.names))}")
         else:
             w(f"    {_v(n)} = {_value_expr(computed[n])}")
-    for n in frozen:
-        w(f"    {_v(n)} = {_value_expr(aux_all[n])}")
     w("    return {" + ", ".join(f"{s!r}: {_v(s)}" for s in stocks) + "}, {"
       + ", ".join(f"{n!r}: {_v(n)}" for n in [*frozen, *delays]) + "}")
     w("")

@@ -644,7 +644,7 @@ def _check_names(m: Model, files: dict[str, Path]) -> None:
                                  "not a function or 'time')", sfile, name)
             kinds[name] = label
 
-    dynamic = {*m.facts, *m.params, *m.stocks, *m.flows, *m.aux, *ex.BUILTIN_NAMES}
+    dynamic = {*m.facts, *m.params, *m.stocks, *m.flows, *m.aux, *m.series, *ex.BUILTIN_NAMES}
     annual_ns = {*m.facts, *m.params, *m.stocks, *m.flows, *m.aux, *m.series, *m.annual}
 
     def check(expr: ex.Expr, allowed: set[str], path: str) -> None:
