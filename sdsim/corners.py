@@ -1,10 +1,11 @@
 """Extreme-condition corners (``checks.yaml``, section ``corners``): one re-calibrated batch, pass/fail rows.
 
 The batch holds ``vertices`` seeded random vertices of the uncertainty ranges (every uncertainty at its
-low or high end), ``lhs`` Latin-hypercube points, all-low and all-high; every row is re-calibrated and run
-to ``end`` under baseline policies (a scenario's parameter overrides apply, its levers do not). Each expectation becomes one row of the check table: how many calibrated runs satisfy it,
-with the first failure. Rows that cannot be calibrated are counted and shown, never judged. A
-``downturn`` repeats the same design with lever settings (GDP falling) and its own expectations.
+low or high end), ``lhs`` Latin-hypercube points, all-low and all-high; every row is re-calibrated and
+run to ``end`` under baseline policies (a scenario's parameter overrides apply, its levers do not).
+Each expectation becomes one row of the check table: how many calibrated runs satisfy it, with the
+first failure. Rows that cannot be calibrated are counted and shown, never judged. A ``downturn``
+repeats the same design with lever settings (GDP falling) and its own expectations.
 """
 
 from __future__ import annotations
