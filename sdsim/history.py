@@ -8,8 +8,8 @@ are evidence; targets are drawn as re-based goals.
 
 Model values at times between recorded year ends are interpolated linearly (stocks and auxiliaries);
 a flow over ``(from, to]`` inside one calendar year is that year's total times the covered fraction.
-Before the run's first record a stock is extrapolated back with its first year's net change (a
-back-cast, flagged as such).
+Before the run's first record (at most one year) a stock is extrapolated back along the parabola through
+its first three year-end values (a back-cast, flagged as such).
 """
 
 from __future__ import annotations
@@ -178,10 +178,12 @@ def value_at(run: Run, row: HistoryRow) -> tuple[np.ndarray, str]:
     t = float(row.t)  # type: ignore[arg-type]
     series = run.get(row.variable)
     if t < years[0]:
-        if years.size < 2 or years[0] - t > 1:
+        if years.size < 3 or years[0] - t > 1:
             return np.full(run.n, np.nan), "outside the run"
-        slope = series[1] - series[0]
-        return series[0] - slope * (years[0] - t), "back-cast"
+        # the parabola through the first three year ends, evaluated back to t (a back-cast)
+        s = t - years[0]
+        l0, l1, l2 = (s - 1) * (s - 2) / 2, -s * (s - 2), s * (s - 1) / 2
+        return l0 * series[0] + l1 * series[1] + l2 * series[2], "back-cast"
     if t > years[-1]:
         return np.full(run.n, np.nan), "outside the run"
     i = min(int(math.floor(t - years[0])), years.size - 2)
