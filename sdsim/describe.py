@@ -39,6 +39,8 @@ TEXT: dict[str, dict[str, str]] = {
     "loops": {"en": "Feedback loops", "zh": "反馈回路"},
     "scope": {"en": "Out of the model's scope", "zh": "模型范围之外"},
     "context": {"en": "Context figures (not used by the model)", "zh": "背景数据（模型未使用）"},
+    "statistics": {"en": "Statistics layer: reporting rule and reported indicators", "zh": "统计层：统计口径与公布指标"},
+    "history": {"en": "History after the calibration year (history.yaml)", "zh": "校准年之后的历史数据（history.yaml）"},
 }
 
 HEAD = {
@@ -168,12 +170,15 @@ def document(model: Model, loops: Sequence[Loop], solved: dict[str, Any], lang: 
     sec = Section(T["aux"], header=[h("name", lang), h("label", lang), h("units", lang), h("equation", lang),
                                      h("note", lang)])
     for a, v in m.aux.items():
+        if v.layer != "system":
+            continue
         eq = v.expr.text + (f"  (table x={v.table[0]}, y={v.table[1]})" if v.table else "")
         if v.fixed_delay is not None:
             dly, x0 = v.fixed_delay
             eq = f"delay_fixed({v.expr.text}, {dly.text}, {x0.text})"
         sec.rows.append([a, v.label(lang), v.units, eq, v.note])
     out.append(sec)
+    out += _statistics(m, lang)
     if m.tables:
         sec = Section(T["tables"], header=[h("name", lang), h("label", lang), "x (x_units)", "y (units)",
                                             h("range", lang), h("prov", lang), h("note", lang)])
@@ -252,6 +257,7 @@ def document(model: Model, loops: Sequence[Loop], solved: dict[str, Any], lang: 
         sec.rows.append([g.name, g.label(lang), g.variable, f"{g.test} {_fmt(g.threshold)} {g.units}", str(g.year),
                          g.quote, g.note])
     out.append(sec)
+    out += _history(m, lang)
     sec = Section(T["loops"], header=["#", h("polarity", lang), h("loop", lang), h("desc", lang)])
     sec.paragraphs.append(
         "Every elementary cycle of the equation graph (each passes through a stock). Link signs are the signs of "
@@ -282,6 +288,47 @@ def document(model: Model, loops: Sequence[Loop], solved: dict[str, Any], lang: 
                              str(v.get("quote") or v.get("source") or "")])
         out.append(sec)
     return out
+
+
+def _statistics(m: Model, lang: str) -> list[Section]:
+    """The reporting rule in force and the published indicators (they feed nothing back into the system)."""
+    rows = [[a, v.layer, v.label(lang), v.units, v.expr.text, v.note] for a, v in m.aux.items() if v.layer != "system"]
+    if not rows:
+        return []
+    sec = Section(TEXT["statistics"][lang], header=[h("name", lang), "layer", h("label", lang), h("units", lang),
+                                                  h("equation", lang), h("note", lang)], rows=rows)
+    sec.paragraphs.append(
+        "What the statistics office publishes: stocks seen through the reporting rule in force. Nothing in the "
+        "system uses these names (the loader rejects it), so the goal variables are identical whatever the "
+        "reporting scope; every run writes both."
+        if lang == "en" else
+        "统计部门公布的数值：按现行统计口径观察的存量。系统方程不得使用这些名称（加载时即拒绝），"
+        "因此目标变量与统计口径无关；每次运行同时输出两者。")
+    return [sec]
+
+
+def _history(m: Model, lang: str) -> list[Section]:
+    """Published figures after the calibration year, with their kind (only observations are evidence)."""
+    hist = m.history
+    if hist is None:
+        return []
+    sec = Section(TEXT["history"][lang], header=["id", h("variable", lang), "t", h("value", lang), "±", "kind",
+                                                "scope", h("source", lang)])
+    sec.paragraphs.append(
+        "t = Y is the end of year Y (mid-2023 is 2022.5); a flow over a period is written (from, to]. Only "
+        "observations are evidence; targets are the district's re-based goals; inputs extend the model's input "
+        "series; context rows are shown, not used. `simulate.py check` prints each observation beside the model."
+        if lang == "en" else
+        "t = Y 表示 Y 年末（2023年年中为 2022.5）；时段流量写作 (起, 止]。只有观测值作为证据；目标为区里重新设定的目标；"
+        "输入补充模型的外生序列；背景数据仅作展示。`simulate.py check` 打印每个观测值与模型值的对比。")
+    for r in hist.rows:
+        when = _fmt(r.t) if r.t is not None else f"({_fmt(r.period[0])}, {_fmt(r.period[1])}]"  # type: ignore[index]
+        tol = f"{r.tolerance:.0%}" if r.tolerance is not None else (_pair(r.interval) if r.interval else "-")
+        sec.rows.append([r.id, r.variable, when, _fmt(r.value), tol, r.kind, r.scope, r.source or r.note])
+    if hist.discrepancy:
+        lead = "Model discrepancy (relative sd) per series: " if lang == "en" else "各序列的模型偏差（相对标准差）："
+        sec.paragraphs.append(lead + ", ".join(f"{k} {v:.0%}" for k, v in hist.discrepancy.items()))
+    return [sec]
 
 
 # ------------------------------------------------------------------------------------- renderers
