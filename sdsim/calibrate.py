@@ -224,4 +224,10 @@ def _calibrate(
 
 
 def _lstsq(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.linalg.lstsq(a, b, rcond=None)[0]
+    """Least-squares step; NaN (the set is flagged as having no finite solution) when it cannot be computed."""
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return np.full(a.shape[1], np.nan)
+    try:
+        return np.linalg.lstsq(a, b, rcond=None)[0]
+    except np.linalg.LinAlgError:
+        return np.full(a.shape[1], np.nan)
