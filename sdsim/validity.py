@@ -413,6 +413,7 @@ def run_batch(
     calibration window (MODEL_SPEC §3); overrides are parameter values (recalibrated unless the
     scenario says ``recalibrate: false``, in which case they apply after the calibration).
     """
+    cm = cm.with_tables(sc.tables)  # the scenario's graphical functions, for calibration and runs
     cal = cm.model.calibration
     n = len(overrides)
     before = [{**sc.parameters, **o} for o in overrides] if sc.recalibrate else [dict(o) for o in overrides]
@@ -509,7 +510,8 @@ def run_checks(model: Model, cm: Compiled, sc: Scenario | None = None, lang: str
         rb = run_batch(cmf, sc, overrides, lever_sets, sc.dt, sc.method)
         rows += reality_rows(cmf, rb.run, batch, model.calibration.end, lang)
 
-    rows.append(calibration_row(model, ref.calibration, tol["calibration"]))
+    if model.calibration.targets:  # a model without calibration has no calibration row
+        rows.append(calibration_row(model, ref.calibration, tol["calibration"]))
     values = model.base_values()
     values.update(sc.parameters)
     for fig in spec.behaviour:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import InputError
-from ..scenario import Scenario
+from ..scenario import Scenario, goal_year
 from ..xmile import export_scenario, write_text
 from .common import heading, load, scenarios
 
@@ -17,7 +17,8 @@ def main(args: argparse.Namespace) -> int:
     if args.scenario:
         sc = scenarios(args, model, [args.scenario])[0]
     else:
-        sc = Scenario(name="model", file="(model files)", dt=model.dt, title={"en": "Model values, no scenario levers"})
+        sc = Scenario(name="model", file="(model files)", dt=model.dt, title={"en": "Model values, no scenario levers"},
+                      start=model.calibration.start, end=goal_year(model))
     out = Path(args.out) if args.out else Path("results") / f"{sc.name}.xmile"
     if out.is_dir():
         raise InputError("is a folder; give a file name such as model.xmile", str(out), "--out")

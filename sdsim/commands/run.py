@@ -11,6 +11,7 @@ from ..goals import evaluate
 from ..report import Report
 from ..results import check_target, manifest, result_dir, write_csv, write_json, write_timeseries, write_variables
 from ..runner import run_scenarios
+from ..scenario import goal_year
 from .common import GOAL_HEADER, goal_rows, goal_table, heading, load, out_path, scenarios
 
 
@@ -29,7 +30,7 @@ def main(args: argparse.Namespace) -> int:
         check_target(out_path(args.out, sc.name))
     results = run_scenarios(cm, scs)
     lang = plots.setup_language(args.lang) if not args.no_plots else args.lang  # figures need a CJK font
-    goal_year = max(g.year for g in model.goals.values())
+    year = goal_year(model)
     for res in results:
         sc, run = res.scenario, res.run
         status = evaluate(model, run)
@@ -43,7 +44,7 @@ def main(args: argparse.Namespace) -> int:
             write_variables(d / "variables.csv", model, run)
             write_csv(
                 d / "goals.csv",
-                ["goal", "variable", f"value_{model.goals[next(iter(model.goals))].year}", "test", "threshold",
+                ["goal", "variable", f"value_{year}", "test", "threshold",
                  "met", "first_year_met", "gap", "gap_pct", "probability"],
                 ([g, st.goal.variable, st.value[0], st.goal.test, st.goal.threshold, bool(st.met[0]),
                   int(st.first_year[0]) or "", st.gap[0], st.gap_pct[0], st.probability[0]]
@@ -53,12 +54,17 @@ def main(args: argparse.Namespace) -> int:
             figures = []
             if not args.no_plots:
                 title = sc.label(lang)
-                for name, fig in (
-                    ("goals", plots.goal_panels(model, [(title, run)], lang,
-                                                plots.t("goals_title", lang, name=title, year=goal_year), [status])),
-                    ("incubation_chain", plots.chain_figure(model, run, lang, plots.t("chain_title", lang, name=title))),
-                    ("rd", plots.rd_figure(model, run, lang, plots.t("rd_title", lang, name=title))),
-                ):
+                names = [n for n, ok in (("goals", bool(model.goals)),  # each figure if the model has its variables
+                                         ("incubation_chain", plots.drawable(model, plots.CHAIN_NAMES)),
+                                         ("rd", plots.drawable(model, plots.RD_NAMES))) if ok]
+                for name in names:
+                    if name == "goals":
+                        fig = plots.goal_panels(model, [(title, run)], lang,
+                                                plots.t("goals_title", lang, name=title, year=year), [status])
+                    elif name == "incubation_chain":
+                        fig = plots.chain_figure(model, run, lang, plots.t("chain_title", lang, name=title))
+                    else:
+                        fig = plots.rd_figure(model, run, lang, plots.t("rd_title", lang, name=title))
                     files += [p.name for p in plots.save(fig, d / name, args.svg)]
                     figures.append(name)
             report = _report(model, sc, status, figures, args.lang)
@@ -68,7 +74,7 @@ def main(args: argparse.Namespace) -> int:
                 model, "run", time.perf_counter() - t0,
                 scenario=sc.resolved(), parameters=res.params, random_seed=None,
                 calibration=None if cal is None else {
-                    "max_abs_relative_residual": float(abs(cal.residuals).max()),
+                    "max_abs_relative_residual": cal.max_residual,
                     "iterations": cal.iterations,
                 },
                 files=files + ["manifest.json"], language=lang,
@@ -106,7 +112,7 @@ def _report(model: Any, sc: Any, status: dict, figures: list[str], lang: str) ->
     def tr(key: str, **kw: object) -> str:
         return REPORT_TEXT[key][lang].format(**kw)
 
-    year = max(g.year for g in model.goals.values())
+    year = goal_year(model)
     report = Report(f"{sc.label(lang)} ({sc.name})")
     report.text(heading(sc))
     if sc.description:
