@@ -191,8 +191,8 @@ def _namespace(model: Model, table_y: dict[str, list[float]]) -> dict[str, Any]:
 
 def _order(nodes: dict[str, set[str]], what: str, file: str) -> list[str]:
     """Topological order of ``nodes`` (name -> dependencies among nodes); cycles are errors."""
-    try:
-        return list(TopologicalSorter(nodes).static_order())
+    try:  # sorted dependencies: the same generated code in every process (set order depends on the hash seed)
+        return list(TopologicalSorter({n: sorted(nodes[n]) for n in sorted(nodes)}).static_order())
     except CycleError as exc:
         cycle = " -> ".join(exc.args[1])
         raise ModelError(f"{what} form a cycle: {cycle}", file) from None
