@@ -8,6 +8,7 @@ that never fail. :func:`run_checks` runs them all for a scenario, the simulation
 
 from __future__ import annotations
 
+import ast
 import copy
 import dataclasses
 from collections.abc import Sequence
@@ -239,7 +240,8 @@ def forced_model(model: Model, names: Sequence[str]) -> Model:
         group = m.flows if name in m.flows else m.aux
         var = group[name]
         on, start, value = (f"xforce_{k}_{name}" for k in ("on", "from", "value"))
-        text = f"if_then_else({on} * (time >= {start}) > 0, {value}, ({var.expr.text}))"
+        # the compiled tree (smooth/delay calls already replaced by their hidden structure)
+        text = f"if_then_else({on} * (time >= {start}) > 0, {value}, ({ast.unparse(var.expr.tree)}))"
         group[name] = dataclasses.replace(var, expr=ex.parse(text, name))
         for p in (on, start, value):
             m.params[p] = Parameter(p, 0.0, var.units if p == value else "dmnl", "assumption", fixed=True)

@@ -392,3 +392,20 @@ def test_conveyor_and_builtins_export_to_pysd_with_the_same_trajectories(tmp_pat
     assert len(m.stocks) == 1 + 1 + 3 + 1 + 3
     assert worst <= 1e-9, worst
     assert run.get("expiry__delay_fixed")[2, 0] == 8.0 and run.get("expiry__delay_fixed")[4, 0] > 8.0
+
+
+def test_reality_check_forcing_of_a_variable_that_calls_smooth(tmp_path):
+    """validity.forced_model rewrites the compiled equation (smooth already expanded) and still compiles."""
+    from sdsim.validity import forced_model
+
+    d = _builtins_model(tmp_path)
+    m = forced_model(load_model(d), ["sm"])
+    cm = compile_model(m)
+    assert "sm__smooth" in m.stocks and "sm__smooth" in m.aux["sm"].expr.names
+    from sdsim.engine import TimeGrid, lever_schedules, simulate
+
+    p = m.base_values()
+    p.update({"xforce_on_sm": np.array([0.0, 1.0]), "xforce_from_sm": START + 2.0, "xforce_value_sm": 7.0})
+    grid = TimeGrid(START, START + 4, 1 / 8)
+    run = simulate(cm, p, lever_schedules(cm, grid, {}), grid, "euler", n=2)
+    assert run.get("sm")[-1, 1] == 7.0 and run.get("sm")[-1, 0] < 1.0
