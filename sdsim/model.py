@@ -546,6 +546,9 @@ def _load_graph(name: str, data: Any, file: str, path: str) -> Table:
             setattr(t, k, v)
     if "y_scale_range" in data:
         t.y_scale_range = _pair(data["y_scale_range"], file, join(path, "y_scale_range"))
+        if t.units.strip() not in ("dmnl", "1"):
+            raise ModelError(f"y_scale_range scales y around its neutral value 1 (y' = 1 + s (y - 1)): the table's "
+                             f"units must be dmnl, got {t.units!r}", file, join(path, "units"))
     return t
 
 

@@ -103,6 +103,8 @@ def test_lookup_value_has_the_tables_units(tmp_path):
 
 @pytest.mark.parametrize(("table", "equation", "message"), [
     (None, "lookup(efect, x)", "unknown table 'efect' (did you mean 'effect'?)"),
+    ({**TABLE, "units": "firm", "y_scale_range": [0.5, 2]}, None, "the table's units must be dmnl, got 'firm'"),
+    ({**TABLE, "y_scale_range": [2, 0.5]}, None, "tables.effect.y_scale_range: high end 0.5 is below low end 2"),
     ({**TABLE, "x": [0, 2, 2, 4]}, None, "x values must be strictly increasing: x[2] = 2 after x[1] = 2"),
     ({**TABLE, "x": [0, 3, 2, 4]}, None, "x values must be strictly increasing"),
     ({**TABLE, "x": [1], "y": [1]}, None, "a table needs at least 2 points, got 1"),

@@ -220,3 +220,20 @@ def test_textbook_fixture_is_what_the_issue_describes():
     assert s["tables"]["effect_of_age"]["x"] == TABLE_X and s["tables"]["effect_of_age"]["y"] == TABLE_Y
     p = yaml.safe_load((FIXTURE / "parameters.yaml").read_text())["parameters"]
     assert (p["k"]["value"], p["tau"]["value"], p["t_ref"]["value"], p["pipe_time"]["value"]) == (K, TAU, T_REF, PIPE)
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ("lookup(effect_of_age,", "lookup(effect_of_ages,", "unknown table 'effect_of_ages' (did you mean 'effect_of_age'?)"),
+    ("x: [0, 1, 2, 4]", "x: [0, 2, 1, 4]", "tables.effect_of_age.x: x values must be strictly increasing"),
+    ("smooth(signal, tau)", "smooth(signal)", "smooth() takes 2+ arguments, got 1"),
+    ("delay_fixed(signal, pipe_time, 0)", "delay_fixed(signal, tau * signal, 0)", "must be a constant expression"),
+])
+def test_model_errors_exit_2_with_one_line(textbook, capsys, old, new, message):
+    f = textbook / "structure.yaml"
+    text = f.read_text()
+    assert old in text
+    f.write_text(text.replace(old, new))
+    assert main(["run", str(textbook / "scenarios" / "baseline.yaml"), "--model", str(textbook), "--no-plots",
+                 "--out", str(textbook / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and message in err and "structure.yaml" in err
