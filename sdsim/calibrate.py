@@ -43,6 +43,12 @@ class CalibrationResult:
         return (self.achieved - self.targets) / np.where(self.targets == 0, 1.0, np.abs(self.targets))
 
     @property
+    def max_residual(self) -> float:
+        """Largest absolute relative residual over all sets and targets (0 without targets)."""
+        r = np.abs(self.residuals)
+        return float(r.max()) if r.size else 0.0
+
+    @property
     def n_failed(self) -> int:
         """Number of sets with no solution inside the bounds."""
         return int((~self.ok).sum())
@@ -58,7 +64,7 @@ def _take(value: Any, idx: np.ndarray) -> Any:
 
 def measure(cm: Compiled, run: Run, year: int | None = None) -> np.ndarray:
     """(n, k) values of the calibration targets in ``run``."""
-    cols = []
+    cols = [np.zeros(run.n)[:, None][:, :0]]  # (n, 0) when the model has no targets
     for t in cm.model.calibration.targets:
         y = year if year is not None else t.year
         if t.variable:
@@ -66,7 +72,7 @@ def measure(cm: Compiled, run: Run, year: int | None = None) -> np.ndarray:
         else:
             stock = cm.model.stocks[t.inflows_of]
             cols.append(sum(run.at(f, y) for f in stock.inflows))
-    return np.stack(cols, axis=1)
+    return np.column_stack(cols)
 
 
 def _bounds(cm: Compiled, params: dict[str, Any], n: int, dt: float, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -107,6 +113,10 @@ def calibrate(
     """
     dt = cm.model.dt if dt is None else dt
     n = max(_size(params), _size(lever_baseline))
+    cal = cm.model.calibration
+    if not cal.free and not cal.targets:  # a model without calibration: every set is solved as it is
+        return CalibrationResult(dict(params), np.ones(n, bool), np.full(n, "", dtype=object), [],
+                                 np.zeros((n, 0)), np.zeros((n, 0)), 0)
     if n <= CHUNK:
         return _calibrate(cm, params, lever_baseline, dt, method)
     parts = []

@@ -14,6 +14,10 @@ from .errors import ModelError
 from .model import Model
 from .yamlio import as_number, as_str, check_keys, join, load_file, suggest
 
+#: Tolerances of a model without checks.yaml (relative): mass balance, dt halving, Euler vs RK4, calibration,
+#: reproduced figures.
+DEFAULT_TOLERANCES = {"mass_balance": 1e-9, "dt_convergence": 0.01, "method_agreement": 0.01, "calibration": 1e-6,
+                      "behaviour": 1e-6}
 TOLERANCES = ("mass_balance", "dt_convergence", "method_agreement", "calibration", "behaviour")
 TESTS = ("finite", "nonnegative", "between", "decreasing", "increasing", "max_growth")
 LEVER_WORDS = ("baseline", "policy_low", "policy_high", "limit_low", "limit_high")
@@ -111,10 +115,10 @@ class CheckSpec:
 
 
 def load_checks(model: Model) -> CheckSpec:
-    """Read ``checks.yaml`` beside the model files."""
+    """Read ``checks.yaml`` beside the model files (without one: default tolerances, no declared checks)."""
     path = model.directory / "checks.yaml"
     file = str(path)
-    data = load_file(path)
+    data = load_file(path) if path.is_file() else {"tolerances": DEFAULT_TOLERANCES, "reality_checks": {}}
     check_keys(data, ("tolerances", "dt_halvings", "reality_checks", "behaviour", "comparisons", "loops", "corners"),
                file, "",
                required=("tolerances", "reality_checks"))

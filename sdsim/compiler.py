@@ -158,7 +158,7 @@ def _v(name: str) -> str:
     return f"v_{name}"
 
 
-_SCALES: dict[str, str] = {}  # table -> source of its scale parameter, for the model being compiled
+_SCALES: dict[str, str] = {}  # scale parameter of a table -> its source, for the model being compiled
 
 
 def _rename(names: set[str], held: bool = False) -> dict[str, str]:
@@ -191,8 +191,8 @@ def _namespace(model: Model, table_y: dict[str, list[float]]) -> dict[str, Any]:
 
 def _order(nodes: dict[str, set[str]], what: str, file: str) -> list[str]:
     """Topological order of ``nodes`` (name -> dependencies among nodes); cycles are errors."""
-    try:
-        return list(TopologicalSorter(nodes).static_order())
+    try:  # sorted dependencies: the same generated code in every process (set order depends on the hash seed)
+        return list(TopologicalSorter({n: sorted(nodes[n]) for n in sorted(nodes)}).static_order())
     except CycleError as exc:
         cycle = " -> ".join(exc.args[1])
         raise ModelError(f"{what} form a cycle: {cycle}", file) from None
@@ -211,7 +211,8 @@ def _value_expr(var: Any, scalar: bool = False, expr: ex.Expr | None = None, hel
 def compile_model(model: Model) -> Compiled:
     """Order, classify and compile the model's equations (once per model)."""
     _SCALES.clear()
-    _SCALES.update({t: _v(ex.table_scale_name(t)) for t, tb in model.tables.items() if tb.y_scale_range is not None})
+    _SCALES.update({ex.table_scale_name(t): _v(ex.table_scale_name(t)) for t, tb in model.tables.items()
+                    if tb.y_scale_range is not None})
     try:
         return _compile(model)
     finally:

@@ -133,9 +133,10 @@ def document(model: Model, loops: Sequence[Loop], solved: dict[str, Any], lang: 
         f"{len(m.sectors) or 1}个部门，{len(m.stocks)}个存量、{len(m.flows)}个流量、{len(m.aux)}个辅助变量、"
         f"{len(m.annual)}个年度输出；{len(m.constants)}个参数、{len(m.levers)}个政策杠杆、{len(m.facts)}个观测事实、"
         f"{len(m.goals)}个目标；{len(loops)}条反馈回路（增强{pol.get('R', 0)}条，调节{pol.get('B', 0)}条）。")
+    calib = (f"the calibration window {cal.start}–{cal.end} reproduces {len(cal.targets)} targets by solving "
+             f"{len(cal.free)} free parameters" if cal.targets else "the model has no calibration")
     overview.paragraphs.append(
-        f"Time unit: year; t = Y is the end of year Y. Runs start at t0 = {cal.start}; the calibration window "
-        f"{cal.start}–{cal.end} reproduces {len(cal.targets)} targets by solving {len(cal.free)} free parameters; "
+        f"Time unit: year; t = Y is the end of year Y. Runs start at t0 = {cal.start}; {calib}; "
         f"levers act from {cal.end + 1} on. Flows are reported as annual totals, stocks at year ends."
         if lang == "en" else
         f"时间单位：年；t = Y 表示第Y年年末。运行起点 t0 = {cal.start}；校准窗口 {cal.start}–{cal.end} 通过求解"

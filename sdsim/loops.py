@@ -80,11 +80,18 @@ def graph(cm: Compiled) -> nx.DiGraph:
 
 
 def cycles(cm: Compiled) -> list[list[str]]:
-    """Elementary cycles, each rotated to start at its first stock (model order), sorted by length."""
+    """Elementary cycles, each rotated to start at its first stock (model order), sorted by length.
+
+    The internal adjustment loops of a smooth/delay call (cycles through its hidden structure only)
+    are left out: they belong to the builtin, not to the model's feedback structure.
+    """
     m = cm.model
     order = {s: i for i, s in enumerate(m.stocks)}
+    hidden = {n for n, v in m.variables.items() if v.hidden}
     out = []
     for c in nx.simple_cycles(graph(cm)):
+        if set(c) <= hidden:
+            continue
         stocks = [n for n in c if n in order]
         first = min(stocks, key=order.__getitem__) if stocks else c[0]
         k = c.index(first)
@@ -168,8 +175,8 @@ def _signs(fn: Callable, env: dict[str, Any], u: str) -> np.ndarray:
     e[u] = x - h
     dn = np.asarray(fn(e), dtype=float)
     base = np.asarray(fn(env), dtype=float)
-    change = up - dn
-    scale = np.maximum(np.maximum(np.abs(base), np.abs(up)), np.abs(dn))
+    change = np.atleast_1d(up - dn)
+    scale = np.atleast_1d(np.maximum(np.maximum(np.abs(base), np.abs(up)), np.abs(dn)))
     sign = np.sign(change)
     sign[np.abs(change) <= ZERO * np.maximum(scale, 1e-300)] = 0
     sign[~np.isfinite(change)] = 0

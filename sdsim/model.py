@@ -217,6 +217,7 @@ class Model:
     history: Any = None  # history.History of history.yaml (None when the model has no history file)
     tables: dict[str, Table] = field(default_factory=dict)  # graphical functions, by name
     stock_functions: list[Any] = field(default_factory=list)  # stockfns.StockFunction, one per smooth/delay call
+    max_end: int | None = None  # last year a scenario may run to (structure.yaml max_end; default t0 + 15)
 
     @property
     def levers(self) -> dict[str, Parameter]:
@@ -302,6 +303,7 @@ def load_model(directory: str | Path | None = None) -> Model:
         file_hashes=hashes,
         dt=structure["dt"],
         tables=structure["tables"],
+        max_end=structure.get("max_end"),
     )
     for t in model.tables.values():  # a table with a y_scale_range is an uncertainty: its scale s
         if t.y_scale_range is not None:
@@ -449,8 +451,8 @@ def _load_observed(data: Any, file: str) -> tuple[dict[str, Fact], dict[str, dic
 
 def _load_structure(data: Any, file: str, series_values: dict[str, dict]) -> dict[str, Any]:
     check_keys(
-        data, ("time_units", "dt", "start", "sectors", "stocks", "flows", "auxiliaries", "series", "annual", "tables",
-               "reporting", "reported"),
+        data, ("time_units", "dt", "start", "max_end", "sectors", "stocks", "flows", "auxiliaries", "series", "annual",
+               "tables", "reporting", "reported"),
         file, "", required=("stocks", "flows"),
     )
     if data.get("time_units", "year") != "year":
@@ -459,8 +461,9 @@ def _load_structure(data: Any, file: str, series_values: dict[str, dict]) -> dic
     dt = as_dt(data.get("dt", 1 / 32), file, "dt")
     out: dict[str, Any] = {"dt": dt, "sectors": sectors, "stocks": {}, "flows": {}, "aux": {}, "annual": {}, "series": {},
                            "tables": {}}
-    if "start" in data:
-        out["start"] = int(as_number(data["start"], file, "start", integer=True))
+    for key in ("start", "max_end"):
+        if key in data:
+            out[key] = int(as_number(data[key], file, key, integer=True))
     tables = data.get("tables") or {}
     if not isinstance(tables, dict):
         raise ModelError(f"expected a mapping of table names, got {tables!r}", file, "tables")
@@ -566,6 +569,9 @@ def _load_graph(name: str, data: Any, file: str, path: str) -> Table:
             setattr(t, k, v)
     if "y_scale_range" in data:
         t.y_scale_range = _pair(data["y_scale_range"], file, join(path, "y_scale_range"))
+        if t.units.strip() not in ("dmnl", "1"):
+            raise ModelError(f"y_scale_range scales y around its neutral value 1 (y' = 1 + s (y - 1)): the table's "
+                             f"units must be dmnl, got {t.units!r}", file, join(path, "units"))
     return t
 
 

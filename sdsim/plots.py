@@ -212,6 +212,17 @@ def goal_panels(
     return fig
 
 
+#: Variables the Yubei-specific figures show; a model without them (a textbook model) skips the figure.
+CHAIN_NAMES = ("maker_spaces", "incubators", "startup_teams", "incubated_firms", "team_capacity", "tenant_capacity",
+               "eligible_backlog", "new_tech_enterprises", "tech_enterprises", "qualifying_firms", "high_tech_enterprises")
+RD_NAMES = ("rd_intensity",)
+
+
+def drawable(model: Model, names: tuple[str, ...]) -> bool:
+    """True when the model has every variable in ``names``."""
+    return all(n in model.variables for n in names)
+
+
 def chain_figure(model: Model, run: Run, lang: str, title: str) -> plt.Figure:
     """Carriers, teams and tenants vs capacity, candidate pool, tech enterprises and HTE."""
     fig, axes = plt.subplots(2, 2, figsize=(12, 8))

@@ -77,15 +77,25 @@ def scenario_levers(
     return out
 
 
+def table_key(sc: Scenario) -> tuple:
+    """The scenario's table overrides as a hashable key (scenarios with equal keys share a compiled model)."""
+    return tuple(sorted((k, tuple(v)) for k, v in sc.tables.items()))
+
+
 def run_scenarios(cm: Compiled, scenarios: list[Scenario]) -> list[ScenarioRun]:
-    """Run scenarios, batched by (dt, method): one calibration and one integration per batch."""
+    """Run scenarios, batched by (dt, method, table overrides): one calibration and one integration per batch.
+
+    A scenario's ``tables`` replace graphical functions' y values for its calibration and its run.
+    """
     out: dict[int, ScenarioRun] = {}
-    groups: dict[tuple[float, str], list[int]] = {}
+    groups: dict[tuple[float, str, tuple], list[int]] = {}
     for i, sc in enumerate(scenarios):
-        groups.setdefault((sc.dt, sc.method), []).append(i)
+        groups.setdefault((sc.dt, sc.method, table_key(sc)), []).append(i)
     cal = cm.model.calibration
-    for (dt, method), idx in groups.items():
+    base_cm = cm
+    for (dt, method, _), idx in groups.items():
         group = [scenarios[i] for i in idx]
+        cm = base_cm.with_tables(group[0].tables)
         params = parameter_batch(cm, [sc.parameters if sc.recalibrate else {} for sc in group])
         with np.errstate(all="ignore"):  # failures are detected and reported, not printed by numpy
             solved, res = calibrated_params(cm, params, dt, method, strict=False)
@@ -96,7 +106,7 @@ def run_scenarios(cm: Compiled, scenarios: list[Scenario]) -> list[ScenarioRun]:
         fixed_runs = [j for j, sc in enumerate(group) if not sc.recalibrate]
         if fixed_runs:
             # recalibrate: false -> keep the calibration of the model's own values, then override
-            base_solved, _ = calibrated_params(cm, parameter_batch(cm, [{}]), dt, method)
+            base_solved, _ = calibrated_params(base_cm, parameter_batch(cm, [{}]), dt, method)
             solved = {k: (np.array(v, dtype=float) if np.ndim(v) else np.full(len(group), float(v)))
                       for k, v in solved.items()}
             for j in fixed_runs:

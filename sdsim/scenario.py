@@ -9,14 +9,15 @@ Schema (all keys optional)::
     title: {en: ..., zh: ...}          # display title (a plain string is the English title)
     description: ...                   # the policy story
     extends: baseline                  # parent file (name in the same folder, or a relative path)
-    start: 2020                        # must be the calibrated t0
+    start: 2020                        # must be the model's t0 (default: it)
     policy_start: 2024                 # first calendar year the levers act in (default: the model's, after its history)
-    end: 2030                          # goal year (2026) .. 2035
+    end: 2030                          # goal year (2026) .. the model's max_end (default t0 + 15)
     dt: 1/16                           # power of two <= 1/4 (number or "1/N")
     method: euler                      # euler | rk4
     recalibrate: true                  # false: keep the model's own calibration (needed to change 2021 facts)
     levers: {name: number | {step|ramp|pulse|table: ...}}
     parameters: {name: number}
+    tables: {name: {y: [numbers]}}     # other y values of a graphical function (same x); re-calibrated
 
 Inheritance: the chain is applied from the root down; a child overrides its parents key by key
 (each lever and each parameter separately). ``name``, ``title`` and ``description`` describe the
@@ -39,11 +40,12 @@ from .yamlio import as_dt, as_number, as_str, check_keys, describe_value, join, 
 
 KEYS = (
     "name", "title", "description", "extends", "start", "end", "dt", "method", "levers",
-    "parameters", "recalibrate", "policy_start",
+    "parameters", "recalibrate", "policy_start", "tables",
 )
 OWN_KEYS = ("name", "title", "description")  # describe the file itself: not inherited
 SET_KEYS = ("end", "dt", "method", "recalibrate", "policy_start")  # top-level keys `--set` may change besides levers/parameters
-MAX_END = 2035
+MAX_END = 2035  # the Yubei model's horizon; a model's own is structure.yaml max_end (default t0 + MAX_YEARS)
+MAX_YEARS = 15
 DEFAULT_DT = 1 / 32  # only for scenarios built in code; files take the model's dt (structure.yaml)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
@@ -66,6 +68,7 @@ class Scenario:
     method: str = "euler"
     levers: dict[str, TimeFunction] = field(default_factory=dict)
     parameters: dict[str, float] = field(default_factory=dict)
+    tables: dict[str, list[float]] = field(default_factory=dict)  # graphical function -> y values
     recalibrate: bool = True
     policy_start: int | None = None  # first calendar year the levers act in (None: the model's default)
     warnings: list[str] = field(default_factory=list)
@@ -96,6 +99,7 @@ class Scenario:
             "policy_start": self.policy_start,
             "levers": {k: v.to_yaml() for k, v in self.levers.items()},
             "parameters": dict(self.parameters),
+            "tables": {k: {"y": list(v)} for k, v in self.tables.items()},
             "extends_chain": self.chain,
             "command_line_overrides": self.overrides,
             "warnings": self.warnings,
@@ -155,7 +159,8 @@ def load_scenario(path: str | Path, model: Model) -> Scenario:
     if not path.exists():
         raise InputError("file not found", str(path))
     chain = _raw_chain(path)
-    sc = Scenario(name=path.stem, file=str(path), dt=model.dt, chain=[str(p) for p, _ in chain])
+    sc = Scenario(name=path.stem, file=str(path), dt=model.dt, chain=[str(p) for p, _ in chain],
+                  start=model.calibration.start, end=goal_year(model))
     # apply from the root down, so children override parents key by key
     for p, data in reversed(chain):
         apply(sc, data, model, str(p), is_leaf=(p == path))
@@ -220,6 +225,33 @@ def apply(sc: Scenario, data: dict, model: Model, file: str, is_leaf: bool = Tru
         path = join("parameters", str(name))
         sc.parameters[name] = parse_parameter(name, value, model, file, path)
         sc.origins[path] = file
+    for name, value in _mapping(data, "tables", file, "table -> {y: [...]}").items():
+        path = join("tables", str(name))
+        sc.tables[name] = parse_table(name, value, model, file, path)
+        sc.origins[path] = file
+
+
+def parse_table(name: Any, value: Any, model: Model, file: str, path: str) -> list[float]:
+    """Check a table override ``{y: [...]}``: a known table and as many numbers as its x points."""
+    if name not in model.tables:
+        hint = suggest(str(name), model.tables) or "; `simulate.py describe` lists the tables"
+        raise InputError(f"unknown table {name!r}{hint}", file, path)
+    check_keys(value, ("y",), file, path, required=("y",))
+    ys, n = value["y"], len(model.tables[name].x)
+    if not isinstance(ys, list) or len(ys) != n:
+        raise InputError(f"expected a list of {n} numbers (one per x point of the table), got {describe_value(ys)}",
+                         file, join(path, "y"))
+    return [as_number(v, file, join(path, f"y.{i}")) for i, v in enumerate(ys)]
+
+
+def goal_year(model: Model) -> int:
+    """The last goal year (the default end of a scenario); the year after t0 without goals."""
+    return max((g.year for g in model.goals.values()), default=model.calibration.end + 1)
+
+
+def max_end(model: Model) -> int:
+    """The last year a scenario may run to."""
+    return model.max_end if model.max_end is not None else model.calibration.start + MAX_YEARS
 
 
 def parse_lever(name: Any, value: Any, model: Model, file: str, path: str) -> TimeFunction:
@@ -274,11 +306,11 @@ def validate(sc: Scenario, model: Model) -> None:
     """Whole-scenario checks (after inheritance); recomputes ``sc.warnings``."""
     cal = model.calibration
     if sc.start != cal.start:
-        raise InputError(f"expected {cal.start} (the calibrated t0; every run starts there), got {sc.start}",
+        raise InputError(f"expected {cal.start} (the model's t0; every run starts there), got {sc.start}",
                          sc.where("start"), "start")
-    goal_year = max((g.year for g in model.goals.values()), default=cal.end + 1)
-    if not goal_year <= sc.end <= MAX_END:
-        raise InputError(f"expected a year from {goal_year} (the goal year) to {MAX_END}, got {sc.end}",
+    first, last = goal_year(model), max_end(model)
+    if not first <= sc.end <= last:
+        raise InputError(f"expected a year from {first} (the goal year) to {last}, got {sc.end}",
                          sc.where("end"), "end")
     fixed = {f.name for f in cal.free} | set(model.facts)
     touched = sorted(fixed & set(sc.parameters))

@@ -350,6 +350,7 @@ def run_experiments(
     import time
 
     require_recalibration(scenario)
+    cm = cm.with_tables(scenario.tables)  # the scenario's graphical functions, for calibration and runs
     model = cm.model
     cal = model.calibration
     x = design.x
@@ -403,8 +404,9 @@ def run_experiments(
     for g, name in enumerate(names):
         outcomes[idx, g] = status[name].value
         prob[idx, g] = status[name].probability
-    resid = res.residuals[res.ok]
-    return Experiments(design, names, ok, reason, outcomes, prob, run, free, float(np.abs(resid).max()), timings)
+    resid = np.abs(res.residuals[res.ok])
+    return Experiments(design, names, ok, reason, outcomes, prob, run, free, float(resid.max()) if resid.size else 0.0,
+                       timings)
 
 
 # -------------------------------------------------------------------------------------- analysis

@@ -8,6 +8,7 @@ that never fail. :func:`run_checks` runs them all for a scenario, the simulation
 
 from __future__ import annotations
 
+import ast
 import copy
 import dataclasses
 from collections.abc import Sequence
@@ -240,7 +241,8 @@ def forced_model(model: Model, names: Sequence[str]) -> Model:
         group = m.flows if name in m.flows else m.aux
         var = group[name]
         on, start, value = (f"xforce_{k}_{name}" for k in ("on", "from", "value"))
-        text = f"if_then_else({on} * (time >= {start}) > 0, {value}, ({var.expr.text}))"
+        # the compiled tree (smooth/delay calls already replaced by their hidden structure)
+        text = f"if_then_else({on} * (time >= {start}) > 0, {value}, ({ast.unparse(var.expr.tree)}))"
         group[name] = dataclasses.replace(var, expr=ex.parse(text, name))
         for p in (on, start, value):
             m.params[p] = Parameter(p, 0.0, var.units if p == value else "dmnl", "assumption", fixed=True)
@@ -414,6 +416,7 @@ def run_batch(
     calibration window (MODEL_SPEC §3); overrides are parameter values (recalibrated unless the
     scenario says ``recalibrate: false``, in which case they apply after the calibration).
     """
+    cm = cm.with_tables(sc.tables)  # the scenario's graphical functions, for calibration and runs
     cal = cm.model.calibration
     n = len(overrides)
     before = [{**sc.parameters, **o} for o in overrides] if sc.recalibrate else [dict(o) for o in overrides]
@@ -513,7 +516,8 @@ def run_checks(model: Model, cm: Compiled, sc: Scenario | None = None, lang: str
         rb = run_batch(cmf, sc, overrides, lever_sets, sc.dt, sc.method)
         rows += reality_rows(cmf, rb.run, batch, model.calibration.end, lang)
 
-    rows.append(calibration_row(model, ref.calibration, tol["calibration"]))
+    if model.calibration.targets:  # a model without calibration has no calibration row
+        rows.append(calibration_row(model, ref.calibration, tol["calibration"]))
     values = model.base_values()
     values.update(sc.parameters)
     for fig in spec.behaviour:

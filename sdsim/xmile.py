@@ -16,6 +16,13 @@ The engine's semantics are mapped exactly (PySD's Euler agrees to rounding):
   Vensim's and PySD's conventions all agree with ``h once t >= s``), otherwise an IF THEN ELSE;
   ``ramp`` and ``pulse`` become explicit MIN/MAX and IF THEN ELSE expressions of TIME;
 * ``initial(x)`` becomes ``INIT(x)``; ``log`` becomes ``LN``; ``**`` becomes ``^``;
+* a graphical function (``tables:``) becomes a named ``<gf>`` (continuous: linear between points,
+  flat outside) and ``lookup(T, x)`` the call ``T(x)``; a table with a scale s (``y_scale_range``)
+  is called as ``1 + s * (T(x) - 1)`` with s written as a constant;
+* smooth/smooth3/delay1/delay3 are written as the explicit hidden stocks and flows they compile to
+  (:mod:`stockfns`), so any tool integrates them like the rest; ``delay_fixed(x, T, x0)`` becomes
+  ``DELAY(x, T, x0)``, XMILE's pipeline delay (PySD's DELAY FIXED: the value of x T earlier, x0
+  before);
 * a flow that drains (or fills) more than one stock is written once per stock, the copies
   (``<flow>_<stock>``) equal to the original, because an XMILE flow has one source and one sink;
 * an annual series (GDP) becomes a step function of TIME (nested IF THEN ELSE, exact in every
@@ -81,9 +88,10 @@ def _wrap(text: str, prec: int, need: int) -> str:
 class _Emitter:
     """Turns checked expression trees into XMILE equation text."""
 
-    def __init__(self, consts: dict[str, float], grid: TimeGrid) -> None:
+    def __init__(self, consts: dict[str, float], grid: TimeGrid, scaled: set[str] | None = None) -> None:
         self.consts = consts
         self.grid = grid
+        self.scaled = scaled or set()  # tables with a y-scale parameter
 
     def _const(self, node: ast.AST) -> float | None:
         """Value of a literal or a constant's name, else None."""
@@ -131,6 +139,10 @@ class _Emitter:
         return self._call(node.func.id, node.args), _ATOM
 
     def _call(self, name: str, args: list[ast.expr]) -> str:
+        if name == "lookup":
+            table = args[0].id  # type: ignore[attr-defined]
+            call = f"{table}({self.emit(args[1])[0]})"
+            return f"(1 + {ex.table_scale_name(table)} * ({call} - 1))" if table in self.scaled else call
         a = [self.emit(x)[0] for x in args]
         if name in ("min", "max"):
             out = a[0]
@@ -301,11 +313,18 @@ def build_xmile(
     active = float(max(model.calibration.end, model.calibration.lever_start - 1) if active_from is None else active_from)
     calibrated = {f.name for f in model.calibration.free}
     consts = {k: float(v) for k, v in values.items() if k not in model.levers}
-    em = _Emitter(consts, grid)
+    scaled = {t for t, tb in model.tables.items() if tb.y_scale_range is not None}
+    em = _Emitter(consts, grid, scaled)
 
     used: set[str] = set()
+    tables_used: set[str] = set()
     for v in [*model.stocks.values(), *model.flows.values(), *model.aux.values()]:
         used |= v.expr.names
+        tables_used |= v.expr.tables
+        if v.fixed_delay is not None:
+            used |= v.fixed_delay[0].names | v.fixed_delay[1].names
+    used |= {ex.table_scale_name(t) for t in tables_used & scaled}
+    table_y = {t: (cm.table_y or {}).get(t, model.tables[t].y) for t in tables_used}
     used_consts = [n for n in [*model.params, *model.facts] if n in used and n not in model.levers]
     used_levers = [n for n in model.levers if n in used]
     annual_names: set[str] = set()
@@ -330,7 +349,7 @@ def build_xmile(
                 rename[(s, f)] = cname
                 copies.append((cname, f, s))
     schedules = [f"{n}_schedule" for n in used_levers if n in levers and levers[n].kind in ("ramp", "table")]
-    _check_names(model, [c[0] for c in copies] + schedules)
+    _check_names(model, [c[0] for c in copies] + schedules + list(model.tables))
 
     notes: list[str] = []
     out: list[str] = []
@@ -375,7 +394,26 @@ def build_xmile(
     w("      <!-- auxiliaries -->")
     for a in model.aux.values():
         extra = _gf(*a.table) if a.table is not None else ""
-        w(_var("aux", a.name, em.text(a.expr), a.units, _doc(a.en, a.zh, a.note), extra))
+        eqn = em.text(a.expr)
+        if a.fixed_delay is not None:  # XMILE's pipeline delay
+            delay, x0 = a.fixed_delay
+            eqn = f"DELAY({eqn}, {em.text(delay)}, {em.text(x0)})"
+        w(_var("aux", a.name, eqn, a.units, _doc(a.en, a.zh, a.note), extra))
+
+    if tables_used:
+        w("      <!-- graphical functions: linear between points, flat outside; called as name(x) -->")
+    for t in model.tables:
+        if t not in tables_used:
+            continue
+        tb = model.tables[t]
+        doc = _doc(tb.en, tb.zh, tb.note, f"x in {tb.x_units}, y in {tb.units}",
+                   f"y values of this scenario: {table_y[t]}" if table_y[t] != tb.y else "")
+        w(f"      <gf name={quoteattr(t)} type=\"continuous\">\n"
+          f"        <xpts>{','.join(num(x) for x in tb.x)}</xpts>\n"
+          f"        <ypts>{','.join(num(y) for y in table_y[t])}</ypts>\n"
+          f"        <units>{escape(tb.units)}</units>\n"
+          f"        <doc>{escape(doc)}</doc>\n"
+          "      </gf>")
 
     w("      <!-- levers (policy inputs) -->")
     timed = []
@@ -438,7 +476,8 @@ def export_scenario(cm: Compiled, sc: Scenario) -> XmileExport:
     cal = cm.model.calibration
     grid = TimeGrid(cal.start, sc.end, sc.dt)
     start = max(cal.end, policy_start(sc, cm.model) - 1)
-    return build_xmile(cm, dict(res.params), grid, sc.method, sc.levers, start, name=sc.name, title=sc.label())
+    return build_xmile(cm.with_tables(sc.tables), dict(res.params), grid, sc.method, sc.levers, start,
+                       name=sc.name, title=sc.label())
 
 
 def write_text(path: str | Path, text: str) -> Path:

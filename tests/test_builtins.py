@@ -103,6 +103,8 @@ def test_lookup_value_has_the_tables_units(tmp_path):
 
 @pytest.mark.parametrize(("table", "equation", "message"), [
     (None, "lookup(efect, x)", "unknown table 'efect' (did you mean 'effect'?)"),
+    ({**TABLE, "units": "firm", "y_scale_range": [0.5, 2]}, None, "the table's units must be dmnl, got 'firm'"),
+    ({**TABLE, "y_scale_range": [2, 0.5]}, None, "tables.effect.y_scale_range: high end 0.5 is below low end 2"),
     ({**TABLE, "x": [0, 2, 2, 4]}, None, "x values must be strictly increasing: x[2] = 2 after x[1] = 2"),
     ({**TABLE, "x": [0, 3, 2, 4]}, None, "x values must be strictly increasing"),
     ({**TABLE, "x": [1], "y": [1]}, None, "a table needs at least 2 points, got 1"),
@@ -312,3 +314,100 @@ def test_single_run_float_path_equals_numpy_path_with_builtins(tmp_path):
         for name in ("sm", "sm3", "d1", "d3", "df", "lk", "acc"):
             np.testing.assert_allclose(one.get(name)[:, 0], two.get(name)[:, 0], rtol=1e-13, err_msg=name)
     assert math.isfinite(one.get("lk")[-1, 0])
+
+
+def test_scenario_tables_are_recalibrated_like_parameters(tmp_path):
+    """A scenario's table replaces the y values for the calibration too: the target is still met."""
+    import yaml
+
+    from sdsim.runner import run_scenarios
+    from sdsim.scenario import load_scenario
+
+    d = write_model(
+        tmp_path / "cal",
+        stocks={"x": {"units": "dmnl", "initial": "1", "inflows": ["g"]}},
+        flows={"g": {"equation": "r * lookup(effect, x)", "units": "dmnl/year"}},
+        parameters={"r": 0.1},
+        tables={"effect": TABLE},
+    )
+    p = yaml.safe_load((d / "parameters.yaml").read_text())
+    p["parameters"]["r"] = {"value": 0.1, "units": "dmnl/year", "provenance": "calibrated"}
+    (d / "parameters.yaml").write_text(yaml.safe_dump(p))
+    (d / "observed.yaml").write_text(yaml.safe_dump(
+        {"facts": {"x_2021": {"value": 1.5, "units": "dmnl", "provenance": "assumption"}}}))
+    (d / "calibration.yaml").write_text(yaml.safe_dump({
+        "window": {"start": 2020, "end": 2021}, "free": {"r": {"lower": 0}},
+        "targets": {"x_end": {"variable": "x", "year": 2021, "value": "x_2021"}}}))
+    (d / "base.yaml").write_text("end: 2026\n")
+    (d / "steep.yaml").write_text("end: 2026\ntables: {effect: {y: [0.5, 1, 3, 5]}}\n")
+    m = load_model(d)
+    cm = compile_model(m)
+    base, steep = run_scenarios(cm, [load_scenario(d / "base.yaml", m), load_scenario(d / "steep.yaml", m)])
+    for res in (base, steep):
+        assert res.run.at("x", 2021)[0] == pytest.approx(1.5, rel=1e-9)  # calibrated under its own table
+    assert steep.params["r"] < base.params["r"]  # a steeper effect needs a lower rate to hit 2021
+    assert steep.run.at("x", 2026)[0] > base.run.at("x", 2026)[0]
+
+
+def test_conveyor_and_builtins_export_to_pysd_with_the_same_trajectories(tmp_path):
+    """The delay_fixed renewal loop and every builtin, exported to XMILE and run in PySD (Euler): <= 1e-9."""
+    import warnings
+
+    import pysd
+
+    from sdsim.engine import TimeGrid
+    from sdsim.xmile import build_xmile
+
+    d = write_model(
+        tmp_path / "conv",
+        stocks={"certified": {"units": "dmnl", "initial": "certified0", "inflows": ["issue"], "outflows": ["expiry"]}},
+        flows={"issue": {"equation": "certification + renewal", "units": "dmnl/year"},
+               "expiry": {"equation": "delay_fixed(issue, validity, issue0)", "units": "dmnl/year"}},
+        aux={"renewal": {"equation": "share * expiry", "units": "dmnl/year"},
+             "certification": {"equation": "base * lookup(effect, certified / certified0) + ramp(base, t1, t1 + 4)",
+                               "units": "dmnl/year"},
+             "smooth_cert": {"equation": "smooth(certification, tau) + smooth3(certification, tau, base)",
+                             "units": "dmnl/year"},
+             "delayed_cert": {"equation": "delay1(certification, tau) + delay3(renewal, tau)", "units": "dmnl/year"}},
+        parameters={"share": 0.6, "validity": 3.0, "base": 10.0, "t1": 2003.0, "tau": 1.5, "certified0": 30.0,
+                    "issue0": 8.0},
+        tables={"effect": TABLE},
+    )
+    m = load_model(d)
+    cm = compile_model(m)
+    grid = TimeGrid(2000, 2015, 1 / 16)
+    values = m.base_values()
+    run = simulate_toy(d, 2000, 2015, 1 / 16)
+    exp = build_xmile(cm, values, grid, "euler")
+    path = tmp_path / "conv.xmile"
+    path.write_text(exp.text, encoding="utf-8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = pysd.read_xmile(str(path)).run(return_timestamps=list(range(2000, 2016)))
+    cols = {c.lower(): c for c in out.columns}
+    worst = 0.0
+    names = [*m.stocks, "expiry__delay_fixed", "renewal", "certification", "smooth_cert", "delayed_cert"]
+    for name in names:
+        mine = run.get(name)[:, 0]
+        theirs = out[cols[name.lower()]].to_numpy(dtype=float)
+        worst = max(worst, float((np.abs(mine - theirs) / np.maximum(np.abs(mine), 1e-12)).max()))
+    assert len(m.stocks) == 1 + 1 + 3 + 1 + 3
+    assert worst <= 1e-9, worst
+    assert run.get("expiry__delay_fixed")[2, 0] == 8.0 and run.get("expiry__delay_fixed")[4, 0] > 8.0
+
+
+def test_reality_check_forcing_of_a_variable_that_calls_smooth(tmp_path):
+    """validity.forced_model rewrites the compiled equation (smooth already expanded) and still compiles."""
+    from sdsim.validity import forced_model
+
+    d = _builtins_model(tmp_path)
+    m = forced_model(load_model(d), ["sm"])
+    cm = compile_model(m)
+    assert "sm__smooth" in m.stocks and "sm__smooth" in m.aux["sm"].expr.names
+    from sdsim.engine import TimeGrid, lever_schedules, simulate
+
+    p = m.base_values()
+    p.update({"xforce_on_sm": np.array([0.0, 1.0]), "xforce_from_sm": START + 2.0, "xforce_value_sm": 7.0})
+    grid = TimeGrid(START, START + 4, 1 / 8)
+    run = simulate(cm, p, lever_schedules(cm, grid, {}), grid, "euler", n=2)
+    assert run.get("sm")[-1, 1] == 7.0 and run.get("sm")[-1, 0] < 1.0

@@ -161,7 +161,7 @@ def main(args: argparse.Namespace) -> int:
 
     groups = sorted({(sc.dt, sc.method) for sc in scs})
     how = "; ".join(f"dt 1/{round(1 / dt)}, {m}" for dt, m in groups)
-    cal = [float(np.abs(r.calibration.residuals).max()) for r in results if r.calibration is not None]
+    cal = [r.calibration.max_residual for r in results if r.calibration is not None]
     summary = (f"Compared {len(scs)} scenario(s) in {len(groups)} batch(es) ({how}): calibration and integration "
                f"{t_run:.2f} s" + (f"; 2021 reproduced, largest relative residual {max(cal):.1e}" if cal else ""))
     if sets:
@@ -192,7 +192,7 @@ def main(args: argparse.Namespace) -> int:
             scenarios=[r.scenario.resolved() for r in results],
             parameters={r.scenario.name: r.params for r in results},
             calibration={r.scenario.name: None if r.calibration is None else {
-                "max_abs_relative_residual": float(np.abs(r.calibration.residuals).max()),
+                "max_abs_relative_residual": r.calibration.max_residual,
                 "iterations": r.calibration.iterations} for r in results},
             warnings=list(dict.fromkeys(warnings)), set=list(getattr(args, "set", []) or []),
             random_seed=None, language=lang, files=files + ["manifest.json"],

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from ..errors import InputError
-from ..scenario import Scenario
+from ..scenario import Scenario, goal_year
 from ..xmile import export_scenario, write_text
 from .common import heading, load, result_name, scenarios
 
@@ -47,7 +47,8 @@ def main(args: argparse.Namespace) -> int:
     if args.scenario:
         sc = scenarios(args, model, [args.scenario])[0]
     else:
-        sc = Scenario(name="model", file="(model files)", dt=model.dt, title={"en": "Model values, no scenario levers"})
+        sc = Scenario(name="model", file="(model files)", dt=model.dt, title={"en": "Model values, no scenario levers"},
+                      start=model.calibration.start, end=goal_year(model))
     out = Path(args.out) if args.out else Path("results") / f"{result_name(sc)}.xmile"
     check_export_target(out)
     exp = export_scenario(cm, sc)

@@ -11,6 +11,7 @@ from ..goals import evaluate
 from ..report import Report
 from ..results import Staging, check_target, manifest, write_csv, write_json, write_timeseries, write_variables
 from ..runner import run_scenarios
+from ..scenario import goal_year
 from .common import (
     GOAL_HEADER,
     goal_rows,
@@ -40,7 +41,7 @@ def main(args: argparse.Namespace) -> int:
         check_target(out_path(args.out, sc))
     results = run_scenarios(cm, scs)
     lang = plots.setup_language(args.lang) if not args.no_plots else args.lang  # figures need a CJK font
-    goal_year = max(g.year for g in model.goals.values())
+    year = goal_year(model)
     done: list[tuple[Any, list[str]]] = []
     # every scenario is written to a temporary folder first; all are put in place together at the end,
     # so an error in the second scenario leaves the first one's earlier result untouched
@@ -61,7 +62,7 @@ def main(args: argparse.Namespace) -> int:
             write_variables(d / "variables.csv", model, run)
             write_csv(
                 d / "goals.csv",
-                ["goal", "variable", f"value_{model.goals[next(iter(model.goals))].year}", "test", "threshold",
+                ["goal", "variable", f"value_{year}", "test", "threshold",
                  "met", "first_year_met", "gap", "gap_pct", "probability", "value_reported", "threshold_reported",
                  "rebased_target", "rebased_target_year"],
                 ([g, st.goal.variable, st.value[0], st.goal.test, st.goal.threshold, bool(st.met[0]),
@@ -72,12 +73,17 @@ def main(args: argparse.Namespace) -> int:
             figures = []
             if not args.no_plots:
                 title = sc.label(lang) + (f" [{', '.join(sc.overrides)}]" if sc.overrides else "")
-                for name, fig in (
-                    ("goals", plots.goal_panels(model, [(title, run)], lang,
-                                                plots.t("goals_title", lang, name=title, year=goal_year), [status])),
-                    ("incubation_chain", plots.chain_figure(model, run, lang, plots.t("chain_title", lang, name=title))),
-                    ("rd", plots.rd_figure(model, run, lang, plots.t("rd_title", lang, name=title))),
-                ):
+                names = [n for n, ok in (("goals", bool(model.goals)),  # each figure if the model has its variables
+                                         ("incubation_chain", plots.drawable(model, plots.CHAIN_NAMES)),
+                                         ("rd", plots.drawable(model, plots.RD_NAMES))) if ok]
+                for name in names:
+                    if name == "goals":
+                        fig = plots.goal_panels(model, [(title, run)], lang,
+                                                plots.t("goals_title", lang, name=title, year=year), [status])
+                    elif name == "incubation_chain":
+                        fig = plots.chain_figure(model, run, lang, plots.t("chain_title", lang, name=title))
+                    else:
+                        fig = plots.rd_figure(model, run, lang, plots.t("rd_title", lang, name=title))
                     files += [p.name for p in plots.save(fig, d / name, args.svg)]
                     figures.append(name)
             report = _report(model, sc, status, figures, args.lang)
@@ -87,7 +93,7 @@ def main(args: argparse.Namespace) -> int:
                 model, "run", time.perf_counter() - t0,
                 scenario=sc.resolved(), parameters=res.params, random_seed=None,
                 calibration=None if cal is None else {
-                    "max_abs_relative_residual": float(abs(cal.residuals).max()),
+                    "max_abs_relative_residual": cal.max_residual,
                     "iterations": cal.iterations,
                 },
                 files=files + ["manifest.json"], language=lang,
@@ -128,7 +134,7 @@ def _report(model: Any, sc: Any, status: dict, figures: list[str], lang: str) ->
     def tr(key: str, **kw: object) -> str:
         return REPORT_TEXT[key][lang].format(**kw)
 
-    year = max(g.year for g in model.goals.values())
+    year = goal_year(model)
     report = Report(f"{sc.label(lang)} ({sc.name})")
     report.text(heading(sc))
     if sc.description:

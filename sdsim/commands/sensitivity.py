@@ -211,7 +211,7 @@ def _write_tables(d: Path, model: Any, problem: sa.Problem, exp: sa.Experiments,
         d / "samples.npz", names=np.array(problem.names), x=design.x, **unit, ok=exp.ok,
         reason=exp.reason.astype(str), outcome_names=np.array(exp.outcome_names), outcomes=exp.outcomes,
         probability=exp.probability, free_names=np.array(free),
-        free=np.stack([exp.free[f] for f in free], axis=1),
+        free=np.column_stack([np.zeros((design.x.shape[0], 0)), *(exp.free[f] for f in free)]),
     )
     files.append("samples.npz")
     return files
