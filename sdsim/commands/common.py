@@ -77,7 +77,19 @@ SCOPE_NOTE = {
 }
 
 
-def reported_table(status: dict[str, GoalStatus], lang: str = "en", column: int = 0) -> str:
+REPORTED_HEADER = {
+    "en": ["goal (published scope)", "{year} reported", "threshold x scope", "re-based target"],
+    "zh": ["目标（公布口径）", "{year}年公布值", "目标值×口径系数", "重新设定的目标"],
+}
+
+
+def reported_header(status: dict[str, GoalStatus], lang: str = "en") -> list[str]:
+    """Header of the published-scope table."""
+    year = next(iter(status.values())).goal.year if status else ""
+    return [h.format(year=year) for h in REPORTED_HEADER.get(lang, REPORTED_HEADER["en"])]
+
+
+def reported_rows(status: dict[str, GoalStatus], lang: str = "en", column: int = 0) -> list[list[str]]:
     """The goals with a published indicator: reported value, threshold in that scope, re-based target."""
     rows = []
     for st in status.values():
@@ -87,11 +99,16 @@ def reported_table(status: dict[str, GoalStatus], lang: str = "en", column: int 
         target = f"{num(st.rebased_target)} ({st.rebased_year})" if st.rebased_target is not None else "-"
         rows.append([g.label(lang), num(st.value_reported[column]), f"{g.test} {num(st.threshold_reported[column])}",
                      target])
+    return rows
+
+
+def reported_table(status: dict[str, GoalStatus], lang: str = "en", column: int = 0) -> str:
+    """The published-scope table as terminal text, after the one-sentence scope note ('' when no goal has one)."""
+    rows = reported_rows(status, lang, column)
     if not rows:
         return ""
-    year = next(iter(status.values())).goal.year
-    header = ["goal (published scope)", f"{year} reported", "threshold x scope", "re-based target"]
-    return SCOPE_NOTE.get(lang, SCOPE_NOTE["en"]) + "\n" + render(header, rows, [False, True, True, True])
+    return SCOPE_NOTE.get(lang, SCOPE_NOTE["en"]) + "\n" + render(reported_header(status, lang), rows,
+                                                                  [False, True, True, True])
 
 
 def heading(sc: Scenario) -> str:

@@ -11,15 +11,18 @@ from ..goals import evaluate
 from ..report import Report
 from ..results import Staging, check_target, manifest, write_csv, write_json, write_timeseries, write_variables
 from ..runner import run_scenarios
-from ..scenario import goal_year
+from ..scenario import goal_year, policy_start
 from .common import (
     GOAL_HEADER,
+    SCOPE_NOTE,
     goal_rows,
     goal_table,
     heading,
     load,
     out_path,
     reported_cells,
+    reported_header,
+    reported_rows,
     reported_table,
     result_name,
     scenarios,
@@ -115,10 +118,15 @@ REPORT_TEXT = {
         "zh": "差距 = 数值 - 目标值（负值表示未达目标；比例类指标以百分点计）；差距%为相对目标值的比例。"
               "科创板上市数为期望值；P为按泊松分布达到目标的概率。",
     },
-    "goals_fig": {"en": "One panel per goal: trajectory, goal line, {obs} observed value (star), {year} value (diamond).",
-                  "zh": "每个目标一幅小图：轨迹、目标线、{obs}年实际值（星）、{year}年数值（菱形）。"},
-    "incubation_chain_fig": {"en": "Carriers, teams and tenants against capacity, candidate pool, tech enterprises and HTE.",
-                             "zh": "孵化载体、在孵团队与企业及其容量、候选企业、科技型企业与高企。"},
+    "goals_fig": {"en": "One panel per goal: trajectory, goal line, {obs} observed value (star), {year} value (diamond); "
+                        "where published, the published path (dotted), figures published after {obs} (points with "
+                        "error bars) and re-based targets (hollow diamonds).",
+                  "zh": "每个目标一幅小图：轨迹、目标线、{obs}年实际值（星）、{year}年数值（菱形）；"
+                        "如有公布口径数据：公布口径路径（点线）、{obs}年后公布值（带误差棒的点）与重新设定的目标（空心菱形）。"},
+    "incubation_chain_fig": {"en": "Carriers, teams and tenants against capacity, the eligible backlog and new registrations, "
+                                   "the register, the firms that currently qualify and the HTE (seed scope, and as published).",
+                             "zh": "孵化载体、在孵团队与企业及其容量，储备企业与新入库企业，入库企业、当前符合条件的企业与高企"
+                                   "（原口径及公布口径）。"},
     "rd_fig": {"en": "R&D spend by source (annual totals) and R&D intensity against its goal ({goal}).",
                "zh": "按来源划分的研发经费（年度合计）及研发投入强度与目标（{goal}）。"},
     "levers": {"en": "Levers", "zh": "政策杠杆"},
@@ -144,6 +152,10 @@ def _report(model: Any, sc: Any, status: dict, figures: list[str], lang: str) ->
     report.heading(tr("goals", year=year))
     report.table(GOAL_HEADER_ZH if lang == "zh" else GOAL_HEADER, goal_rows(status, lang))
     report.text(tr("gap_note"))
+    published = reported_rows(status, lang)
+    if published:
+        report.text(SCOPE_NOTE[lang])
+        report.table(reported_header(status, lang), published)
     rd_goal = model.goals.get("rd_intensity")
     captions = {
         "goals": tr("goals_fig", obs=model.calibration.end, year=year),
@@ -154,7 +166,7 @@ def _report(model: Any, sc: Any, status: dict, figures: list[str], lang: str) ->
         report.image(f"{name}.png", captions[name])
     if sc.levers:
         report.heading(tr("levers"))
-        report.table(tr("lever_header", start=model.calibration.end + 1).split("|"),
+        report.table(tr("lever_header", start=policy_start(sc, model)).split("|"),
                      [[k, v.summary()] for k, v in sc.levers.items()])
     if sc.overrides:
         report.text("--set " + ", ".join(sc.overrides))
