@@ -18,11 +18,12 @@ from ..report import Report
 from ..results import check_target, manifest, result_dir, write_csv, write_json
 from ..runner import ScenarioRun, run_scenarios
 from ..textable import num, render
-from .common import load, scenarios, variant_suffix
+from .common import SCOPE_NOTE, load, reported_cells, scenarios, variant_suffix
 
 CSV_HEADER = (
     "scenario", "title", "file", "goal", "variable", "year", "value", "test", "threshold", "met",
     "first_year_met", "met_every_year_since_first", "gap", "gap_pct", "probability",
+    "value_reported", "threshold_reported", "rebased_target", "rebased_target_year",
 )
 
 
@@ -104,6 +105,10 @@ def report(model: Model, results: list[ScenarioRun], status: list[dict[str, Goal
     rep.table(*table_rows(model, results, status, dips))
     for line in legend(model, any(dips)):
         rep.text(line.strip())
+    published = published_rows(results, status)
+    if published:
+        rep.text(SCOPE_NOTE["en"])
+        rep.table(*published[:2])
     rep.image("matrix.png", "Scenario x goal matrix: green = met in the goal year, red = not met; value, "
                             "first year met or gap.")
     rep.image("overlay.png", "One panel per goal indicator, one line per scenario; dashed red = goal, "
@@ -115,11 +120,26 @@ def report(model: Model, results: list[ScenarioRun], status: list[dict[str, Goal
         levers = "; ".join(f"{k} {v.summary()}" for k, v in sc.levers.items()) or "(baseline levers)"
         params = "; ".join(f"{k} = {v:g}" for k, v in sc.parameters.items()) or "-"
         rows.append([sc.name, sc.label("en"), levers, params])
-    rep.table(["scenario", "title", "levers (from 2022)", "parameter overrides"], rows)
+    rep.table(["scenario", "title", "levers (from the policy start)", "parameter overrides"], rows)
     for r in results:
         if r.scenario.description:
             rep.text(f"{r.scenario.name}: {r.scenario.description}")
     return rep
+
+
+def published_rows(results: list[ScenarioRun], status: list[dict[str, GoalStatus]]
+                   ) -> tuple[list[str], list[list[str]], list[bool]] | None:
+    """Scenario x goal table of the published values (goals with a reported indicator), or None."""
+    goals = [g for g, s in status[0].items() if s.value_reported is not None] if status else []
+    if not goals:
+        return None
+    first = status[0]
+    header = ["scenario"] + [f"{first[g].goal.label('en')} (published; goal x scope {num(float(first[g].threshold_reported[0]))}"  # type: ignore[index]
+                             + (f", re-based {num(first[g].rebased_target)} in {first[g].rebased_year})"
+                                if first[g].rebased_target is not None else ")") for g in goals]
+    rows = [[r.scenario.name] + [num(float(st[g].value_reported[0])) for g in goals]  # type: ignore[index]
+            for r, st in zip(results, status, strict=True)]
+    return header, rows, [False] + [True] * len(goals)
 
 
 def csv_rows(results: list[ScenarioRun], status: list[dict[str, GoalStatus]]) -> list[list]:
@@ -134,7 +154,7 @@ def csv_rows(results: list[ScenarioRun], status: list[dict[str, GoalStatus]]) ->
             rows.append([
                 sc.name, sc.label("en"), sc.file, name, g.variable, g.year, float(s.value[0]), g.test, g.threshold,
                 bool(s.met[0]), first or "", "" if every is None else every,
-                float(s.gap[0]), float(s.gap_pct[0]), float(s.probability[0]),
+                float(s.gap[0]), float(s.gap_pct[0]), float(s.probability[0]), *reported_cells(s),
             ])
     return rows
 
@@ -155,7 +175,7 @@ def main(args: argparse.Namespace) -> int:
     t_run = time.perf_counter()
     results = run_scenarios(cm, scs)
     t_run = time.perf_counter() - t_run
-    status = [evaluate(model, r.run) for r in results]
+    status = [evaluate(model, r.run, params=r.params) for r in results]
     dips = [{g for g, s in st.items() if interrupted(s.goal, r.run, int(s.first_year[0]))}
             for r, st in zip(results, status, strict=True)]
 
@@ -172,6 +192,10 @@ def main(args: argparse.Namespace) -> int:
         print(f"  warning: {w}")
     print()
     print(table(model, results, status, dips))
+    published = published_rows(results, status)
+    if published:
+        print("\n" + SCOPE_NOTE["en"])
+        print(render(*published))
 
     lang = plots.setup_language(args.lang)
     year = next(iter(model.goals.values())).year if model.goals else ""
