@@ -237,3 +237,17 @@ def test_model_errors_exit_2_with_one_line(textbook, capsys, old, new, message):
                  "--out", str(textbook / "out")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and message in err and "structure.yaml" in err
+
+
+def test_a_model_without_goals_runs_and_goal_commands_say_why_not(textbook, tmp_path, capsys):
+    (textbook / "goals.yaml").unlink()
+    sc = str(textbook / "scenarios" / "baseline.yaml")
+    for argv in (["run", sc, "--out", str(tmp_path / "r")], ["check"], ["describe"], ["calibrate"],
+                 ["export", "--out", str(tmp_path / "m.xmile")]):
+        assert main([*argv, "--model", str(textbook)]) == 0, argv
+    assert (tmp_path / "r" / "baseline" / "timeseries.csv").is_file()
+    capsys.readouterr()
+    for argv in (["compare", sc, "--out", str(tmp_path / "c")], ["sensitivity", sc, "--out", str(tmp_path / "s")]):
+        assert main([*argv, "--model", str(textbook)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "judges the model's goals, and the model declares none" in err and "\n" not in err

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from ..compiler import Compiled, compile_model
+from ..errors import InputError
 from ..goals import GoalStatus
 from ..model import Model, load_model
 from ..scenario import Scenario, apply_set, load_scenario
@@ -18,6 +19,13 @@ def load(args: argparse.Namespace) -> tuple[Model, Compiled]:
     """Load and compile the model named by ``--model`` (or the default one)."""
     model = load_model(getattr(args, "model", None))
     return model, compile_model(model)
+
+
+def require_goals(model: Model, command: str) -> None:
+    """InputError when the model has no goals (``command`` compares or analyses goal indicators)."""
+    if not model.goals:
+        raise InputError(f"{command} judges the model's goals, and the model declares none (add goals.yaml)",
+                         str(model.directory / "goals.yaml"))
 
 
 def scenarios(args: argparse.Namespace, model: Model, files: list[str]) -> list[Scenario]:

@@ -18,7 +18,7 @@ from ..report import Report
 from ..results import check_target, manifest, result_dir, write_csv, write_json
 from ..runner import ScenarioRun, run_scenarios
 from ..textable import num, render
-from .common import SCOPE_NOTE, load, reported_cells, scenarios, variant_suffix
+from .common import SCOPE_NOTE, load, reported_cells, require_goals, scenarios, variant_suffix
 
 CSV_HEADER = (
     "scenario", "title", "file", "goal", "variable", "year", "value", "test", "threshold", "met",
@@ -163,6 +163,7 @@ def main(args: argparse.Namespace) -> int:
     """Run every scenario in one batch, print the scenario x goal table, write the compare folder."""
     t0 = time.perf_counter()
     model, cm = load(args)
+    require_goals(model, "compare")
     scs = scenarios(args, model, args.scenarios)
     names = [sc.name for sc in scs]
     dup = sorted({n for n in names if names.count(n) > 1})

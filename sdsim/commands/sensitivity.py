@@ -26,7 +26,7 @@ from ..errors import InputError
 from ..report import Report
 from ..results import check_target, manifest, output_names, result_dir, write_csv, write_json
 from ..textable import num, render
-from .common import heading, load, result_name, scenarios
+from .common import heading, load, require_goals, result_name, scenarios
 
 STAGES = ("sampling", "calibrating", "simulating", "analysing", "writing")
 
@@ -95,6 +95,7 @@ def main(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
     n, subset = _options(args)
     model, cm = load(args)
+    require_goals(model, "sensitivity")
     sc = scenarios(args, model, [args.scenario])[0]
     sa.require_recalibration(sc)
     problem = sa.define_problem(model, sc, args.levers, subset)
