@@ -162,7 +162,8 @@ def _signs(fn: Callable, env: dict[str, Any], u: str) -> np.ndarray:
     base = np.asarray(fn(env), dtype=float)
     change = up - dn
     scale = np.maximum(np.maximum(np.abs(base), np.abs(up)), np.abs(dn))
-    sign = np.sign(change)
+    sign = np.atleast_1d(np.sign(change))
+    change, scale = np.atleast_1d(change), np.atleast_1d(scale)
     sign[np.abs(change) <= ZERO * np.maximum(scale, 1e-300)] = 0
     sign[~np.isfinite(change)] = 0
     return np.atleast_1d(sign)
