@@ -39,7 +39,9 @@ class CalibrationResult:
 
     @property
     def residuals(self) -> np.ndarray:
-        """(n, k) relative residuals (model - target) / |target|."""
+        """(n, k) relative residuals (model - target) / |target|; (n, 1) zeros for a model without targets."""
+        if self.targets.shape[-1] == 0:
+            return np.zeros((self.targets.shape[0], 1))
         return (self.achieved - self.targets) / np.where(self.targets == 0, 1.0, np.abs(self.targets))
 
     @property
@@ -150,6 +152,9 @@ def _calibrate(
     free = [f.name for f in cal.free]
     p = len(free)
     n = max(_size(params), _size(lever_baseline))
+    if not cal.targets:  # nothing to reproduce (a model without calibration): every set is "solved"
+        return CalibrationResult(dict(params), np.ones(n, bool), np.full(n, "", dtype=object), [],
+                                 np.zeros((n, 0)), np.zeros((n, 0)), 0)
     targets = np.stack([np.broadcast_to(np.asarray(params[t.value_name], float), (n,)) for t in cal.targets], 1)
     scale = np.where(targets == 0, 1.0, np.abs(targets))
     x = np.stack([np.broadcast_to(np.asarray(params[f], float), (n,)) for f in free], 1).copy()

@@ -110,6 +110,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except (OSError, RuntimeError, RecursionError, MemoryError) as exc:
+        # last line of defence (write errors deep in a library): one line, exit 2, never a traceback
+        import os
+
+        if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError):
+            where = f"{os.fsdecode(exc.filename)}: " if exc.filename else ""
+            what = exc.strerror or type(exc).__name__
+            print(f"error: {where}cannot read or write: {what}", file=sys.stderr)
+        elif isinstance(exc, RecursionError | MemoryError):
+            print(f"error: the input is too large or too deeply nested ({type(exc).__name__})", file=sys.stderr)
+        else:
+            print(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -201,6 +201,9 @@ def simulate(
     if n is None:
         sizes = [np.size(v) for v in params.values()] + [v.shape[1] for v in levers.values()]
         n = max(sizes + [1])
+    # numpy scalars: a division by zero or an overflow gives inf/nan (reported by the caller), not an exception
+    params = {k: (np.float64(v) if isinstance(v, int | float) and not isinstance(v, bool) else v)
+              for k, v in params.items()}
     sr_step, sr_year = series_values(cm, grid, levers)
     ny = grid.end - grid.start + 1
     rec_s = np.empty((ny, len(cm.stocks), n))

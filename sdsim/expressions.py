@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import math
 from dataclasses import dataclass, field
 
 from .errors import ModelError
@@ -80,13 +81,81 @@ def parse(text: str | int | float, where: str = "", file: str | None = None) -> 
     src = str(text).strip()
     if not src:
         raise ModelError("empty equation", file, where)
+    if len(src) > MAX_EQUATION_CHARS:
+        raise ModelError(f"equation of {len(src):,} characters, more than {MAX_EQUATION_CHARS:,}: split it into "
+                         f"auxiliaries ({_short(src)})", file, where)
     try:
         module = ast.parse(src, mode="eval")
     except SyntaxError as exc:
-        raise ModelError(f"cannot parse equation {src!r}: {exc.msg}", file, where) from None
+        raise ModelError(f"cannot parse equation {_short(src)}: {exc.msg}", file, where) from None
+    except (RecursionError, MemoryError):
+        raise ModelError(f"equation nested too deeply ({_short(src)})", file, where) from None
     expr = Expr(text=src, tree=module.body)
-    _check(module.body, expr, src, where, file)
+    try:
+        _check(module.body, expr, src, where, file)
+        _check_constants(module.body, src, where, file)
+    except RecursionError:
+        raise ModelError(f"equation nested too deeply ({_short(src)})", file, where) from None
     return expr
+
+
+MAX_EQUATION_CHARS = 4000  # an equation longer than this is refused (the longest in the Yubei model is ~200)
+
+
+def _short(src: str) -> str:
+    return repr(src) if len(src) <= 80 else repr(src[:70]) + f"... ({len(src):,} characters)"
+
+
+def _const_value(node: ast.AST) -> float | None:
+    """The value of a name-free arithmetic subtree (Python floats), None when it holds a name or a call."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float) and not isinstance(node.value, bool):
+        return float(node.value)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+        v = _const_value(node.operand)
+        return None if v is None else (-v if isinstance(node.op, ast.USub) else v)
+    if isinstance(node, ast.BinOp):
+        a, b = _const_value(node.left), _const_value(node.right)
+        if a is None or b is None:
+            return None
+        op = type(node.op)
+        if op is ast.Add:
+            return a + b
+        if op is ast.Sub:
+            return a - b
+        if op is ast.Mult:
+            return a * b
+        if op is ast.Div:
+            return a / b
+        if op is ast.Pow:
+            v = a**b
+            return v if isinstance(v, float) else float("nan")  # a negative number to a fractional power
+    return None
+
+
+def _check_constants(node: ast.AST, src: str, where: str, file: str | None) -> None:
+    """Constant parts of an equation (no names) must be finite numbers: ``k / (2 - 2)``, ``10 ** 1000`` are errors."""
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.BinOp | ast.UnaryOp | ast.Constant):
+            part = ast.get_source_segment(src, sub) or "?"
+            try:
+                v = _const_value(sub)
+            except ZeroDivisionError:
+                raise ModelError(f"the constant part {_short(part)} divides by zero in equation {_short(src)}",
+                                 file, where) from None
+            except OverflowError:
+                raise ModelError(f"the constant part {_short(part)} overflows in equation {_short(src)}",
+                                 file, where) from None
+            if v is not None and not math.isfinite(v):
+                raise ModelError(f"the constant part {_short(part)} is not a finite number in equation {_short(src)}",
+                                 file, where) from None
+        if isinstance(sub, ast.BinOp) and isinstance(sub.op, ast.Div):
+            try:
+                d = _const_value(sub.right)
+            except (ZeroDivisionError, OverflowError):
+                d = None
+            if d == 0:
+                raise ModelError(f"division by a constant zero ({_short(ast.get_source_segment(src, sub.right) or '0')})"
+                                 f" in equation {_short(src)}", file, where)
 
 
 def _check(node: ast.AST, expr: Expr, src: str, where: str, file: str | None) -> None:

@@ -175,9 +175,10 @@ def _signs(fn: Callable, env: dict[str, Any], u: str) -> np.ndarray:
     e[u] = x - h
     dn = np.asarray(fn(e), dtype=float)
     base = np.asarray(fn(env), dtype=float)
-    change = np.atleast_1d(up - dn)
-    scale = np.atleast_1d(np.maximum(np.maximum(np.abs(base), np.abs(up)), np.abs(dn)))
-    sign = np.sign(change)
+    change = up - dn
+    scale = np.maximum(np.maximum(np.abs(base), np.abs(up)), np.abs(dn))
+    sign = np.atleast_1d(np.sign(change))
+    change, scale = np.atleast_1d(change), np.atleast_1d(scale)
     sign[np.abs(change) <= ZERO * np.maximum(scale, 1e-300)] = 0
     sign[~np.isfinite(change)] = 0
     return np.atleast_1d(sign)

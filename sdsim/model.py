@@ -13,7 +13,7 @@ from typing import Any
 
 from . import expressions as ex
 from .errors import ModelError
-from .yamlio import as_dt, as_number, as_str, check_keys, join, load_file, suggest
+from .yamlio import as_dt, as_mapping, as_name, as_number, as_str, check_keys, describe_value, join, load_file, suggest
 
 PROVENANCE_KINDS = ("seed", "derived", "external", "assumption", "calibrated")
 DISTRIBUTIONS = ("uniform", "loguniform", "triangular", "truncnormal")
@@ -369,7 +369,7 @@ def _load_parameters(data: Any, file: str) -> dict[str, Parameter]:
     check_keys(data, ("parameters", "levers"), file, "", required=("parameters",))
     out: dict[str, Parameter] = {}
     for section, is_lever in (("parameters", False), ("levers", True)):
-        entries = data.get(section) or {}
+        entries = as_mapping(data.get(section), file, section)
         check_keys(entries, list(entries), file, section)
         for name, entry in entries.items():
             path = f"{section}.{name}"
@@ -417,7 +417,7 @@ _FACT_KEYS = ("value", "units", "year", "provenance", "quote", "formula", "sourc
 def _load_observed(data: Any, file: str) -> tuple[dict[str, Fact], dict[str, dict], dict]:
     check_keys(data, ("facts", "series", "context"), file, "", required=("facts",))
     facts: dict[str, Fact] = {}
-    for name, entry in (data.get("facts") or {}).items():
+    for name, entry in as_mapping(data.get("facts"), file, "facts").items():
         path = f"facts.{name}"
         check_keys(entry, _FACT_KEYS, file, path, required=("value", "units", "provenance"))
         facts[name] = Fact(
@@ -429,7 +429,7 @@ def _load_observed(data: Any, file: str) -> tuple[dict[str, Fact], dict[str, dic
             **_labels(entry, file, path),
         )
     series: dict[str, dict] = {}
-    for name, entry in (data.get("series") or {}).items():
+    for name, entry in as_mapping(data.get("series"), file, "series").items():
         path = f"series.{name}"
         check_keys(
             entry, ("units", "values", "provenance", "source", "quote", "note", "en", "zh"), file, path,
@@ -457,7 +457,7 @@ def _load_structure(data: Any, file: str, series_values: dict[str, dict]) -> dic
     )
     if data.get("time_units", "year") != "year":
         raise ModelError("only time_units: year is supported", file, "time_units")
-    sectors = data.get("sectors") or {}
+    sectors = as_mapping(data.get("sectors"), file, "sectors")
     dt = as_dt(data.get("dt", 1 / 32), file, "dt")
     out: dict[str, Any] = {"dt": dt, "sectors": sectors, "stocks": {}, "flows": {}, "aux": {}, "annual": {}, "series": {},
                            "tables": {}}
@@ -470,13 +470,13 @@ def _load_structure(data: Any, file: str, series_values: dict[str, dict]) -> dic
     for name, e in tables.items():
         out["tables"][str(name)] = _load_graph(str(name), e, file, f"tables.{name}")
 
-    for name, e in (data.get("stocks") or {}).items():
+    for name, e in as_mapping(data.get("stocks"), file, "stocks").items():
         path = f"stocks.{name}"
         check_keys(
             e, ("sector", "units", "initial", "inflows", "outflows", *_LABEL_KEYS), file, path,
             required=("units", "initial"),
         )
-        if sectors and e.get("sector") not in sectors:
+        if sectors and (not isinstance(e.get("sector"), str) or e.get("sector") not in sectors):
             raise ModelError(
                 f"unknown sector {e.get('sector')!r}{suggest(str(e.get('sector')), sectors)}", file, join(path, "sector")
             )
@@ -494,7 +494,7 @@ def _load_structure(data: Any, file: str, series_values: dict[str, dict]) -> dic
     sections = (("flows", "flow"), ("auxiliaries", "aux"), ("annual", "annual"), ("reporting", "aux"), ("reported", "aux"))
     for section, kind in sections:
         key = {"auxiliaries": "aux", "reporting": "aux", "reported": "aux"}.get(section, section)
-        for name, e in (data.get(section) or {}).items():
+        for name, e in as_mapping(data.get(section), file, section).items():
             path = f"{section}.{name}"
             allowed = ["equation", "units", *_LABEL_KEYS]
             if kind == "aux":
@@ -515,10 +515,10 @@ def _load_structure(data: Any, file: str, series_values: dict[str, dict]) -> dic
             if var.expr.is_initial and (var.table is not None or var.annual_total):
                 raise ModelError("initial(...) cannot have a table or annual_total", file, path)
             out[key][name] = var
-    for name, e in (data.get("series") or {}).items():
+    for name, e in as_mapping(data.get("series"), file, "series").items():
         path = f"series.{name}"
         check_keys(e, ("observed", "growth", "units", *_LABEL_KEYS), file, path, required=("observed", "growth", "units"))
-        if e["observed"] not in series_values:
+        if as_name(e["observed"], file, join(path, "observed")) not in series_values:
             raise ModelError(
                 f"unknown observed series {e['observed']!r}{suggest(str(e['observed']), series_values)}",
                 file, join(path, "observed"),
@@ -583,7 +583,7 @@ def _load_goals(data: Any, file: str) -> tuple[dict[str, Goal], list]:
     check_keys(data, ("year", "goals", "out_of_scope"), file, "", required=("year", "goals"))
     year = int(as_number(data["year"], file, "year", integer=True))
     goals = {}
-    for name, e in (data.get("goals") or {}).items():
+    for name, e in as_mapping(data.get("goals"), file, "goals").items():
         path = f"goals.{name}"
         check_keys(e, _GOAL_KEYS, file, path, required=("variable", "test", "threshold", "units"))
         if e["test"] not in (">=", ">"):
@@ -592,11 +592,16 @@ def _load_goals(data: Any, file: str) -> tuple[dict[str, Goal], list]:
             name=name, variable=as_str(e["variable"], file, join(path, "variable")), test=e["test"],
             threshold=as_number(e["threshold"], file, join(path, "threshold")),
             units=as_str(e["units"], file, join(path, "units")), year=year,
-            poisson=bool(e.get("poisson", False)), observed=e.get("observed_2021"),
-            reported=e.get("reported"), threshold_scale=e.get("threshold_scale"),
+            poisson=bool(e.get("poisson", False)),
+            observed=as_name(e["observed_2021"], file, join(path, "observed_2021")) if "observed_2021" in e else None,
+            reported=as_name(e["reported"], file, join(path, "reported")) if "reported" in e else None,
+            threshold_scale=as_name(e["threshold_scale"], file, join(path, "threshold_scale")) if "threshold_scale" in e else None,
             quote=e.get("quote", ""), **_labels(e, file, path),
         )
-    return goals, list(data.get("out_of_scope") or [])
+    out_of_scope = data.get("out_of_scope") or []
+    if not isinstance(out_of_scope, list):
+        raise ModelError(f"expected a list, got {describe_value(out_of_scope)}", file, "out_of_scope")
+    return goals, out_of_scope
 
 
 def _load_calibration(data: Any, file: str) -> Calibration:
@@ -607,20 +612,22 @@ def _load_calibration(data: Any, file: str) -> Calibration:
     if end <= start:
         raise ModelError("window end must be after its start", file, "window")
     free = []
-    for name, e in (data.get("free") or {}).items():
+    for name, e in as_mapping(data.get("free"), file, "free").items():
         path = f"free.{name}"
         check_keys(e or {}, ("lower", "upper", "rate", "pins"), file, path)
         e = e or {}
         free.append(FreeParameter(name, e.get("lower"), e.get("upper"), bool(e.get("rate", False)), e.get("pins", "")))
     targets = []
-    for name, e in (data.get("targets") or {}).items():
+    for name, e in as_mapping(data.get("targets"), file, "targets").items():
         path = f"targets.{name}"
         check_keys(e, ("variable", "inflows_of", "year", "value"), file, path, required=("year", "value"))
         if ("variable" in e) == ("inflows_of" in e):
             raise ModelError("give exactly one of 'variable' or 'inflows_of'", file, path)
         targets.append(
-            Target(name, int(as_number(e["year"], file, join(path, "year"), integer=True)), e["value"],
-                   e.get("variable"), e.get("inflows_of"))
+            Target(name, int(as_number(e["year"], file, join(path, "year"), integer=True)),
+                   as_name(e["value"], file, join(path, "value")),
+                   as_name(e["variable"], file, join(path, "variable")) if "variable" in e else None,
+                   as_name(e["inflows_of"], file, join(path, "inflows_of")) if "inflows_of" in e else None)
         )
     if len(free) != len(targets):
         raise ModelError(f"{len(free)} free parameters but {len(targets)} targets", file, "free")

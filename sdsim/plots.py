@@ -19,6 +19,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
 
+# Titles and labels come from scenario files: a '$' is a dollar sign, never TeX (mathtext would fail to parse it).
+matplotlib.rcParams["text.parse_math"] = False
+
 from .engine import Run  # noqa: E402
 from .goals import GoalStatus, holds  # noqa: E402
 from .model import Model  # noqa: E402

@@ -138,13 +138,16 @@ class Staging:
 
     def __init__(self) -> None:
         self.items: list[tuple[Path, Path]] = []
+        self.made: list[Path] = []  # parent folders this staging created (removed again on abort when empty)
 
     def add(self, target: str | Path) -> Path:
         t = check_target(target)
         if any(t == old for old, _ in self.items):
             raise InputError("two results would be written to the same folder", str(target), "--out")
         try:
+            missing = [p for p in [t.parent, *t.parent.parents] if not p.exists()]
             t.parent.mkdir(parents=True, exist_ok=True)
+            self.made += missing  # deepest first
             clean_stale(t.parent)
             tmp = Path(tempfile.mkdtemp(prefix=f".{t.name[:100]}.tmp-{os.getpid()}-", dir=t.parent))
         except (OSError, RuntimeError) as exc:
@@ -156,6 +159,10 @@ class Staging:
         for _, tmp in self.items:
             shutil.rmtree(tmp, ignore_errors=True)
         self.items.clear()
+        for p in self.made:
+            with contextlib.suppress(OSError):
+                p.rmdir()  # only when still empty
+        self.made.clear()
 
     def commit(self) -> None:
         try:
@@ -176,6 +183,7 @@ class Staging:
                         raise
                 if old is not None:
                     shutil.rmtree(old, ignore_errors=True)
+            self.made.clear()
         except (OSError, RuntimeError) as exc:
             self.abort()
             raise _os_error(exc, target) from None

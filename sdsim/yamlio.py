@@ -219,6 +219,22 @@ def check_keys(
     return data
 
 
+def as_mapping(data: Any, file: str, path: str) -> Mapping[str, Any]:
+    """``data`` as a mapping of names (``None`` -> empty); a list or a scalar is an InputError naming ``path``."""
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise InputError(f"expected a mapping of names, got {describe_value(data)}", file, path)
+    return data
+
+
+def as_name(value: Any, file: str, path: str) -> str:
+    """A name (text without spaces), e.g. a variable a goal or a target refers to."""
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"expected a name, got {describe_value(value)}", file, path)
+    return value
+
+
 def join(path: str, key: str | int) -> str:
     """Join a dotted key path."""
     return f"{path}.{key}" if path else str(key)

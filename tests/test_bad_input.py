@@ -20,7 +20,8 @@ def fails_cleanly(capsys, argv: list[str], tmp_path: Path, *fragments: str) -> s
     """Run the CLI; assert exit 2, one stderr line holding every fragment, nothing written under tmp_path/out."""
     out = tmp_path / "out"
     before = sorted(p.name for p in tmp_path.iterdir())
-    code = main([*argv, "--out", str(out)] if "--out" not in argv else argv)
+    add_out = "--out" not in argv and argv[0] in ("run", "compare", "sensitivity")
+    code = main([*argv, "--out", str(out)] if add_out else argv)
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
     assert code == 2, captured
@@ -156,3 +157,159 @@ def test_extends_to_an_arbitrary_file_does_not_echo_it(tmp_path, capsys):
     shutil.copy(secret, tmp_path / "notes.yaml")
     line = fails_cleanly(capsys, ["run", str(p)], tmp_path, "notes.yaml")
     assert "hunter2" not in line and len(line) < 400
+
+
+# --------------------------------------------------------------------------------------- write errors
+
+
+def test_a_write_error_midway_gives_one_line_and_leaves_nothing(tmp_path, capsys, monkeypatch):
+    from sdsim import report
+
+    def refuse(self, folder):
+        raise PermissionError(13, "Permission denied", str(folder / "report.md"))
+
+    monkeypatch.setattr(report.Report, "write", refuse)
+    fails_cleanly(capsys, ["run", str(BASELINE), "--no-plots"], tmp_path, "report.md", "Permission denied")
+
+
+def test_a_second_scenario_failing_leaves_the_first_ones_earlier_result_untouched(tmp_path, capsys, monkeypatch):
+    from sdsim import report
+
+    out = tmp_path / "r"
+    assert main(["run", str(BASELINE), "--out", str(out), "--no-plots"]) == 0
+    before = {p.name: p.read_bytes() for p in (out / "baseline").iterdir()}
+    other = scenario(tmp_path, f"name: other\nextends: {BASELINE}\n", "other.yaml")
+    calls = []
+    original = report.Report.write
+
+    def second_fails(self, folder):
+        calls.append(folder)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device", str(folder / "report.html"))
+        return original(self, folder)
+
+    monkeypatch.setattr(report.Report, "write", second_fails)
+    capsys.readouterr()
+    assert main(["run", str(BASELINE), str(other), "--out", str(out), "--no-plots"]) == 2
+    assert "No space left" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in (out / "baseline").iterdir()} == before
+    assert sorted(p.name for p in out.iterdir()) == ["baseline"]
+
+
+@pytest.mark.parametrize("make, fragment", [
+    (lambda t: t / ("x" * 300), "File name too long"),
+    (lambda t: (t / "loop").symlink_to(t / "loop") or t / "loop" / "r", "cannot use this path"),
+    (lambda t: (t / "file").write_text("x") and t / "file" / "sub", "is a file"),
+])
+def test_bad_out_paths_give_one_line(tmp_path, capsys, make, fragment):
+    target = make(tmp_path)
+    before = snapshot_names(tmp_path)
+    for argv in (["run", str(BASELINE), "--no-plots"], ["compare", str(BASELINE)], ["export", str(BASELINE)]):
+        assert main([*argv, "--out", str(target)]) == 2
+        line = one_line(capsys)
+        assert fragment in line and "--out" in line
+        assert snapshot_names(tmp_path) == before
+
+
+def snapshot_names(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.iterdir())
+
+
+def one_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0], err
+    return err[0]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_folder_gives_one_line(tmp_path, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        assert main(["run", str(BASELINE), "--out", str(ro), "--no-plots"]) == 2
+        assert "not writable" in one_line(capsys)
+        assert list(ro.iterdir()) == []
+    finally:
+        ro.chmod(0o755)
+
+
+def test_a_non_writable_working_directory_gives_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p).resolve() == tmp_path.resolve()
+                        else real(p, mode, **kw))
+    assert main(["run", str(BASELINE), "--no-plots"]) == 2
+    assert "not writable" in one_line(capsys)
+    assert main(["export", str(BASELINE)]) == 2
+    assert "not writable" in one_line(capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_docs_being_a_file_gives_one_line(tmp_path, capsys):
+    shutil.copytree(ROOT / "model", tmp_path / "model")
+    (tmp_path / "docs").write_text("my notes")
+    assert main(["describe", "--format", "md", "--model", str(tmp_path / "model")]) == 2
+    assert "docs" in one_line(capsys)
+    assert (tmp_path / "docs").read_text() == "my notes"
+
+
+# ------------------------------------------------------------------------ titles and model files
+
+
+def test_dollar_signs_in_titles_are_text_not_tex(tmp_path, capsys):
+    dollar = scenario(tmp_path, f"name: dollar\ntitle: 'Costs $\\frac{{1 and $x^'\nextends: {BASELINE}\n")
+    out = tmp_path / "r"
+    assert main(["run", str(BASELINE), str(dollar), "--out", str(out)]) == 0
+    assert (out / "dollar" / "goals.png").stat().st_size > 0
+    assert main(["compare", str(BASELINE), str(dollar), "--out", str(tmp_path / "c")]) == 0
+    assert "$\\frac{1" in (tmp_path / "c" / "report.md").read_text(encoding="utf-8")
+
+
+def model_copy(tmp_path: Path, file: str, edit) -> Path:
+    import yaml
+
+    d = tmp_path / "model"
+    shutil.copytree(ROOT / "model", d)
+    data = yaml.safe_load((d / file).read_text(encoding="utf-8"))
+    edit(data)
+    (d / file).write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return d
+
+
+def _first(mapping: dict) -> str:
+    return next(iter(mapping))
+
+
+@pytest.mark.parametrize("file, edit, key", [
+    ("goals.yaml", lambda d: d.update(goals=[1, 2]), "goals"),
+    ("observed.yaml", lambda d: d.update(facts=[1, 2]), "facts"),
+    ("calibration.yaml", lambda d: d.update(targets=["a"]), "targets"),
+    ("calibration.yaml", lambda d: d["targets"][_first(d["targets"])].update(value=[1, 2]), ".value"),
+    ("goals.yaml", lambda d: d["goals"][_first(d["goals"])].update(observed_2021={"a": 1}), ".observed_2021"),
+    ("structure.yaml", lambda d: d.update(flows=["x"]), "flows"),
+    ("structure.yaml", lambda d: d.update(sectors=[1]), "sectors"),
+    ("parameters.yaml", lambda d: d.update(parameters=-1.5), "parameters"),
+])
+def test_a_list_where_a_mapping_or_name_goes_in_a_model_file(tmp_path, capsys, file, edit, key):
+    d = model_copy(tmp_path, file, edit)
+    assert main(["describe", "--model", str(d)]) == 2
+    line = one_line(capsys)
+    assert file in line and key in line
+
+
+@pytest.mark.parametrize("equation, fragment", [
+    ("k / (2 - 2)", "zero"), ("1 / 0", "divides by zero"), ("k * 10 ** 1000", "overflows"),
+    ("k * (1e300 * 1e300)", "not a finite"), ("+".join(["k"] * 3000), "characters"), ("-" * 3000 + "k", "characters"),
+    ("(" * 400 + "k" + ")" * 400, "equation"),
+])
+def test_bad_constant_parts_and_huge_equations_in_a_model(tmp_path, capsys, equation, fragment):
+    from tests.conftest import write_model
+
+    d = write_model(tmp_path / "toy", stocks={"s": {"units": "dmnl", "initial": 1, "inflows": ["f"]}},
+                    flows={"f": {"equation": "a", "units": "dmnl/year"}}, parameters={"k": 2.0},
+                    aux={"a": {"equation": equation, "units": "dmnl"}})
+    assert main(["describe", "--model", str(d)]) == 2
+    line = one_line(capsys)
+    assert "structure.yaml" in line and "auxiliaries.a.equation" in line and fragment in line
+    assert len(line) < 600

@@ -15,14 +15,19 @@ from pathlib import Path
 from .. import diagram, plots
 from ..checkspec import load_checks
 from ..describe import TEXT, document, to_markdown, to_text
+from ..errors import InputError
 from ..validity import baseline_scenario, loop_samples
 from .common import load
 
 
 def _atomic(path: Path, write: object) -> None:
     """Write ``path`` through a temporary file in the same folder, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    except (OSError, RuntimeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InputError(f"cannot write there: {reason} (is {path.parent} a file?)", str(path.parent)) from None
     os.close(fd)
     try:
         write(tmp)  # type: ignore[operator]
