@@ -129,7 +129,7 @@ def _row(rid: str, e: Any, file: str, names: set[str], model: Model) -> HistoryR
         raise ModelError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}", file, join(p, "kind"))
     if scope not in SCOPES:
         raise ModelError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}", file, join(p, "scope"))
-    if scope == "new" and var in model.aux and model.aux[var].layer != "reported":
+    if scope == "new" and not (var in model.aux and model.aux[var].layer == "reported"):
         raise ModelError(f"a new-scope figure must name a reported indicator, not '{var}'", file, join(p, "variable"))
     row = HistoryRow(
         id=rid, variable=var, value=as_number(e["value"], file, join(p, "value")), kind=kind, scope=scope,

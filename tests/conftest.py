@@ -12,7 +12,7 @@ import yaml
 from sdsim.compiler import Compiled, compile_model
 from sdsim.engine import Run, TimeGrid, lever_schedules, simulate
 from sdsim.model import Model, load_model
-from sdsim.runner import calibrated_params, lever_baseline, parameter_batch
+from sdsim.runner import calibrated_params, parameter_batch, scenario_levers
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_DIR = ROOT / "model"
@@ -35,12 +35,17 @@ def run_model(
     dt: float = 1 / 16,
     method: str = "euler",
     levers: dict[str, Any] | None = None,
+    first_year: int | None = None,
 ) -> tuple[Run, dict[str, Any]]:
-    """Calibrate and run a batch (one run per overrides dict); ``levers`` are time functions from 2022."""
+    """Calibrate and run a batch (one run per overrides dict).
+
+    ``levers`` are time functions acting from calendar year ``first_year`` (default: the model's
+    policy start, calibration.yaml ``policy_start``), exactly as a scenario's levers do.
+    """
     params = parameter_batch(cm, overrides or [{}])
     solved, _ = calibrated_params(cm, params, dt, method)
     grid = TimeGrid(cm.model.calibration.start, end, dt)
-    lv = lever_schedules(cm, grid, lever_baseline(cm, solved), levers, active_from=cm.model.calibration.end)
+    lv = scenario_levers(cm, grid, solved, levers, first_year=first_year)
     n = len(overrides or [{}])
     return simulate(cm, solved, lv, grid, method, n=n), solved
 

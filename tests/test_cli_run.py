@@ -46,12 +46,14 @@ def test_run_writes_consistent_files(run_dir, model):
         assert value == pytest.approx(float(row[2026][g.variable]), rel=1e-9)
         met = value >= g.threshold if g.test == ">=" else value > g.threshold
         assert goals[gid]["met"] == ("true" if met else "false")
-        assert float(goals[gid]["gap"]) == pytest.approx(value - g.threshold, rel=1e-9, abs=1e-12)
+        # value and gap are written to 10 significant digits: the gap is exact to the value's rounding
+        assert float(goals[gid]["gap"]) == pytest.approx(value - g.threshold, rel=1e-9, abs=1e-9 * abs(value))
     assert float(row[2021]["tech_enterprises"]) == pytest.approx(model.facts["tech_enterprises_2021"].value, rel=1e-9)
     variables = {r["name"]: r for r in read_csv(run_dir / "variables.csv")}
     assert set(variables) == set(ts[0]) - {"year"}
-    assert variables["certification"]["recorded_as"] == "annual total"
-    assert variables["certification"]["units"] == "firm"
+    assert variables["registration"]["recorded_as"] == "annual total"  # a flow: its integral over the year
+    assert variables["registration"]["units"] == "firm"
+    assert variables["reported_tech_enterprises"]["units"] == "firm"  # the statistics layer is written too
     assert variables["tech_enterprises"]["zh"] == model.stocks["tech_enterprises"].zh
 
 
@@ -60,7 +62,9 @@ def test_manifest_allows_reproduction(run_dir, model):
     assert man["command"] == "run"
     assert man["scenario"]["name"] == "baseline"
     assert man["model_files_sha256"] == model.file_hashes
-    assert man["parameters"]["certification_rate"] > 0
+    for f in model.calibration.free:  # the solved values, so the run can be reproduced
+        assert f.name in man["parameters"], f.name
+    assert man["parameters"]["registration_capacity"] > 0
     assert man["calibration"]["max_abs_relative_residual"] <= 1e-6
     assert "numpy" in man["versions"]
     for png in ("goals.png", "incubation_chain.png", "rd.png"):
@@ -202,19 +206,21 @@ def test_out_never_replaces_data_that_is_not_a_result_folder(tmp_path, capsys, m
 
 
 def test_an_unstable_run_is_refused_with_its_cause(tmp_path, capsys):
-    # certification_rate x tech_cultivation x dt > 1: Euler overshoots and the pool goes negative
-    code = main(["run", str(ROOT / "scenarios/baseline.yaml"), "--set", "tech_cultivation=150", "--out", str(tmp_path)])
+    # qualifying_exit_rate x attrition_shock x dt > 1: Euler overshoots and the qualifying firms go negative
+    code = main(["run", str(ROOT / "scenarios/baseline.yaml"), "--set", "attrition_shock=1000", "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
-    assert "numerically unstable" in err and "tech_cultivation = 150" in err
+    assert "numerically unstable" in err and "attrition_shock = 1000" in err
     assert not any(tmp_path.iterdir())
 
 
 def test_calibration_failure_names_the_scenario_and_the_unusual_value(tmp_path, capsys):
-    code = main(["run", str(ROOT / "scenarios/baseline.yaml"), "--set", "tech_attrition=40", "--out", str(tmp_path)])
+    # full coverage at the end of 2021 needs more firms with an R&D institution at t0 than there are firms
+    code = main(["run", str(ROOT / "scenarios/baseline.yaml"), "--set", "rd_coverage_2021=1", "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
-    assert "calibration to 2021 has no solution" in err and "tech_attrition = 40" in err
+    assert "calibration to 2021 has no solution" in err and "rd_coverage_2021 = 1" in err
+    assert "firms_with_rd_institution_t0 above its upper bound" in err
 
 
 def test_chinese_report_without_figures(tmp_path, model):

@@ -38,20 +38,41 @@ def test_every_loop_is_an_elementary_cycle_through_a_stock(model, cm):
     g = loops.graph(cm)
     cycles = loops.cycles(cm)
     assert len(set(map(tuple, cycles))) == len(cycles)
+    delay_states = {n for n, v in model.aux.items() if v.fixed_delay is not None}  # delay_fixed outputs: states
+    assert delay_states  # the HTE conveyor
     for c in cycles:
-        assert c[0] in model.stocks  # rotated to start at a stock
+        if set(c) & set(model.stocks):
+            assert c[0] in model.stocks  # rotated to start at a stock
+        else:
+            # no stock: the cycle runs through a fixed delay's state (the conveyor: expiry -> renewal ->
+            # certificates issued -> the delay); a cycle of plain auxiliaries would be an algebraic loop
+            assert set(c) & delay_states, c
         assert len(set(c)) == len(c)
         for a, b in zip(c, c[1:] + c[:1], strict=True):
             assert g.has_edge(a, b)
 
 
-def test_yubei_named_loops_have_the_polarity_of_model_spec():
+def test_yubei_named_loops_have_the_polarity_of_model_spec(model, cm):
     by_name = {lo.name: lo for lo in found(ROOT / "model") if lo.name}
     assert {k: v.polarity for k, v in by_name.items()} == {
         "R1": "R", "R2": "R", "B1a": "B", "B1b": "B", "B2": "B", "B3": "B"}
-    assert by_name["R1"].nodes == ["high_tech_enterprises", "rd_hte_firms", "rd_spend", "knowledge",
-                                   "capability_effect", "hte_certification"]
-    assert {"knowledge", "attraction_entry", "tech_enterprises", "high_tech_enterprises"} <= set(by_name["R2"].nodes)
+    g = loops.graph(cm)
+    for declared in load_checks(model).loops:
+        nodes = by_name[declared.name].nodes
+        for a, b in zip(nodes, nodes[1:] + nodes[:1], strict=True):  # a closed path of the equation graph
+            assert g.has_edge(a, b), (declared.name, a, b)
+        listed = declared.through or declared.cycle
+        k = nodes.index(listed[0])
+        it = iter(nodes[k:] + nodes[:k])
+        assert all(n in it for n in listed), declared.name  # the declared nodes, in their (cyclic) order
+    # MODEL_SPEC §4 / §4b: R1 HTE -> R&D -> knowledge -> HTE certification (through the HTE share, never HTE / GDP)
+    r1 = by_name["R1"].nodes
+    assert r1[0] == "high_tech_enterprises" and r1[-1] == "hte_certification"
+    assert {"hte_share", "rd_spend", "knowledge", "capability_index", "capability_effect_hte"} <= set(r1)
+    # R2: knowledge -> attraction -> qualifying firms -> HTE (the register feeds no loop back into the system)
+    r2 = set(by_name["R2"].nodes)
+    assert {"knowledge", "ecosystem_effect", "attraction_entry", "qualifying_non_hte", "hte_certification",
+            "high_tech_enterprises"} <= r2 and "tech_enterprises" not in r2
 
 
 def test_a_link_inactive_at_baseline_takes_its_sign_from_the_policy_run():
@@ -59,7 +80,8 @@ def test_a_link_inactive_at_baseline_takes_its_sign_from_the_policy_run():
     all_loops = found(ROOT / "model")
     reg = [lo for lo in all_loops if "registry_removal" in lo.nodes]
     assert len(reg) == 1 and reg[0].polarity == "B"
-    assert reg[0].signs == [1, 1, -1]  # tech -> non-HTE tech -> removals -| tech
+    assert reg[0].nodes == ["tech_enterprises", "lapsed_registrations", "registry_removal"]
+    assert reg[0].signs == [1, 1, -1]  # tech -> lapsed registrations -> removals -| tech
 
 
 def test_link_signs_are_signs_of_partial_derivatives():

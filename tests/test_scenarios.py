@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy.optimize import brentq
 
 from sdsim.cli import main
 from sdsim.errors import InputError
@@ -44,12 +43,13 @@ title: {en: Parent}
 description: the parent
 end: 2030
 method: rk4
+policy_start: 2023
 levers:
   tech_cultivation: 1.5
   st_funding: {step: {at: 2023, to: 0.5}}
 parameters:
-  tech_attrition: 0.1
-  rd_growth: 0.08
+  qualifying_exit_rate: 0.1
+  depreciation: 0.2
 """)
     child = write(tmp_path, "child", """
 extends: parent
@@ -58,21 +58,21 @@ levers:
   tech_cultivation: 1.2
   rd_subsidy: 0.05
 parameters:
-  rd_growth: 0.05
+  depreciation: 0.12
 """)
     sc = load_scenario(child, model)
-    assert sc.end == 2028 and sc.method == "rk4"  # overridden / inherited
+    assert sc.end == 2028 and sc.method == "rk4" and sc.policy_start == 2023  # overridden / inherited
     assert sc.levers["tech_cultivation"] == TimeFunction("constant", value=1.2)
     assert sc.levers["st_funding"] == TimeFunction("step", at=2023, to=0.5)  # inherited untouched
     assert sc.levers["rd_subsidy"] == TimeFunction("constant", value=0.05)
-    assert sc.parameters == {"tech_attrition": 0.1, "rd_growth": 0.05}
+    assert sc.parameters == {"qualifying_exit_rate": 0.1, "depreciation": 0.12}
     # name, title and description describe the file itself: not inherited
     assert sc.name == "child" and sc.title == {} and sc.description == ""
     assert sc.chain == [str(child), str(tmp_path / "parent.yaml")]
 
 
 def test_grandparent_chain_applies_from_the_root_down(tmp_path, model):
-    write(tmp_path, "grand", "end: 2035\nlevers: {tech_cultivation: 2, attraction: 2}\nparameters: {rd_growth: 0.1}\n")
+    write(tmp_path, "grand", "end: 2035\nlevers: {tech_cultivation: 2, attraction: 2}\nparameters: {depreciation: 0.2}\n")
     sub = tmp_path / "sub"
     sub.mkdir()
     write(sub, "parent", "extends: ../grand.yaml\nlevers: {attraction: 1.5, hte_cultivation: 1.4}\n")
@@ -81,7 +81,7 @@ def test_grandparent_chain_applies_from_the_root_down(tmp_path, model):
     assert sc.end == 2035
     assert {k: v.value for k, v in sc.levers.items()} == {"tech_cultivation": 1.1, "attraction": 1.5,
                                                           "hte_cultivation": 1.4}
-    assert sc.parameters == {"rd_growth": 0.1}
+    assert sc.parameters == {"depreciation": 0.2}
     assert [Path(p).name for p in sc.chain] == ["child.yaml", "parent.yaml", "grand.yaml"]
 
 
@@ -95,8 +95,8 @@ def test_errors_name_the_file_that_set_the_value(tmp_path, model):
 
 
 def test_a_child_can_bring_an_out_of_range_parent_value_back_without_a_warning(tmp_path, model):
-    write(tmp_path, "parent", "parameters: {tech_attrition: 0.3}\n")
-    child = write(tmp_path, "child", "extends: parent\nparameters: {tech_attrition: 0.1}\n")
+    write(tmp_path, "parent", "parameters: {qualifying_exit_rate: 0.3}\n")
+    child = write(tmp_path, "child", "extends: parent\nparameters: {qualifying_exit_rate: 0.1}\n")
     assert load_scenario(tmp_path / "parent.yaml", model).warnings
     assert load_scenario(child, model).warnings == []
 
@@ -115,14 +115,15 @@ title: {en: High-tech manufacturing push, zh: 高技术制造业攻坚}
 extends: baseline            # inherit, then override
 end: 2030
 levers:
-  ht_investment: {ramp: {from: 2023, to: 2025, start: 0, end: 120}}   # 亿元 of new output per year
-  listing_support: {step: {at: 2023, to: 4}}
+  ht_investment: {ramp: {from: 2024, to: 2026, start: 0, end: 120}}   # 亿元 of new output per year
+  listing_support: {step: {at: 2025, to: 4}}
 parameters:                  # overrides of assumptions (must stay within their stated range or warn)
-  other_growth: 0.02
+  ht_growth_premium: 0.02
 """)
     sc = load_scenario(f, model)
     assert sc.name == "ht-industry-push" and sc.label("zh") == "高技术制造业攻坚"
-    assert sc.levers["ht_investment"].points == ((2023, 0), (2025, 120)) and sc.warnings == []
+    assert sc.levers["ht_investment"].points == ((2024, 0), (2026, 120)) and sc.warnings == []
+    assert sc.parameters == {"ht_growth_premium": 0.02}
 
 
 # ------------------------------------------------------------------------------------- warnings
@@ -138,18 +139,19 @@ def test_events_after_the_end_are_warned_and_lever_limits_hold_for_pulses(tmp_pa
         load_scenario(write(tmp_path, "big", "levers: {gdp_growth: {pulse: {at: 2024, size: 0.28}}}\n"), model)
 
 
-def test_out_of_range_parameter_is_allowed_and_warned_in_output_and_manifest(tmp_path, capsys):
-    f = write(tmp_path, "wide", "name: wide\nparameters: {tech_attrition: 0.3}\nlevers: {listing_support: 8}\n")
+def test_out_of_range_parameter_is_allowed_and_warned_in_output_and_manifest(tmp_path, capsys, model):
+    f = write(tmp_path, "wide", "name: wide\nparameters: {qualifying_exit_rate: 0.3}\nlevers: {listing_support: 8}\n")
     out = tmp_path / "out"
     assert main(["run", str(f), "--out", str(out), "--no-plots"]) == 0
     printed = capsys.readouterr().out
-    param = f"{f}: parameters.tech_attrition = 0.3 is outside its documented range [0.04, 0.15]"
+    lo, hi = (f"{v:g}" for v in model.params["qualifying_exit_rate"].range)
+    param = f"{f}: parameters.qualifying_exit_rate = 0.3 is outside its documented range [{lo}, {hi}]"
     lever = f"{f}: levers.listing_support = 8 is outside the lever's policy range [1, 5]"
     assert f"warning: {param}" in printed and f"warning: {lever}" in printed
     man = json.loads((out / "wide" / "manifest.json").read_text(encoding="utf-8"))
     for w in (param, lever):
         assert any(m.startswith(w) for m in man["scenario"]["warnings"]), w
-    assert man["parameters"]["tech_attrition"] == 0.3
+    assert man["parameters"]["qualifying_exit_rate"] == 0.3
 
 
 def test_shipped_scenarios_stay_inside_documented_ranges(model):
@@ -163,11 +165,11 @@ def test_shipped_scenarios_stay_inside_documented_ranges(model):
 def test_set_overrides_levers_parameters_and_run_settings(model):
     sc = load_scenario(SCENARIOS / "baseline.yaml", model)
     apply_set(sc, "tech_cultivation={step: {at: 2024, to: 1.4}}", model)
-    apply_set(sc, "rd_growth=0.07", model)
+    apply_set(sc, "depreciation=0.2", model)
     apply_set(sc, "end=2035", model)
     assert sc.levers["tech_cultivation"] == TimeFunction("step", at=2024, to=1.4)
-    assert sc.parameters["rd_growth"] == 0.07 and sc.end == 2035
-    assert sc.overrides == ["tech_cultivation={step: {at: 2024, to: 1.4}}", "rd_growth=0.07", "end=2035"]
+    assert sc.parameters["depreciation"] == 0.2 and sc.end == 2035
+    assert sc.overrides == ["tech_cultivation={step: {at: 2024, to: 1.4}}", "depreciation=0.2", "end=2035"]
     assert sc.origins["levers.tech_cultivation"] == "--set"
 
 
@@ -192,18 +194,20 @@ def test_set_is_validated_like_yaml(model, assignment, fragment):
 MALFORMED = {
     "unknown_top_key.yaml": ("lever", "did you mean 'levers'"),
     "unknown_lever.yaml": ("levers.tech_cultivaton", "did you mean 'tech_cultivation'"),
-    "unknown_parameter.yaml": ("parameters.tech_atrition", "did you mean 'tech_attrition'"),
+    "unknown_parameter.yaml": ("parameters.qualifying_exit_rat", "did you mean 'qualifying_exit_rate'"),
     "lever_as_parameter.yaml": ("parameters.rd_subsidy", "is a lever"),
     "lever_wrong_type.yaml": ("levers.ht_investment", "got 'lots'"),
     "ramp_value_wrong_type.yaml": ("levers.ht_investment.ramp.end", "got 'lots'"),
     "lever_negative.yaml": ("levers.st_funding", ">= 0, got -1"),
-    "parameter_negative.yaml": ("parameters.tech_attrition", ">= 0, got -0.05"),
+    "parameter_negative.yaml": ("parameters.qualifying_exit_rate", ">= 0, got -0.05"),
     "ramp_backwards.yaml": ("levers.ht_investment.ramp.to", "'to' is 2023, 'from' is 2025"),
     "table_empty.yaml": ("levers.st_funding.table", "non-empty"),
     "table_year_not_integer.yaml": ("levers.st_funding.table.2022.5", "integer"),
     "two_time_functions.yaml": ("levers.tech_cultivation", "exactly one of"),
     "step_unknown_key.yaml": ("levers.tech_cultivation.step.too", "did you mean 'to'"),
+    "step_before_policy_start.yaml": ("levers.tech_cultivation.step.at", "levers act from 2024"),
     "step_before_2022.yaml": ("levers.tech_cultivation.step.at", "levers act from 2022"),
+    "policy_start_in_calibration_year.yaml": ("policy_start", "expected a year from 2022 (2021 is the calibration year)"),
     "pulse_over_limit.yaml": ("levers.registry_review.pulse.size", "[0, 0.99], got 1.2"),
     "extends_missing.yaml": ("extends", "'no_such_parent' not found"),
     "extends_cycle_a.yaml": ("extends", "forms a cycle"),
@@ -258,16 +262,36 @@ def test_malformed_scenario_through_the_entry_point(tmp_path):
 # ------------------------------------------------------------------------------ lever timing
 
 
-def test_constant_lever_changes_2026_and_leaves_2021_exactly_as_observed(tmp_path, model, cm):
-    push = load_scenario(write(tmp_path, "push", "levers: {tech_cultivation: 1.5}\n"), model)
+def _integrated(run):
+    """Stocks at year ends, flows and annual outputs over years (auxiliaries are instantaneous year-end values)."""
+    return [n for n, (block, _) in run.names.items() if block in ("stocks", "rates")] + list(run.annual)
+
+
+@pytest.mark.parametrize("policy_start", [None, 2022])
+def test_constant_lever_acts_from_the_policy_start_and_leaves_2021_exactly_as_observed(tmp_path, model, cm,
+                                                                                       policy_start):
+    """A constant lever acts from the model's policy_start (2024, after the years of history) or from the
+    scenario's own policy_start (here 2022, the earliest): identical to the baseline before, different then."""
+    text = "end: 2030\nlevers: {attraction: 2}\n" + (f"policy_start: {policy_start}\n" if policy_start else "")
+    push = load_scenario(write(tmp_path, "push", text), model)
     base = load_scenario(SCENARIOS / "baseline.yaml", model)
+    first = policy_start or model.calibration.policy_start
+    assert first == (policy_start or 2024)
     rb, rp = run_scenarios(cm, [base, push])
-    for name in rb.run.names:
-        assert np.array_equal(rb.run.get(name)[:2], rp.run.get(name)[:2], equal_nan=True), name  # 2020, 2021 untouched
+    before = rb.run.years < first
+    for name in _integrated(rb.run):
+        assert np.array_equal(rb.run.get(name)[before], rp.run.get(name)[before], equal_nan=True), name
+        if name == "attraction_entry":
+            assert not np.array_equal(rb.run.at(name, first), rp.run.at(name, first))
     assert rp.run.at("tech_enterprises", 2021)[0] == pytest.approx(model.facts["tech_enterprises_2021"].value, rel=1e-9)
     gross = sum(rp.run.at(f, 2021)[0] for f in model.stocks["tech_enterprises"].inflows)
     assert gross == pytest.approx(model.facts["new_tech_enterprises_2021"].value, rel=1e-9)
-    assert rp.run.at("tech_enterprises", 2026)[0] > 1.05 * rb.run.at("tech_enterprises", 2026)[0]
+    # twice the attraction: about twice the attracted firms in the first policy year (only the ecosystem effect
+    # moves, slowly), and more firms on the register from then on
+    ratio = rp.run.at("attraction_entry", first)[0] / rb.run.at("attraction_entry", first)[0]
+    assert ratio == pytest.approx(2.0, rel=0.02)
+    later = rb.run.years >= first
+    assert np.all(rp.run.get("tech_enterprises")[later] > rb.run.get("tech_enterprises")[later])
 
 
 # ------------------------------------------------------------------------------ shipped scenarios
@@ -276,7 +300,7 @@ def test_constant_lever_changes_2026_and_leaves_2021_exactly_as_observed(tmp_pat
 def test_ten_scenarios_are_shipped():
     names = {p.stem for p in SHIPPED}
     assert names == {"baseline", "incubation_chain", "enterprise_growth", "rd_push", "ht_manufacturing",
-                     "listing_cultivation", "rd_institutions", "goals_2026", "headwinds", "registry_rescreening"}
+                     "listing_cultivation", "rd_institutions", "goals_2026", "headwinds", "register_requalification"}
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
@@ -324,35 +348,53 @@ def test_batch_of_scenarios_equals_each_scenario_run_alone(model, cm, shipped_ru
                                        equal_nan=True, err_msg=f"{name} {var}")
 
 
-def test_headwinds_are_levers_from_2023_not_parameter_overrides(model, shipped_runs):
+def test_headwinds_are_levers_from_the_policy_start_not_parameter_overrides(model, shipped_runs):
     sc = shipped_runs["headwinds"].scenario
-    assert sc.parameters == {}
+    first = model.calibration.policy_start
+    assert sc.parameters == {} and sc.policy_start is None
     assert {"gdp_growth", "attrition_shock", "renewal_shock"} <= set(sc.levers)
     for k in ("gdp_growth", "attrition_shock", "renewal_shock"):
-        assert sc.levers[k].kind == "step" and sc.levers[k].at == 2023
+        assert sc.levers[k].kind == "step" and sc.levers[k].at == first
     base = shipped_runs["baseline"].run
     head = shipped_runs["headwinds"].run
-    assert np.array_equal(base.get("tech_enterprises")[:3], head.get("tech_enterprises")[:3])  # to 2022
-    assert head.at("tech_enterprises", 2026)[0] < base.at("tech_enterprises", 2026)[0]
+    before = base.years < first
+    for name in _integrated(base):  # the years of history ran under baseline policies
+        assert np.array_equal(base.get(name)[before], head.get(name)[before], equal_nan=True), name
+    assert head.at("qualifying_firms", 2026)[0] < base.at("qualifying_firms", 2026)[0]  # more exits
+    assert head.at("high_tech_enterprises", 2026)[0] < base.at("high_tech_enterprises", 2026)[0]  # fewer renewals
     assert head.at("gdp", 2026)[0] < base.at("gdp", 2026)[0]
+    assert head.at("rd_spend", 2026)[0] < base.at("rd_spend", 2026)[0]  # R&D follows the economy
 
 
-def test_registry_rescreening_lands_near_2203_with_the_share_a_baseline_run_implies(model, cm, shipped_runs):
-    reported_2023 = 2203  # district publication (MODEL_SPEC §1)
-    r = shipped_runs["registry_rescreening"]
+def test_register_requalification_removes_only_lapsed_registrations(model, shipped_runs):
+    """registry_review as a constant: every year from the policy start a share of the lapsed registrations is removed.
+
+    Firms that still qualify are never removed: the qualifying population, the registered firms that still
+    qualify, the HTE and everything they drive are identical to the baseline; only the register (and its
+    lapsed part) ends lower, and it never falls below the registered firms that still qualify.
+    """
+    r = shipped_runs["register_requalification"]
+    base = shipped_runs["baseline"].run
+    run = r.run
     fn = r.scenario.levers["registry_review"]
-    assert fn.kind == "pulse" and fn.at == 2023
-    assert abs(r.run.at("tech_enterprises", 2023)[0] - reported_2023) < 0.02 * reported_2023
-    base = load_scenario(SCENARIOS / "baseline.yaml", model)
-
-    def landing(share: float) -> float:
-        base.levers = {"registry_review": TimeFunction("pulse", at=2023, size=share)}
-        return run_scenarios(cm, [base])[0].run.at("tech_enterprises", 2023)[0] - reported_2023
-
-    root = brentq(landing, 0.5, 0.95, xtol=1e-6)
-    assert fn.size == round(root, 2)  # the file's share is the solved one, rounded as its comment says
-    # only non-HTE firms are removed: HTE at end 2022 are untouched by a 2023 re-screening
-    assert r.run.at("high_tech_enterprises", 2022)[0] == shipped_runs["baseline"].run.at("high_tech_enterprises", 2022)[0]
+    lo, hi = model.levers["registry_review"].policy_range
+    assert fn.kind == "constant" and lo < fn.value <= hi and r.scenario.parameters == {}
+    first = model.calibration.policy_start
+    for name in ("qualifying_firms", "registered_qualifying", "high_tech_enterprises", "eligible_backlog",
+                 "rd_spend", "star_listings", "ht_output_share"):
+        np.testing.assert_array_equal(run.get(name), base.get(name), err_msg=name)
+    tech, tech_b = run.get("tech_enterprises")[:, 0], base.get("tech_enterprises")[:, 0]
+    before, after = base.years < first, base.years >= first
+    np.testing.assert_array_equal(tech[before], tech_b[before])
+    assert np.all(tech[after] < tech_b[after])
+    assert tech[-1] < tech_b[-1]  # the register ends lower
+    removed = run.get("registry_removal")[:, 0]
+    assert np.all(removed[1:][before[1:]] == 0) and np.all(removed[after] > 0)
+    assert np.all(tech >= run.get("registered_qualifying")[:, 0] - 1e-9)
+    lapsed, lapsed_b = run.get("lapsed_registrations")[:, 0], base.get("lapsed_registrations")[:, 0]
+    assert np.all(lapsed[after] < lapsed_b[after])
+    # the register's distance to the qualifying firms on it is what lapsed: tech = registered_qualifying + lapsed
+    np.testing.assert_allclose(tech, run.get("registered_qualifying")[:, 0] + lapsed, rtol=1e-9)
 
 
 def test_numbers_in_scientific_notation_are_numbers(tmp_path, model):
