@@ -595,7 +595,8 @@ def _load_goals(data: Any, file: str) -> tuple[dict[str, Goal], list]:
             poisson=bool(e.get("poisson", False)),
             observed=as_name(e["observed_2021"], file, join(path, "observed_2021")) if "observed_2021" in e else None,
             reported=as_name(e["reported"], file, join(path, "reported")) if "reported" in e else None,
-            threshold_scale=as_name(e["threshold_scale"], file, join(path, "threshold_scale")) if "threshold_scale" in e else None,
+            threshold_scale=(as_name(e["threshold_scale"], file, join(path, "threshold_scale"))
+                             if "threshold_scale" in e else None),
             quote=e.get("quote", ""), **_labels(e, file, path),
         )
     out_of_scope = data.get("out_of_scope") or []
