@@ -147,8 +147,9 @@ def _hindcast_model_value(model, run, row) -> float:
         return float(run.at(row.variable, year)[0]) * (hi - lo)
     v = run.get(row.variable)[:, 0]
     t = row.t
-    if t < years[0]:
-        return float(v[0] - (years[0] - t) * (v[1] - v[0]))
+    if t < years[0]:  # back-cast: the parabola through the first three year ends (Lagrange form)
+        u = t - years[0]
+        return float((u - 1) * (u - 2) / 2 * v[0] - u * (u - 2) * v[1] + u * (u - 1) / 2 * v[2])
     i = years.index(int(np.floor(t)))
     return float(v[i] + (t - years[i]) * (v[i + 1] - v[i])) if t > years[i] else float(v[i])
 
@@ -171,7 +172,7 @@ def test_yubei_table_has_every_row_and_the_history_is_reported_not_judged(yubei_
         assert model_v == pytest.approx(_hindcast_model_value(model, run, h), rel=2e-3), h.id
         lo, hi = h.bounds
         assert ("inside" in r.measured) == (lo <= model_v <= hi), h.id
-    # the back-cast of end September 2020 lies before t0 = 2020 and is extrapolated with the 2021 net change
+    # the back-cast of end September 2020 lies before t0 = 2020 and is extrapolated along a parabola
     assert min(h.time for h in observations) < model.calibration.start
 
 

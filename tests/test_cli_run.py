@@ -64,7 +64,7 @@ def test_manifest_allows_reproduction(run_dir, model):
     assert man["model_files_sha256"] == model.file_hashes
     for f in model.calibration.free:  # the solved values, so the run can be reproduced
         assert f.name in man["parameters"], f.name
-    assert man["parameters"]["registration_capacity"] > 0
+    assert man["parameters"]["registration_processing_time"] > 0
     assert man["calibration"]["max_abs_relative_residual"] <= 1e-6
     assert "numpy" in man["versions"]
     for png in ("goals.png", "incubation_chain.png", "rd.png"):

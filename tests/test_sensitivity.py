@@ -100,7 +100,7 @@ def test_uncertainties_are_the_uncertain_parameters_and_uncertain_lever_baseline
     assert "listing_propensity" in problem.names and "gdp_growth" in problem.names  # a lever with an uncertain baseline
     assert "validity_years" not in problem.names  # fixed
     assert not {f.name for f in model.calibration.free} & set(problem.names)  # calibrated: solved, never sampled
-    assert "registration_capacity" not in problem.names and "reporting_scope_factor" in problem.names
+    assert "registration_processing_time" not in problem.names and "reporting_scope_factor" in problem.names
     dist = {q.name: q.distribution for q in problem.uncertainties}
     assert dist["listing_propensity"] == "loguniform"
 
@@ -296,7 +296,7 @@ def test_mc_writes_quantiles_and_a_manifest_with_the_seed(tmp_path):
 @pytest.mark.parametrize("argv,message", [
     (["--params", "qualifying_exit_rat"], "did you mean 'qualifying_exit_rate'"),
     (["--params", "validity_years"], "fixed"),
-    (["--params", "registration_capacity"], "calibrated"),
+    (["--params", "registration_processing_time"], "calibrated"),
     (["--levers", "--params", "qualifying_exit_rate"], "not a lever"),
     (["--method", "sobel"], "invalid choice"),
     (["--method", "sobol", "--samples", "1000"], "power of two"),
