@@ -331,9 +331,11 @@ def validate(sc: Scenario, model: Model) -> None:
         file = sc.where(path)
         for suffix, year in fn.event_years():
             if year < first_lever_year:
+                hint = (f"; set policy_start to start earlier, from {cal.end + 1}" if first_lever_year > cal.end + 1
+                        else f" ({cal.end} is the calibration year)")
                 raise InputError(
                     f"expected a year from {first_lever_year}: levers act from {first_lever_year} (the years before "
-                    f"ran under baseline policies; set policy_start to start earlier, from {cal.end + 1}), got {year:g}",
+                    f"ran under baseline policies{hint}), got {year:g}",
                     file, join(path, suffix))
             if year > sc.end:
                 warnings.append(f"{file}: {join(path, suffix)} = {year:g} is after the scenario's end ({sc.end}); "

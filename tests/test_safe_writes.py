@@ -86,13 +86,10 @@ def test_export_never_overwrites_a_users_file(tmp_path, capsys, content):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.yaml"]
 
 
-XMILE_PENDING = pytest.mark.xfail(reason="XMILE export of v2 builtins pending (issue 11)", strict=False)
-
-
 @pytest.mark.parametrize("argv", [
     # a model whose equations all have an XMILE form, so the test is about the write, not the translation
     ["--model", str(Path(__file__).parent / "fixtures" / "broken_models" / "healthy")],
-    pytest.param([BASELINE], marks=XMILE_PENDING, id="yubei"),
+    pytest.param([BASELINE], id="yubei"),
 ], ids=["toy", "yubei"])
 def test_export_replaces_its_own_earlier_export(tmp_path, argv):
     target = tmp_path / "m.xmile"

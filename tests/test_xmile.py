@@ -93,8 +93,6 @@ def pysd_run(model, columns: list[str], times) -> dict[str, np.ndarray]:
 
 
 # The Yubei model v2 uses lookup(), delay_fixed() and smooth(): their XMILE form is being built in another branch.
-XMILE_PENDING = pytest.mark.xfail(raises=ModelError, reason="XMILE export of v2 builtins pending (issue 11)",
-                                  strict=False)
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +120,6 @@ def exported(scenario_runs, cm):
     return out
 
 
-@XMILE_PENDING
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_pysd_reproduces_every_stock_at_every_year_end(exported, name):
     sc, res, exp, pm = exported[name]
@@ -138,7 +135,6 @@ def test_pysd_reproduces_every_stock_at_every_year_end(exported, name):
     print(f"\n{name}: largest relative stock difference engine vs PySD = {worst:.2e}")
 
 
-@XMILE_PENDING
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_levers_and_series_match_at_every_step(exported, cm, name):
     """The lever time functions and the GDP series take the engine's value at every step start."""
@@ -169,7 +165,6 @@ def test_scenarios_really_move_the_levers(scenario_runs, model):
         assert diff > 1e-3, name
 
 
-@XMILE_PENDING
 def test_file_holds_calibrated_values_units_and_sim_specs(exported, model):
     sc, res, exp, _ = exported["pulses"]
     root = ET.fromstring(exp.text)
@@ -271,7 +266,6 @@ def test_reserved_and_case_clashing_names_are_refused(tmp_path):
             build_xmile(compile_model(m), m.base_values(), TimeGrid(2020, 2022, 1 / 4))
 
 
-@pytest.mark.xfail(reason="XMILE export of v2 builtins pending (issue 11)", strict=False)
 def test_export_command(tmp_path, capsys):
     out = tmp_path / "sub" / "base.xmile"
     scen = tmp_path / "s.yaml"

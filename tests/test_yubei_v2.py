@@ -117,9 +117,10 @@ def test_hte_never_exceed_the_firms_that_qualify(model, cm, base):
 
 
 def test_hte_certificates_age_on_a_three_year_conveyor(model, base):
-    """After the first validity_years, expiry equals the certificates issued validity_years earlier, times the
-    survival exp(-hte_exit_rate * validity_years) (a fixed delay, not first-order cohorts); before, the
-    certificates held at t0 expire; a share renews and the rest returns to the qualifying firms."""
+    """After the first validity_years, expiry equals the certificates issued validity_years earlier (a fixed
+    delay, not first-order cohorts); before, the certificates held at t0 expire. At expiry the holders that
+    closed meanwhile (1 - exp(-hte_exit_rate * validity_years)) leave, a share of the survivors renews and the
+    rest returns to the qualifying firms; the stock is exactly the certificates on the conveyor."""
     v = model.params["validity_years"].value
     r = model.params["hte_exit_rate"].value
     start = model.calibration.start
@@ -129,7 +130,7 @@ def test_hte_certificates_age_on_a_three_year_conveyor(model, base):
     for i, y in enumerate(years):
         if y >= start + v:
             j = years.index(int(y - v))
-            assert expiry[i] == pytest.approx(issued[j] * np.exp(-r * v), rel=1e-9), y
+            assert expiry[i] == pytest.approx(issued[j], rel=1e-9), y
         else:
             assert expiry[i] == base.get("hte_initial_cohort_expiry")[i, 0], y
     # the conveyor is not a first-order outflow: expiry is not proportional to the stock
@@ -139,8 +140,12 @@ def test_hte_certificates_age_on_a_three_year_conveyor(model, base):
     share = model.params["renewal_rate"].value
     fail = base.get("hte_renewal_failure")[:, 0]
     renew = base.get("hte_renewal")[:, 0]  # year-end values
-    np.testing.assert_allclose(renew[1:], share * expiry[1:], rtol=1e-12)
+    survival = np.exp(-r * v)
+    np.testing.assert_allclose(renew[1:], share * survival * expiry[1:], rtol=1e-12)
     assert np.all(fail[1:] > 0)
+    # exits happen at expiry: over every year, exits / failed renewals = (1 - survival) / (survival (1 - share))
+    exits, fails_total = base.get("hte_exit")[1:, 0], base.get("hte_renewal_failure")[1:, 0]
+    np.testing.assert_allclose(exits / fails_total, (1 - survival) / (survival * (1 - share)), rtol=1e-9)
 
 
 # ------------------------------------------------------------------------------ the loader
