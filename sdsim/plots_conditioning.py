@@ -96,7 +96,9 @@ def add_conditioning(fig: plt.Figure, model: Any, years: np.ndarray, cq: dict[st
         return
     leg = fig.legends[0] if fig.legends else None
     handles = list(leg.legend_handles) if leg is not None else []
-    labels = [x.get_text() for x in leg.get_texts()] if leg is not None else []
+    prior = {"5–95 %": tx("prior_band", lang), "5–95%": tx("prior_band", lang), "median": tx("prior_median", lang),
+             "中位数": tx("prior_median", lang)}
+    labels = [prior.get(x.get_text(), x.get_text()) for x in leg.get_texts()] if leg is not None else []
     if leg is not None:
         leg.remove()
     handles += [Patch(facecolor="none", edgecolor="#7d3c98", hatch="///"), Line2D([], [], color="#7d3c98", ls="--"),
@@ -108,13 +110,15 @@ def add_conditioning(fig: plt.Figure, model: Any, years: np.ndarray, cq: dict[st
 
 def add_conditioned_probabilities(fig: plt.Figure, rows: list[GoalRow], lang: str, conf: float = 0.95) -> None:
     """Conditioned P(met) as diamonds with their interval beside the prior bars."""
+    from .plots_sensitivity import pct
+
     ax = fig.axes[0]
     y = np.arange(len(rows))[::-1]
     for yi, r in zip(y, rows, strict=True):
         if np.isfinite(r.p_conditioned):
             ax.errorbar(r.p_conditioned, yi - 0.22, xerr=[[max(r.p_conditioned - r.low, 0)], [max(r.high - r.p_conditioned, 0)]],
                         fmt="D", ms=6, color="#7d3c98", mec="black", capsize=3, lw=1, zorder=5)
-            ax.text(1.03, yi - 0.26, f"◆ {100 * r.p_conditioned:.1f}%  [{100 * r.low:.1f}%, {100 * r.high:.1f}%]",
+            ax.text(1.03, yi - 0.26, f"◆ {pct(r.p_conditioned)}  [{pct(r.low)}, {pct(r.high)}]",
                     va="center", fontsize=8, color="#7d3c98")
     ax.text(0.0, -0.2, tx("p_cond", lang, conf=conf), transform=ax.transAxes, fontsize=8, color="#7d3c98")
 
