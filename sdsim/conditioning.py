@@ -176,7 +176,9 @@ def wilson(p: np.ndarray | float, n: float, conf: float = CONF_LEVEL) -> tuple[n
     d = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / d
     half = z / d * np.sqrt(np.maximum(p * (1 - p), 0.0) / n + z * z / (4 * n * n))
-    return np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
+    lo = np.where(p <= 0, 0.0, np.clip(centre - half, 0, 1))  # exact ends (no round-off residue)
+    hi = np.where(p >= 1, 1.0, np.clip(centre + half, 0, 1))
+    return lo, hi
 
 
 def weighted_percentiles(v: np.ndarray, w: np.ndarray | None, qs: tuple[float, ...] | list[float]) -> np.ndarray:
@@ -242,9 +244,11 @@ class RowResult:
 
     @property
     def inside(self) -> bool:
-        """Whether the observed value lies inside the 5-95 % band (conditioned when conditioned, else prior)."""
-        band = self.cond[[0, 2]] if np.isfinite(self.cond).all() else self.prior[[1, 3]]
-        return bool(band[0] <= self.obs.row.value <= band[1])
+        """Whether the model's median (conditioned when conditioned, else prior) lies inside the observation's
+        window (value ± tolerance, or its interval), as in the hindcast table of ``check``."""
+        median = self.cond[1] if np.isfinite(self.cond[1]) else self.prior[2]
+        lo, hi = self.obs.row.bounds  # type: ignore[misc]
+        return bool(lo <= median <= hi)
 
 
 @dataclass

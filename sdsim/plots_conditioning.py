@@ -148,6 +148,12 @@ def hindcast_figure(model: Any, run: Any, cond: Conditioning, lang: str, scenari
             g2 = np.isfinite(post).all(axis=1)
             ax.fill_between(yr[g2], post[g2, 0], post[g2, 2], color=COND_C, alpha=0.35, lw=0)
             ax.plot(yr[g2], post[g2, 1], color=COND_C, lw=2)
+        for r in cond.rows:  # a back-cast: the first year's change extrapolated back (dotted, 5-95 % as a bar)
+            if r.obs.row.variable == var and r.note == "back-cast" and good.any():
+                mid = r.cond if np.isfinite(r.cond).all() else r.prior[1:4]
+                x0 = r.obs.row.time
+                ax.plot([x0, yr[good][0]], [mid[1], prior[good][0, 1]], ls=":", color=COND_C, lw=1.5)
+                ax.plot([x0 + 0.06] * 2, [mid[0], mid[2]], color=COND_C, lw=4, alpha=0.5, solid_capstyle="butt")
         _observations(ax, cond, var, lang, scale_flows=bool(flow_rows))
         p = model.aux.get(var) or model.stocks.get(var) or model.flows.get(var)
         label = getattr(p, "en", "") if lang == "en" else (getattr(p, "zh", "") or getattr(p, "en", ""))

@@ -2,6 +2,19 @@
 
 Kept apart from :mod:`sdsim.commands.sensitivity` so that the command only calls in here; the
 statistics are in :mod:`sdsim.conditioning`.
+
+``history.csv``, one row per observation: ``time`` is ``t`` or the end of a flow's period (its start
+in ``period_from``); ``tolerance`` the relative half-width (or ``[low, high]``); ``prior_*`` percentiles
+of the model values over every calibrated sample, ``cond_*`` over the conditioned ensemble (empty with
+``--history off``); ``inside``: the (conditioned) median lies in the observation's window; ``conflict``:
+the observation lies outside the prior predictive 1-99 % band (``prior_predictive_cdf``), so it was
+not used; ``sigma`` the comparison's standard deviation on log(model / observed); ``ruled_out_alone``
+the samples this row alone rules out at the threshold.
+
+``history_taught.csv``, one row per uncertainty, most moved first: prior and conditioned 5/50/95 %,
+``median_shift_of_range`` = (conditioned - prior median) / (high - low), ``band_narrowing`` = 1 -
+conditioned / prior 5-95 % width, and the observation whose model value has the largest rank
+correlation with the input.
 """
 
 from __future__ import annotations
