@@ -459,6 +459,24 @@ def history_experiments(cm: Compiled, problem: Problem, scenario: Scenario, desi
     return hexp.run, "the same samples re-run without the scenario's levers (they act before the last observation)"
 
 
+def condition_experiments(cm: Compiled, problem: Problem, scenario: Scenario, design: Design, exp: Experiments,
+                          mode: str = "match", threshold: float = IMPLAUSIBILITY) -> Conditioning:
+    """The API entry point: condition a Monte Carlo ensemble (``exp`` from :func:`sdsim.sensitivity.run_experiments`)
+    on the model's history. The weights are over the calibrated samples (``exp.ok``), in row order, and
+    apply under the scenario and under any other scenario run with the same design.
+    """
+    n = int(exp.ok.sum())
+    if problem.levers:
+        return switched_off(n, "the sampled inputs are lever settings acting after the history, not assumptions "
+                               "about the world: history does not condition them")
+    if cm.model.history is None:
+        return switched_off(n, "the model has no history file")
+    run, source = history_experiments(cm, problem, scenario, design, exp)
+    c = condition(cm.model, run, mode, threshold)
+    c.source, c.run = source, run
+    return c
+
+
 # --------------------------------------------------------------------------------- goal tables
 
 

@@ -53,16 +53,7 @@ def run(cm: Any, problem: sa.Problem, sc: Any, design: sa.Design, exp: sa.Experi
     """Condition a Monte Carlo ensemble (None for the other methods: they stay prior-based)."""
     if method != "mc":
         return None
-    n = int(exp.ok.sum())
-    if problem.levers:
-        return cd.switched_off(n, "the sampled inputs are lever settings acting after the history, not assumptions "
-                                  "about the world: history does not condition them")
-    if cm.model.history is None:
-        return cd.switched_off(n, "the model has no history file")
-    run_, source = cd.history_experiments(cm, problem, sc, design, exp)
-    c = cd.condition(cm.model, run_, mode, thr)
-    c.source, c.run = source, run_
-    return c
+    return cd.condition_experiments(cm, problem, sc, design, exp, mode, thr)
 
 
 # -------------------------------------------------------------------------------------- tables
