@@ -266,6 +266,7 @@ class Conditioning:
     source: str = "the ensemble's own runs"
     note: str = ""  # why the mode was switched off, if it was
     run: Any = None  # the history runs (engine.Run of the calibrated samples), set by the caller
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)  # results derived once (lessons)
 
     @property
     def active(self) -> bool:
@@ -522,7 +523,11 @@ def goal_rows(exp: Experiments, probs: list[GoalProbability], cond: Conditioning
 
 def conditioned_quantiles(run: Run, names: list[str], cond: Conditioning, qs: tuple[int, ...]) -> dict[str, np.ndarray]:
     """(years, len(qs)) weighted percentiles of each named variable over the conditioned samples."""
-    return {name: weighted_percentiles(run.get(name), cond.weights, qs) for name in names}
+    if not names:
+        return {}
+    years = run.years.size
+    stacked = weighted_percentiles(np.concatenate([run.get(name) for name in names]), cond.weights, qs)  # one call
+    return {name: stacked[k * years:(k + 1) * years] for k, name in enumerate(names)}
 
 
 # ---------------------------------------------------------------------------- what history taught
@@ -557,6 +562,8 @@ def lessons(problem: Problem, x: np.ndarray, cond: Conditioning) -> list[Lesson]
     """
     if not cond.active:
         return []
+    if "lessons" in cond.cache:
+        return cond.cache["lessons"]
     prior = weighted_percentiles(x.T, None, REPORT_Q)
     post = weighted_percentiles(x.T, cond.weights, REPORT_Q)
     used = cond.used
@@ -576,4 +583,5 @@ def lessons(problem: Problem, x: np.ndarray, cond: Conditioning) -> list[Lesson]
         k = int(np.argmax(np.abs(rho[j]))) if used else -1
         out.append(Lesson(q.name, q.low, q.high, prior[j], post[j], float(shift), float(narrowing),
                           used[k].obs.row.id if k >= 0 else "", float(rho[j, k]) if k >= 0 else 0.0))
-    return sorted(out, key=lambda le: (-le.moved, le.name))
+    cond.cache["lessons"] = sorted(out, key=lambda le: (-le.moved, le.name))
+    return cond.cache["lessons"]
