@@ -23,6 +23,7 @@ TEXT = {
     "cond_median": {"en": "conditioned median", "zh": "条件化中位数"},
     "prior_band": {"en": "prior 5–95 %", "zh": "先验 5–95%"},
     "prior_median": {"en": "prior median", "zh": "先验中位数"},
+    "prior_band50": {"en": "prior 25–75 %", "zh": "先验 25–75%"},
     "obs": {"en": "observation (± tolerance)", "zh": "观测值（±容差）"},
     "conflict": {"en": "conflict (not used)", "zh": "冲突（未使用）"},
     "p_both": {"en": "P(met) prior {p:.0%}, conditioned {c:.0%}", "zh": "达成概率 先验{p:.0%}，条件化{c:.0%}"},
@@ -97,7 +98,7 @@ def add_conditioning(fig: plt.Figure, model: Any, years: np.ndarray, cq: dict[st
     leg = fig.legends[0] if fig.legends else None
     handles = list(leg.legend_handles) if leg is not None else []
     prior = {"5–95 %": tx("prior_band", lang), "5–95%": tx("prior_band", lang), "median": tx("prior_median", lang),
-             "中位数": tx("prior_median", lang)}
+             "中位数": tx("prior_median", lang), "25–75 %": tx("prior_band50", lang), "25–75%": tx("prior_band50", lang)}
     labels = [prior.get(x.get_text(), x.get_text()) for x in leg.get_texts()] if leg is not None else []
     if leg is not None:
         leg.remove()
