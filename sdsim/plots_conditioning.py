@@ -40,6 +40,12 @@ TEXT = {
                    "zh": "每个不确定参数在其区间内（0 = 下限，1 = 上限）：5–95%与中位数，先验（灰）与条件化（蓝）；"
                          "共{d}个，显示变化最大的{k}个"},
     "range_pos": {"en": "position in the range", "zh": "区间内位置"},
+    "what_off": {"en": "history not used", "zh": "未使用历史数据"},
+    "what_match": {"en": "history matching keeps {k:,} (implausibility <= {z:g})",
+                   "zh": "历史匹配保留{k:,}个样本（不合理度 <= {z:g}）"},
+    "what_weights": {"en": "likelihood weights, effective sample size {ess:,.0f}",
+                     "zh": "似然加权，有效样本量{ess:,.0f}"},
+    "shift": {"en": "shift {s:+.2f}, band −{b:.0%}", "zh": "中位数移动 {s:+.2f}，区间收窄 {b:.0%}"},
 }
 PRIOR_C, COND_C, OBS_C, CONFLICT_C = "#bdc3c7", "#1f77b4", "black", "#c0392b"
 
@@ -49,12 +55,12 @@ def tx(key: str, lang: str, **kw: object) -> str:
     return TEXT[key][lang].format(**kw)
 
 
-def _what(cond: Conditioning) -> str:
+def _what(cond: Conditioning, lang: str = "en") -> str:
     if not cond.active:
-        return f"history {cond.mode}"
+        return tx("what_off", lang)
     if cond.mode == "match":
-        return f"history matching keeps {int(cond.kept.sum()):,} (implausibility <= {cond.threshold:g})"
-    return f"likelihood weights, effective sample size {cond.ess:,.0f}"
+        return tx("what_match", lang, k=int(cond.kept.sum()), z=cond.threshold)
+    return tx("what_weights", lang, ess=cond.ess)
 
 
 def _observations(ax: plt.Axes, cond: Conditioning, variable: str, lang: str, scale_flows: bool = False) -> None:
@@ -179,7 +185,7 @@ def hindcast_figure(model: Any, run: Any, cond: Conditioning, lang: str, scenari
               tx("obs", lang), tx("conflict", lang)]
     fig.legend(handles, labels, loc="lower center", ncol=6, fontsize=8, frameon=False)
     fig.suptitle(tx("hind_title", lang, scenario=scenario) + "\n"
-                 + tx("hind_sub", lang, what=_what(cond), n=cond.n), fontsize=11)
+                 + tx("hind_sub", lang, what=_what(cond, lang), n=cond.n), fontsize=11)
     fig.tight_layout(rect=(0, 0.06, 1, 0.95))
     return fig
 
@@ -199,7 +205,7 @@ def lessons_figure(problem: Problem, lessons: list[Lesson], cond: Conditioning, 
         ax.plot([p[1]], [yi + 0.15], "|", color="#555555", ms=12, mew=2)
         ax.plot([c[0], c[2]], [yi - 0.15, yi - 0.15], color=COND_C, lw=7, solid_capstyle="butt")
         ax.plot([c[1]], [yi - 0.15], "|", color="black", ms=12, mew=2)
-        ax.text(1.02, yi, f"shift {le.shift:+.2f}, band −{max(le.narrowing, 0):.0%}"
+        ax.text(1.02, yi, tx("shift", lang, s=le.shift, b=max(le.narrowing, 0))
                 + (f"\n{le.driver} (ρ {le.rho:+.2f})" if le.driver else ""), va="center", fontsize=7.5)
         q = next(u for u in problem.uncertainties if u.name == le.name)
         labels.append(f"{q.label(lang)[:40]}\n[{le.low:g} – {le.high:g}]")
@@ -213,6 +219,6 @@ def lessons_figure(problem: Problem, lessons: list[Lesson], cond: Conditioning, 
                        Patch(color=COND_C, label=tx("cond_band", lang))], fontsize=8, loc="upper center",
               bbox_to_anchor=(0.35, -0.6 / max(len(shown), 1) - 0.05), ncol=2, frameon=False)
     ax.set_title(tx("taught_title", lang, scenario=scenario) + "\n"
-                 + tx("taught_sub", lang, k=len(shown), d=problem.d) + f"\n{_what(cond)}", fontsize=9)
+                 + tx("taught_sub", lang, k=len(shown), d=problem.d) + f"\n{_what(cond, lang)}", fontsize=9)
     fig.tight_layout()
     return fig
