@@ -5,6 +5,11 @@ one batch; samples with no calibration solution are counted, reported and exclud
 :mod:`sdsim.sensitivity` for how each method handles them). Writes ``indices.csv``,
 ``goal_probability.csv`` (sobol, mc), ``quantiles.csv`` (mc), ``samples.npz``, figures and
 ``manifest.json`` to ``results/<scenario>_<method>[_levers]/``.
+
+With ``--method mc`` the ensemble is also conditioned on the model's history (``--history
+match|weights|off``, ``--implausibility``; :mod:`sdsim.conditioning`): prior and conditioned columns
+in ``goal_probability.csv`` and ``quantiles.csv``, ``history.csv``, ``history_taught.csv`` and their
+figures (:mod:`sdsim.commands.sensitivity_history`). Sobol', Morris and OAT stay prior-based.
 """
 
 from __future__ import annotations
