@@ -263,6 +263,10 @@ def test_cli_writes_prior_and_conditioned_columns_and_is_reproducible(tmp_path, 
     assert by["stock_mid"]["inside"] == "yes"
     kept = int(round(float(goal["ess"])))
     assert f"{kept} kept" in text and "conflict: far" in text and "rejection rate" in text
+    assert "History moved growth_rate" in text and "absorbs observation" in text
+    npz = np.load(tmp_path / "a" / "samples.npz")
+    w = npz["history_weight"][npz["ok"]]
+    assert w.sum() == pytest.approx(1.0) and int((w > 0).sum()) == kept
     q = read(tmp_path / "a" / "quantiles.csv")
     assert {"p50", "cond_p50"} <= set(q[0])
     import json
