@@ -47,7 +47,8 @@ both bands are reported in history.csv.
 
 **What is never evidence**: rows that are not observations (targets, inputs, context), rows that set
 a prior or a parameter (``sets:`` in the history file), rows equal to a calibration target (a
-variable in its calibration year: exact in every sample), and rows outside the run.
+variable in its calibration year: exact in every sample), rows of an exogenous input series, and
+rows outside the run.
 
 **Which runs.** History happened under baseline policies. A scenario's levers act from its
 ``policy_start``; when that is after the last observation, the ensemble's own runs are the history
@@ -136,6 +137,9 @@ def evidence(model: Model) -> tuple[list[Observation], list[tuple[HistoryRow, st
     for r in hist.observations:
         if r.sets:
             left.append((r, f"set the prior or value of {', '.join(r.sets)}"))
+            continue
+        if r.variable in model.series:
+            left.append((r, "an input series of the model, not an outcome"))
             continue
         if r.t is not None and float(r.t).is_integer() and (r.variable, int(r.t)) in targets:
             left.append((r, "a calibration target: exact in every sample"))
