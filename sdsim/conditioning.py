@@ -308,6 +308,11 @@ class Conditioning:
             "effective_sample_size": self.ess if self.active else None,
             "temperature": self.temperature if self.mode == "weights" else None,
             "group_rule": "a group's implausibility is the largest of its rows'",
+            "conflict_rule": "observed value outside the prior predictive band: model values of all calibrated "
+                             "samples with the comparison's sigma (observation and discrepancy), percentiles "
+                             f"{CONFLICT_BAND[0]:g}-{CONFLICT_BAND[1]:g}",
+            "tempering_rule": (f"T = 1 unless the ESS falls below max({MIN_KEPT}, {ESS_SHARE:g} n); then the "
+                               "smallest T reaching it") if self.mode == "weights" else None,
             "observations": [{
                 "id": r.obs.row.id, "variable": r.obs.row.variable, "time": r.obs.row.time,
                 "period": list(r.obs.row.period) if r.obs.row.period else None, "observed": r.obs.row.value,
