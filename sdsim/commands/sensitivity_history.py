@@ -152,7 +152,9 @@ def status_lines(exp: sa.Experiments, cond: cd.Conditioning | None) -> list[str]
         o = r.obs.row
         state = "CONFLICT (not used)" if r.conflict else ("not comparable" if not r.used else
                                                           f"rules out {r.ruled_out:,} alone")
-        lines.append(f"  {o.id}: {o.variable} at {o.time:g} observed {num(o.value)} ± {r.obs.tolerance_text}; prior "
+        tol = f"± {100 * o.tolerance:g} %" if o.tolerance is not None else f"in {r.obs.tolerance_text}"
+        when = f"over ({o.period[0]:g}, {o.period[1]:g}]" if o.period else f"at {o.time:g}"
+        lines.append(f"  {o.id}: {o.variable} {when} observed {num(o.value)} {tol}; prior "
                      f"median {num(r.prior[2])} [{num(r.prior[1])} – {num(r.prior[3])}] -> conditioned "
                      f"{num(r.cond[1])}; {state}")
     for r in cond.conflicts:
