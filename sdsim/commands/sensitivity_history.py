@@ -159,6 +159,14 @@ def status_lines(exp: sa.Experiments, cond: cd.Conditioning | None) -> list[str]
                      f"{num(r.cond[1])}; {state}")
     for r in cond.conflicts:
         lines.append(f"  conflict: {_conflict_text(r)}")
+    for r in cond.rows:
+        o = r.obs.row
+        if not r.conflict and np.isfinite(r.prior).all() and not r.prior[0] <= o.value <= r.prior[-1]:
+            lo, hi = cd.CONFLICT_BAND
+            lines.append(f"  note: {o.id} lies outside the {lo:g}–{hi:g} % band of the bare model values "
+                         f"({num(r.prior[0])} – {num(r.prior[-1])}) but inside the prior predictive band (its "
+                         f"{100 * r.predictive_cdf:.2g} % point): the ensemble is narrower than the observation's "
+                         "own uncertainty, so this is not a conflict")
     for row, why in cond.excluded:
         lines.append(f"  not evidence: {row.id} ({why})")
     return lines
