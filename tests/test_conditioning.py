@@ -295,3 +295,12 @@ def test_cli_refuses_too_few_survivors_and_bad_options_with_exit_2(tmp_path, cap
     assert "'tight'" in err and "\n" not in err
     assert sensitivity(d, tmp_path / "y", "--implausibility", "0") == 2
     assert "--implausibility" in capsys.readouterr().err
+
+
+def test_an_observation_outside_the_run_is_reported_and_not_used(tmp_path):
+    later = {"later": {"variable": "firms", "t": 2040, "value": 500.0, "tolerance": 0.1}}
+    d = make_model(tmp_path, rows("stock_mid", **later))
+    c, _, _ = conditioned(d)
+    by = {r.obs.row.id: r for r in c.rows}
+    assert by["later"].note == "outside the run" and not by["later"].used and not by["later"].conflict
+    assert list(c.groups()) == ["report_a"]
