@@ -194,7 +194,7 @@ def lessons_figure(problem: Problem, lessons: list[Lesson], cond: Conditioning, 
                    top: int = 12) -> plt.Figure:
     """Prior vs conditioned 5–95 % bands and medians of the most-moved uncertainties, on their ranges."""
     shown = lessons[:top]
-    fig, ax = plt.subplots(figsize=(10, 1.5 + 0.55 * len(shown)))
+    fig, ax = plt.subplots(figsize=(10, 2.2 + 0.55 * len(shown)))
     y = np.arange(len(shown))[::-1]
     labels = []
     for yi, le in zip(y, shown, strict=True):
@@ -215,10 +215,11 @@ def lessons_figure(problem: Problem, lessons: list[Lesson], cond: Conditioning, 
     ax.set_xlabel(tx("range_pos", lang))
     ax.grid(axis="x", alpha=0.3)
     ax.spines[["right", "top"]].set_visible(False)
-    ax.legend(handles=[Patch(color=PRIOR_C, label=tx("prior_band", lang)),
-                       Patch(color=COND_C, label=tx("cond_band", lang))], fontsize=8, loc="upper center",
-              bbox_to_anchor=(0.35, -0.6 / max(len(shown), 1) - 0.05), ncol=2, frameon=False)
+    ax.set_ylim(-0.6, len(shown) - 0.4)
+    fig.legend(handles=[Patch(color=PRIOR_C, label=tx("prior_band", lang)),
+                        Patch(color=COND_C, label=tx("cond_band", lang))], fontsize=8, loc="lower center", ncol=2,
+               frameon=False)
     ax.set_title(tx("taught_title", lang, scenario=scenario) + "\n"
                  + tx("taught_sub", lang, k=len(shown), d=problem.d) + f"\n{_what(cond, lang)}", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.3 / fig.get_figheight(), 1, 1))
     return fig

@@ -165,7 +165,7 @@ def status_lines(exp: sa.Experiments, cond: cd.Conditioning | None) -> list[str]
             lo, hi = cd.CONFLICT_BAND
             lines.append(f"  note: {o.id} lies outside the {lo:g}–{hi:g} % band of the bare model values "
                          f"({num(r.prior[0])} – {num(r.prior[-1])}) but inside the prior predictive band (its "
-                         f"{100 * r.predictive_cdf:.2g} % point): the ensemble is narrower than the observation's "
+                         f"{100 * r.predictive_cdf:.3g} % point): the ensemble is narrower than the observation's "
                          "own uncertainty, so this is not a conflict")
     for row, why in cond.excluded:
         lines.append(f"  not evidence: {row.id} ({why})")
@@ -176,7 +176,7 @@ def _conflict_text(r: cd.RowResult) -> str:
     o = r.obs.row
     lo, hi = cd.CONFLICT_BAND
     return (f"{o.id} ({o.variable} at {o.time:g}) observed {num(o.value)} lies outside the prior predictive {lo:g}–{hi:g} % "
-            f"band (at its {100 * r.predictive_cdf:.2g} % point; model values {num(r.prior[0])} – {num(r.prior[-1])}): "
+            f"band (at its {100 * r.predictive_cdf:.3g} % point; model values {num(r.prior[0])} – {num(r.prior[-1])}): "
             "a structural conflict between the model and the data, reported and not used")
 
 
