@@ -7,6 +7,7 @@ Labels come from the model files (English or Chinese); nothing here names a mode
 from __future__ import annotations
 
 import math
+import textwrap
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -194,7 +195,7 @@ def lessons_figure(problem: Problem, lessons: list[Lesson], cond: Conditioning, 
                    top: int = 12) -> plt.Figure:
     """Prior vs conditioned 5–95 % bands and medians of the most-moved uncertainties, on their ranges."""
     shown = lessons[:top]
-    fig, ax = plt.subplots(figsize=(10, 2.2 + 0.55 * len(shown)))
+    fig, ax = plt.subplots(figsize=(10, 2.2 + 0.7 * len(shown)))
     y = np.arange(len(shown))[::-1]
     labels = []
     for yi, le in zip(y, shown, strict=True):
@@ -208,7 +209,9 @@ def lessons_figure(problem: Problem, lessons: list[Lesson], cond: Conditioning, 
         ax.text(1.02, yi, tx("shift", lang, s=le.shift, b=max(le.narrowing, 0))
                 + (f"\n{le.driver} (ρ {le.rho:+.2f})" if le.driver else ""), va="center", fontsize=7.5)
         q = next(u for u in problem.uncertainties if u.name == le.name)
-        labels.append(f"{q.label(lang)[:40]}\n[{le.low:g} – {le.high:g}]")
+        text = q.label(lang)
+        wrapped = textwrap.wrap(text, 34) if lang != "zh" else [text[i:i + 18] for i in range(0, len(text), 18)]
+        labels.append("\n".join(wrapped[:2]) + ("…" if len(wrapped) > 2 else "") + f"\n[{le.low:g} – {le.high:g}]")
     ax.set_yticks(y, labels, fontsize=8)
     ax.set_xlim(-0.02, 1.45)
     ax.set_xticks(np.linspace(0, 1, 6))
