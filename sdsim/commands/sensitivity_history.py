@@ -31,11 +31,6 @@ from ..report import Report
 from ..results import write_csv
 from ..textable import num, render
 
-HISTORY_HELP = ("condition the Monte Carlo ensemble on the history file's observations: match (keep the samples "
-                "with every implausibility <= --implausibility; default), weights (tempered likelihood weights), "
-                "off (the prior alone)")
-
-
 def check_options(args: Any, method: str) -> tuple[str, float]:
     """--history and --implausibility, checked before any work."""
     mode = getattr(args, "history", "match") or "match"
