@@ -31,6 +31,7 @@ from ..report import Report
 from ..results import write_csv
 from ..textable import num, render
 
+
 def check_options(args: Any, method: str) -> tuple[str, float]:
     """--history and --implausibility, checked before any work."""
     mode = getattr(args, "history", "match") or "match"
