@@ -65,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", metavar="A,B,C", help="analyse only these uncertainties")
     p.add_argument("--levers", action="store_true", help="analyse the levers over their policy ranges instead")
     p.add_argument("--second-order", action="store_true", help="Sobol second-order indices")
+    p.add_argument("--history", choices=("match", "weights", "off"), default="match",
+                   help="mc only: condition on the history file's observations: match (default: keep the samples "
+                        "that agree), weights (tempered likelihood weights), off (prior only)")
+    p.add_argument("--implausibility", type=float, default=3.0, metavar="Z",
+                   help="history matching cut-off in standard deviations (default 3)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>_<method>)")
     p.add_argument("--lang", choices=("en", "zh"), default="en")
     p.add_argument("--svg", action="store_true", help="also write SVG figures")

@@ -32,7 +32,7 @@ KINDS = ("observation", "target", "input", "context")
 SCOPES = ("seed", "new")
 _ROW_KEYS = (
     "variable", "t", "from", "to", "value", "tolerance", "interval", "kind", "scope", "group",
-    "provenance", "quote", "formula", "source", "note",
+    "provenance", "quote", "formula", "source", "note", "sets",
 )
 
 
@@ -53,6 +53,7 @@ class HistoryRow:
     provenance: str = ""
     source: str = ""
     note: str = ""
+    sets: tuple[str, ...] = ()  # parameters whose prior or value this figure set: then it is not evidence
 
     @property
     def time(self) -> float:
@@ -147,6 +148,13 @@ def _row(rid: str, e: Any, file: str, names: set[str], model: Model) -> HistoryR
         row.period = (lo, hi)
         if var not in model.flows and not (var in model.aux and model.aux[var].annual_total):
             raise ModelError(f"'{var}' is not a flow or an annual total: give t, not from/to", file, join(p, "variable"))
+    if "sets" in e:
+        sets = e["sets"] if isinstance(e["sets"], list) else [e["sets"]]
+        for k, name in enumerate(sets):
+            if name not in model.params:
+                raise ModelError(f"unknown parameter '{name}'{suggest(str(name), model.params)}", file,
+                                 join(p, "sets", k))
+        row.sets = tuple(str(s) for s in sets)
     if "tolerance" in e and "interval" in e:
         raise ModelError("give a tolerance or an interval, not both", file, p)
     if "tolerance" in e:

@@ -5,6 +5,11 @@ one batch; samples with no calibration solution are counted, reported and exclud
 :mod:`sdsim.sensitivity` for how each method handles them). Writes ``indices.csv``,
 ``goal_probability.csv`` (sobol, mc), ``quantiles.csv`` (mc), ``samples.npz``, figures and
 ``manifest.json`` to ``results/<scenario>_<method>[_levers]/``.
+
+With ``--method mc`` the ensemble is also conditioned on the model's history (``--history
+match|weights|off``, ``--implausibility``; :mod:`sdsim.conditioning`): prior and conditioned columns
+in ``goal_probability.csv`` and ``quantiles.csv``, ``history.csv``, ``history_taught.csv`` and their
+figures (:mod:`sdsim.commands.sensitivity_history`). Sobol', Morris and OAT stay prior-based.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from .. import conditioning as cd
 from .. import plots
 from .. import plots_sensitivity as ps
 from .. import sensitivity as sa
@@ -26,6 +32,7 @@ from ..errors import InputError
 from ..report import Report
 from ..results import check_target, manifest, output_names, result_dir, write_csv, write_json
 from ..textable import num, render
+from . import sensitivity_history as sh
 from .common import heading, load, require_goals, result_name, scenarios
 
 STAGES = ("sampling", "calibrating", "simulating", "analysing", "writing")
@@ -94,6 +101,7 @@ def main(args: argparse.Namespace) -> int:
     """Sample, calibrate, simulate, analyse; print the most influential inputs and goal probabilities."""
     t_start = time.perf_counter()
     n, subset = _options(args)
+    hmode, hthr = sh.check_options(args, args.method)
     model, cm = load(args)
     require_goals(model, "sensitivity")
     sc = scenarios(args, model, [args.scenario])[0]
@@ -126,12 +134,16 @@ def main(args: argparse.Namespace) -> int:
         bar.update()
         exp = sa.run_experiments(cm, problem, sc, design, end=sc.end if method == "mc" else goal_year, progress=bar)
         timings.update(exp.timings)
+        t0 = time.perf_counter()
+        cond = sh.run(cm, problem, sc, design, exp, method, hmode, hthr)
+        timings["condition_s"] = time.perf_counter() - t0
 
         bar.set_description("analysing")
         t0 = time.perf_counter()
         names = exp.outcome_names
         probs: list[sa.GoalProbability] = []
         quant: dict[str, np.ndarray] = {}
+        cquant: dict[str, np.ndarray] = {}
         used: dict[str, Any] = {}
         if method == "oat":
             indices = sa.analyze_oat(problem, exp)
@@ -144,17 +156,20 @@ def main(args: argparse.Namespace) -> int:
             indices = sa.analyze_mc(problem, design.x, exp.outcomes, exp.ok, names)
             probs = sa.goal_probability(model, exp)
             quant = sa.quantiles(exp.run, output_names(model, exp.run))
+            if cond is not None and cond.active:
+                cquant = cd.conditioned_quantiles(exp.run, list(quant), cond, sa.QUANTILES)
+        grows = cd.goal_rows(exp, probs, cond)
         timings["analyse_s"] = time.perf_counter() - t0
         bar.update()
 
         bar.set_description("writing results and figures")
         t0 = time.perf_counter()
         with result_dir(target) as d:
-            files = _write_tables(d, model, problem, exp, indices, probs, quant, design)
+            files = _write_tables(d, model, problem, exp, indices, grows, quant, design, cquant, cond)
             if not no_plots:
-                files += _write_figures(d, model, problem, exp, indices, probs, quant, method, lang, sc.label(lang),
-                                        used, args.svg)
-            files += _report(model, sc, problem, exp, indices, probs, method, args.seed, files).write(d)
+                files += _write_figures(d, model, problem, exp, indices, grows, quant, method, lang, sc.label(lang),
+                                        used, args.svg, cquant, cond)
+            files += _report(model, sc, problem, exp, indices, grows, method, args.seed, files, cond).write(d)
             timings["write_s"] = time.perf_counter() - t0
             timings["total_s"] = time.perf_counter() - t_start
             write_json(d / "manifest.json", manifest(
@@ -168,6 +183,7 @@ def main(args: argparse.Namespace) -> int:
                     "handling": _handling(method),
                 },
                 used=used, confidence_level=sa.CONF_LEVEL, bootstrap_resamples=sa.BOOTSTRAP,
+                history=cond.describe() if cond is not None else {"mode": "off", "note": sh.prior_only_note(method)},
                 timings_s={k: round(v, 4) for k, v in timings.items()},
                 files=[*files, "manifest.json"], language=lang,
             ))
@@ -175,7 +191,7 @@ def main(args: argparse.Namespace) -> int:
     finally:
         bar.close()
 
-    _summary(model, sc, problem, design, exp, indices, probs, method, n, args, used, timings, target, files)
+    _summary(model, sc, problem, design, exp, indices, grows, method, n, args, used, timings, target, files, cond)
     return 0
 
 
@@ -189,27 +205,31 @@ def _handling(method: str) -> str:
 
 
 def _write_tables(d: Path, model: Any, problem: sa.Problem, exp: sa.Experiments, indices: list[sa.Index],
-                  probs: list[sa.GoalProbability], quant: dict[str, np.ndarray], design: sa.Design) -> list[str]:
+                  probs: list[cd.GoalRow], quant: dict[str, np.ndarray], design: sa.Design,
+                  cquant: dict[str, np.ndarray], cond: cd.Conditioning | None) -> list[str]:
     write_csv(d / "indices.csv", ["method", "parameter", "output", "index", "value", "ci_low", "ci_high"],
               ([i.method, i.parameter, i.output, i.index, i.value, i.ci_low, i.ci_high] for i in indices))
     files = ["indices.csv"]
     if probs:
-        write_csv(d / "goal_probability.csv",
-                  ["goal", "variable", "year", "test", "threshold", "units", "n_samples", "n_met", "probability",
-                   "ci_low", "ci_high", "interval", "how", "p5_value", "median_value", "p95_value"],
-                  ([p.goal, model.goals[p.goal].variable, model.goals[p.goal].year, model.goals[p.goal].test,
-                    model.goals[p.goal].threshold, model.goals[p.goal].units, p.n, p.expected_met, p.probability,
-                    p.ci_low, p.ci_high, f"Wilson {sa.CONF_LEVEL:.0%}", p.how, p.p5, p.median, p.p95] for p in probs))
+        sh.write_goal_probability(d / "goal_probability.csv", model, probs)
         files.append("goal_probability.csv")
     if quant:
         years = exp.run.years
-        rows = ([name, int(y), *q[i]] for name, q in quant.items() for i, y in enumerate(years))
-        write_csv(d / "quantiles.csv", ["variable", "year", *[f"p{k}" for k in sa.QUANTILES]], rows)
+        empty = np.full(len(sa.QUANTILES), np.nan)
+        rows = ([name, int(y), *q[i], *(cquant[name][i] if name in cquant else empty)]
+                for name, q in quant.items() for i, y in enumerate(years))
+        write_csv(d / "quantiles.csv", ["variable", "year", *[f"p{k}" for k in sa.QUANTILES],
+                                        *[f"cond_p{k}" for k in sa.QUANTILES]], rows)
         files.append("quantiles.csv")
+    if cond is not None:
+        files += sh.write_tables(d, problem, exp, cond)
     free = sorted(exp.free)
     unit = {"u": design.u} if design.method == "morris" else {}  # Morris analysis needs the unit-grid design
+    weight = np.full(exp.ok.size, np.nan)
+    if cond is not None and cond.active:
+        weight[exp.ok] = cond.weights
     np.savez(
-        d / "samples.npz", names=np.array(problem.names), x=design.x, **unit, ok=exp.ok,
+        d / "samples.npz", names=np.array(problem.names), x=design.x, **unit, ok=exp.ok, history_weight=weight,
         reason=exp.reason.astype(str), outcome_names=np.array(exp.outcome_names), outcomes=exp.outcomes,
         probability=exp.probability, free_names=np.array(free),
         free=np.column_stack([np.zeros((design.x.shape[0], 0)), *(exp.free[f] for f in free)]),
@@ -219,8 +239,12 @@ def _write_tables(d: Path, model: Any, problem: sa.Problem, exp: sa.Experiments,
 
 
 def _write_figures(d: Path, model: Any, problem: sa.Problem, exp: sa.Experiments, indices: list[sa.Index],
-                   probs: list[sa.GoalProbability], quant: dict[str, np.ndarray], method: str, lang: str,
-                   title: str, used: dict[str, Any], svg: bool) -> list[str]:
+                   grows: list[cd.GoalRow], quant: dict[str, np.ndarray], method: str, lang: str,
+                   title: str, used: dict[str, Any], svg: bool, cquant: dict[str, np.ndarray],
+                   cond: cd.Conditioning | None) -> list[str]:
+    from .. import plots_conditioning as pc
+
+    probs = [r.prior for r in grows]
     if problem.levers:
         title = f"{title}, {ps.tx('levers_mode', lang)}"
     out: list[str] = []
@@ -238,11 +262,26 @@ def _write_figures(d: Path, model: Any, problem: sa.Problem, exp: sa.Experiments
         out += [p.name for p in plots.save(fig, d / name, svg)]
     if quant:
         fig = ps.fan_chart(model, exp.run.years, quant, probs, lang, title, int(exp.ok.sum()))
+        if cond is not None:
+            pc.add_conditioning(fig, model, exp.run.years, cquant, grows, cond, lang)
         out += [p.name for p in plots.save(fig, d / "fan_chart", svg)]
     if probs:
         fig = ps.probability_figure(model, probs, lang, title, exp.n_failed, sa.CONF_LEVEL)
+        if cond is not None and cond.active:
+            pc.add_conditioned_probabilities(fig, grows, lang)
         out += [p.name for p in plots.save(fig, d / "goal_probability", svg)]
+    if cond is not None and cond.rows:
+        fig = pc.hindcast_figure(model, exp.run, cond, lang, title)
+        out += [p.name for p in plots.save(fig, d / "history", svg)]
+    if cond is not None and cond.active:
+        fig = pc.lessons_figure(problem, cd.lessons(problem, design_x(exp), cond), cond, lang, title)
+        out += [p.name for p in plots.save(fig, d / "history_taught", svg)]
     return out
+
+
+def design_x(exp: sa.Experiments) -> np.ndarray:
+    """(n_ok, d) input values of the calibrated samples."""
+    return exp.design.x[exp.ok]
 
 
 def _fmt_index(method: str, i: sa.Index, signed: dict[tuple[str, str], float]) -> str:
@@ -258,7 +297,7 @@ def _fmt_index(method: str, i: sa.Index, signed: dict[tuple[str, str], float]) -
 
 
 TOP_HEADER = ["goal", "1st", "2nd", "3rd"]
-PROB_HEADER = ["goal", "threshold", "median", "5–95 %", "P(met)", "95% interval"]
+PROB_HEADER = sh.PROB_HEADER
 
 
 def _top_rows(exp: sa.Experiments, indices: list[sa.Index], method: str) -> tuple[str, list[list[str]]]:
@@ -275,18 +314,13 @@ def _top_rows(exp: sa.Experiments, indices: list[sa.Index], method: str) -> tupl
     return label, rows
 
 
-def _prob_rows(model: Any, probs: list[sa.GoalProbability]) -> list[list[str]]:
-    """goal, threshold, median, 5-95 %, P(met), interval."""
-    rows = []
-    for p in probs:
-        g = model.goals[p.goal]
-        rows.append([p.goal, f"{g.test} {num(g.threshold)}", num(p.median), f"{num(p.p5)} – {num(p.p95)}",
-                     ps.pct(p.probability), f"{ps.pct(p.ci_low)} – {ps.pct(p.ci_high)}"])
-    return rows
+def _prob_rows(model: Any, probs: list[cd.GoalRow]) -> list[list[str]]:
+    """goal, threshold, median, 5-95 %, prior P(met) and interval, conditioned P(met) and interval."""
+    return sh.prob_rows(model, probs)
 
 
 def _report(model: Any, sc: Any, problem: sa.Problem, exp: sa.Experiments, indices: list[sa.Index],
-            probs: list[sa.GoalProbability], method: str, seed: int, files: list[str]) -> Report:
+            probs: list[cd.GoalRow], method: str, seed: int, files: list[str], cond: cd.Conditioning | None) -> Report:
     """report.md / report.html: the tables of the printed summary and every figure."""
     what = "levers over their policy ranges" if problem.levers else "uncertainties"
     rep = Report(f"Sensitivity ({method}): {sc.label()}")
@@ -301,6 +335,7 @@ def _report(model: Any, sc: Any, problem: sa.Problem, exp: sa.Experiments, indic
     if probs:
         rep.heading(f"Probability of meeting each goal in {next(iter(model.goals.values())).year}")
         rep.table(PROB_HEADER, _prob_rows(model, probs))
+    sh.report_section(rep, problem, exp, cond, method)
     for f in files:
         if f.endswith(".png"):
             rep.image(f, f[:-4].replace("_", " "))
@@ -308,9 +343,9 @@ def _report(model: Any, sc: Any, problem: sa.Problem, exp: sa.Experiments, indic
 
 
 def _summary(model: Any, sc: Any, problem: sa.Problem, design: sa.Design, exp: sa.Experiments,
-             indices: list[sa.Index], probs: list[sa.GoalProbability], method: str, n: int | None,
+             indices: list[sa.Index], probs: list[cd.GoalRow], method: str, n: int | None,
              args: argparse.Namespace, used: dict[str, Any], timings: dict[str, float], target: Path,
-             files: list[str]) -> None:
+             files: list[str], cond: cd.Conditioning | None = None) -> None:
     print(heading(sc))
     for w in sc.warnings:
         print(f"  warning: {w}")
@@ -333,15 +368,22 @@ def _summary(model: Any, sc: Any, problem: sa.Problem, design: sa.Design, exp: s
     label, rows = _top_rows(exp, indices, method)
     print(f"\nMost influential {what} per goal ({label})")
     print(render(TOP_HEADER, rows))
+    if cond is None:
+        print(f"  note: {sh.prior_only_note(method)}")
     if probs:
-        src = f"{probs[0].n:,} samples" + (" (Sobol' A and B rows)" if method == "sobol" else "")
+        src = f"{probs[0].prior.n:,} samples" + (" (Sobol' A and B rows)" if method == "sobol" else "")
+        if cond is not None and cond.active:
+            src += (f"; conditioned: {int(cond.kept.sum()):,} kept" if cond.mode == "match"
+                    else f"; conditioned: effective sample size {cond.ess:,.0f}")
         print(f"\nProbability of meeting each goal in {next(iter(model.goals.values())).year} ({src})")
-        print(render(PROB_HEADER, _prob_rows(model, probs), [False, True, True, True, True, True]))
-        for p in probs:
+        print(render(PROB_HEADER, _prob_rows(model, probs), [False, True, True, True, True, True, True, True]))
+        for p in (r.prior for r in probs):
             g = model.goals[p.goal]
             if g.poisson:
                 print(f"  {p.goal}: mean over samples of the Poisson P(count {g.test} {num(g.threshold)}) "
                       "on each sample's expected count")
+    print()
+    sh.print_history(problem, exp, cond)
     stages = ", ".join(f"{k[:-2]} {v:.2f} s" for k, v in timings.items() if k != "total_s")
     print(f"\nTime: {timings.get('total_s', 0):.1f} s ({stages})")
     figs = sum(f.endswith(".png") for f in files)

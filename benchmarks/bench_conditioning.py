@@ -1,0 +1,105 @@
+"""Conditioning speed: 10,000 Monte Carlo samples, each re-calibrated to 2021, then conditioned on history.
+
+Stages timed: sampling, per-sample calibration (one vectorised call), one batch integration,
+conditioning (model values at every observation, implausibilities, history matching), prior and
+conditioned goal probabilities and quantiles of every output, and the whole command without figures
+(``simulate.py sensitivity --method mc --no-plots`` in-process, writing every CSV to a temporary
+folder). Target (issue 13): <= 3 s without figures on a quiet 2-core machine.
+
+Run by hand: ``python benchmarks/bench_conditioning.py [--samples N] [--repeat K] [--history MODE]``.
+Prints the median and best wall time of each stage; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sdsim import cli  # noqa: E402
+from sdsim import conditioning as cd  # noqa: E402
+from sdsim import sensitivity as sa  # noqa: E402
+from sdsim.compiler import compile_model  # noqa: E402
+from sdsim.model import load_model  # noqa: E402
+from sdsim.results import output_names  # noqa: E402
+from sdsim.scenario import load_scenario  # noqa: E402
+
+SCENARIO = ROOT / "scenarios" / "baseline.yaml"
+SEED = 1
+
+
+def library_path(cm, problem, sc, n: int, mode: str) -> dict[str, float]:
+    """Wall time of each stage (seconds), without writing files."""
+    out: dict[str, float] = {}
+    t0 = time.perf_counter()
+    design = sa.sample_mc(problem, n, SEED)
+    out["sample"] = time.perf_counter() - t0
+    exp = sa.run_experiments(cm, problem, sc, design, end=sc.end)
+    out["calibrate"] = exp.timings["calibrate_s"]
+    out["simulate"] = exp.timings["simulate_s"]
+    t = time.perf_counter()
+    run, _ = cd.history_experiments(cm, problem, sc, design, exp)
+    cond = cd.condition(cm.model, run, mode)
+    out["condition"] = time.perf_counter() - t
+    t = time.perf_counter()
+    rows = cd.goal_rows(exp, sa.goal_probability(cm.model, exp), cond)
+    names = output_names(cm.model, exp.run)
+    sa.quantiles(exp.run, names)
+    if cond.active:
+        cd.conditioned_quantiles(exp.run, names, cond, sa.QUANTILES)
+        cd.lessons(problem, design.x[exp.ok], cond)
+    out["probabilities+quantiles"] = time.perf_counter() - t
+    out["library total"] = time.perf_counter() - t0
+    assert rows
+    return out
+
+
+def command(n: int, mode: str) -> float:
+    """Wall time of the whole command without figures (seconds)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = ["sensitivity", str(SCENARIO), "--method", "mc", "--samples", str(n), "--seed", str(SEED),
+                "--history", mode, "--no-plots", "--out", os.path.join(tmp, "out")]
+        t = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):
+            code = cli.main(argv)
+        dt = time.perf_counter() - t
+    if code != 0:
+        raise SystemExit(f"command failed with exit code {code}")
+    return dt
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--samples", type=int, default=10_000)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--history", choices=cd.MODES, default="match")
+    args = ap.parse_args()
+    warnings.simplefilter("ignore")
+    model = load_model(ROOT / "model")
+    cm = compile_model(model)
+    sc = load_scenario(SCENARIO, model)
+    problem = sa.define_problem(model, sc)
+    library_path(cm, problem, sc, 200, args.history)  # warm-up (imports, caches)
+    runs = [library_path(cm, problem, sc, args.samples, args.history) for _ in range(args.repeat)]
+    cmd = [command(args.samples, args.history) for _ in range(args.repeat)]
+    print(f"Conditioning benchmark: {args.samples:,} samples, --history {args.history}, {args.repeat} repeats, "
+          f"{os.cpu_count()} CPUs, {problem.d} uncertainties")
+    print(f"{'stage':<26} {'median s':>9} {'best s':>8}")
+    for key in runs[0]:
+        vals = [r[key] for r in runs]
+        print(f"{key:<26} {statistics.median(vals):>9.3f} {min(vals):>8.3f}")
+    print(f"{'command, no figures':<26} {statistics.median(cmd):>9.3f} {min(cmd):>8.3f}   (target <= 3 s)")
+
+
+if __name__ == "__main__":
+    main()
