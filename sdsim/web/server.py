@@ -123,6 +123,8 @@ class Handler(BaseHTTPRequestHandler):
         if path.startswith("/static/") and path[len("/static/"):] in self.server.files:
             body, ctype = self.server.files[path[len("/static/"):]]
             return self._send(HTTPStatus.OK, body, ctype, {"Cache-Control": "max-age=3600"})
+        if path == "/favicon.ico":
+            return self._send(HTTPStatus.NO_CONTENT, b"", "image/x-icon")
         if path == "/api/meta":
             return self._guarded(lambda: self.server.service.meta())
         return self._error(HTTPStatus.NOT_FOUND, f"not found: {path}")
