@@ -121,6 +121,7 @@ async function central() {
   const seq = S.seq, at = S.changeAt;
   try {
     const data = await post("/api/run", requestBody(false));
+    const got = performance.now();
     if (seq >= S.rendered) {
       S.rendered = seq;
       render(data, false);
@@ -128,7 +129,8 @@ async function central() {
     }
     if (seq === S.seq) {
       const ms = performance.now() - at;
-      window.sdsimTimings.push({ seq, central_ms: ms, ensemble_ms: null });
+      window.sdsimTimings.push({ seq, central_ms: ms, ensemble_ms: null, server_ms: data.timing_ms.central,
+        response_ms: got - at, render_ms: performance.now() - got });
       document.body.dataset.centralSeq = seq;
       $("status").textContent = t("status")(Math.round(ms), t("ensembleWait"));
     }
@@ -284,6 +286,7 @@ function buildPanels() {
 function render(data, withEnsemble) {
   S.last = data;
   const ens = withEnsemble ? data.ensemble : null;
+  if (ens && ens.bands) S.lastEnsemble = { scenario: data.scenario.name, ens };
   const warn = $("warnings");
   warn.hidden = !data.warnings.length;
   warn.textContent = data.warnings.join(" · ");
@@ -326,51 +329,55 @@ function drawPlot(el, g, row, data, ens) {
   const k = g.percent ? 100 : 1;
   const sc = (a) => a.map((x) => (x === null ? null : x * k));
   const years = data.years;
-  const traces = [];
-  if (ens && ens.bands) {
-    const b = ens.bands[g.name];
-    traces.push({ x: ens.years, y: sc(b.p95), mode: "lines", line: { width: 0 }, hoverinfo: "skip" });
-    traces.push({ x: ens.years, y: sc(b.p5), mode: "lines", line: { width: 0 }, fill: "tonexty",
-      fillcolor: "rgba(31,95,168,0.18)", name: t("lBand") });
-  }
+  const last = [years[0], years[years.length - 1]];
+  // the ensemble band of this run, or the previous one until the new ensemble arrives (its P is marked stale)
+  const fresh = !!(ens && ens.bands);
+  const e = fresh ? ens : S.lastEnsemble && S.lastEnsemble.scenario === data.scenario.name ? S.lastEnsemble.ens : null;
+  const b = e ? e.bands[g.name] : { p5: [], p95: [] };
+  const ey = e ? e.years : [];
   const bs = data.baseline.series[g.name];
-  traces.push({ x: data.baseline.years, y: sc(bs.value), mode: "lines", name: t("lBaseline"),
-    line: { color: "#7f8c8d", dash: "dash", width: 1.5 } });
   const s = data.series[g.name];
-  if (s.reported) {
-    traces.push({ x: years, y: sc(s.reported), mode: "lines", name: t("lReported"),
-      line: { color: "#16a085", dash: "dot", width: 1.5 } });
-  }
-  traces.push({ x: years, y: sc(s.value), mode: "lines", name: t("lScenario"), line: { color: "#1f5fa8", width: 2.5 } });
-  traces.push({ x: [years[0], years[years.length - 1]], y: [g.threshold * k, g.threshold * k], mode: "lines",
-    name: t("lGoal"), line: { color: "#c0392b", dash: "dash", width: 1.5 } });
-  if (row.threshold_reported !== null) {
-    traces.push({ x: [years[0], years[years.length - 1]], y: [row.threshold_reported * k, row.threshold_reported * k],
-      mode: "lines", name: t("scaled"), line: { color: "#e59866", dash: "dot", width: 1 } });
-  }
-  traces.push({ x: [g.year], y: [row.value * k], mode: "markers", name: String(g.year),
-    marker: { symbol: "diamond", size: 10, color: row.met ? "#2e9d57" : "#c0392b", line: { color: "#000", width: 1 } } });
-  for (const p of g.points) {
-    if (p.kind === "fact") {
-      traces.push({ x: [p.t], y: [p.value * k], mode: "markers", name: t("lObs"),
-        marker: { symbol: "star", size: 14, color: "#f39c12", line: { color: "#000", width: 1 } } });
-    } else {
-      traces.push({ x: [p.t], y: [p.value * k], mode: "markers", name: t("lHist"),
-        error_y: { type: "data", symmetric: false, array: [(p.hi - p.value) * k], arrayminus: [(p.value - p.lo) * k], color: "#000" },
-        marker: { symbol: "circle-open", size: 8, color: p.reported ? "#16a085" : "#000", line: { width: 2 } } });
-    }
-  }
-  for (const p of g.targets) {
-    traces.push({ x: [p.t], y: [p.value * k], mode: "markers", name: t("lTarget"),
-      marker: { symbol: "diamond-open", size: 10, color: "#c0392b", line: { width: 2 } } });
-  }
+  const facts = g.points.filter((p) => p.kind === "fact");
+  const obs = (rep) => g.points.filter((p) => p.kind !== "fact" && p.reported === rep);
+  const obsTrace = (pts, color) => ({
+    x: pts.map((p) => p.t), y: pts.map((p) => p.value * k), mode: "markers", name: t("lHist"),
+    error_y: { type: "data", symmetric: false, array: pts.map((p) => (p.hi - p.value) * k),
+      arrayminus: pts.map((p) => (p.value - p.lo) * k), color },
+    marker: { symbol: "circle-open", size: 8, color, line: { width: 2 } },
+  });
+  const thr = row.threshold_reported !== null ? row.threshold_reported * k : null;
+  const traces = [
+    { x: ey, y: sc(b.p95), mode: "lines", line: { width: 0 }, hoverinfo: "skip" },
+    { x: ey, y: sc(b.p5), mode: "lines", line: { width: 0 }, fill: "tonexty", name: t("lBand"),
+      fillcolor: "rgba(31,95,168,0.18)" },
+    { x: data.baseline.years, y: sc(bs.value), mode: "lines", name: t("lBaseline"),
+      line: { color: "#7f8c8d", dash: "dash", width: 1.5 } },
+    { x: s.reported ? years : [], y: s.reported ? sc(s.reported) : [], mode: "lines", name: t("lReported"),
+      line: { color: "#16a085", dash: "dot", width: 1.5 } },
+    { x: years, y: sc(s.value), mode: "lines", name: t("lScenario"), line: { color: "#1f5fa8", width: 2.5 } },
+    { x: last, y: [g.threshold * k, g.threshold * k], mode: "lines", name: t("lGoal"),
+      line: { color: "#c0392b", dash: "dash", width: 1.5 } },
+    { x: thr === null ? [] : last, y: thr === null ? [] : [thr, thr], mode: "lines", name: t("scaled"),
+      line: { color: "#e59866", dash: "dot", width: 1 } },
+    { x: [g.year], y: [row.value * k], mode: "markers", name: String(g.year),
+      marker: { symbol: "diamond", size: 10, color: row.met ? "#2e9d57" : "#c0392b", line: { color: "#000", width: 1 } } },
+    { x: facts.map((p) => p.t), y: facts.map((p) => p.value * k), mode: "markers", name: t("lObs"),
+      marker: { symbol: "star", size: 14, color: "#f39c12", line: { color: "#000", width: 1 } } },
+    obsTrace(obs(false), "#000"),
+    obsTrace(obs(true), "#16a085"),
+    { x: g.targets.map((p) => p.t), y: g.targets.map((p) => p.value * k), mode: "markers", name: t("lTarget"),
+      marker: { symbol: "diamond-open", size: 10, color: "#c0392b", line: { width: 2 } } },
+  ];
+  const key = JSON.stringify([traces, S.lang]);
+  if (el.dataset.drawn === key) return; // this goal did not change: no redraw
+  el.dataset.drawn = key;
   const layout = {
     margin: { l: 52, r: 8, t: 6, b: 24 }, showlegend: false, hovermode: "closest",
     xaxis: { dtick: 2, range: [years[0] - 1.3, years[years.length - 1] + 0.3] },
     yaxis: { ticksuffix: g.percent ? "%" : "", rangemode: "tozero", zeroline: false },
     paper_bgcolor: "#fff", plot_bgcolor: "#fafbfc",
   };
-  Plotly.react(el, traces, layout, { displayModeBar: false, responsive: true, staticPlot: false });
+  Plotly.react(el, traces, layout, { displayModeBar: false, responsive: true });
 }
 
 // ------------------------------------------------------------------------------------- language
