@@ -17,6 +17,7 @@ const UI = {
     ens: (ok, n, ms) => `${ok} of ${n} samples reproduce the calibration year, ${ms} ms`,
     expected: "expected count", poissonP: "P(≥ goal), Poisson",
     error: "Cannot run: ",
+    pHelp: (n) => `share of ${n} ensemble samples (the model's uncertain assumptions, each re-calibrated) that meet the goal, with its 95 % interval`,
   },
   zh: {
     scenario: "情景", reset: "重置杠杆", download: "下载为情景 YAML", other: "English",
@@ -32,6 +33,7 @@ const UI = {
     ens: (ok, n, ms) => `${n} 个样本中 ${ok} 个可复现校准年，${ms} 毫秒`,
     expected: "期望值", poissonP: "泊松概率",
     error: "无法运行：",
+    pHelp: (n) => `集合中 ${n} 个样本（不确定假设，逐个重新校准）达成目标的比例及其 95% 区间`,
   },
 };
 
@@ -309,6 +311,7 @@ function render(data, withEnsemble) {
       const pr = ens.probability[row.name], ci = ens.interval[row.name];
       p.textContent = `${t("p")} ${(100 * pr).toFixed(0)}% [${(100 * ci[0]).toFixed(0)}–${(100 * ci[1]).toFixed(0)}]`;
       p.dataset.value = String(pr);
+      p.title = t("pHelp")(ens.n_ok);
       p.classList.remove("stale");
     } else {
       if (!p.textContent) p.textContent = `${t("p")} …`;
