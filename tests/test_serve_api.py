@@ -278,3 +278,18 @@ def test_serve_on_a_busy_port_says_so(server, capsys):
     assert cli_main(["serve", "--port", str(port)]) == 2
     err = capsys.readouterr().err.strip()
     assert "cannot listen on 127.0.0.1" in err and err.count("\n") == 0
+
+
+def test_serve_warns_when_listening_beyond_this_machine(monkeypatch, capsys):
+    from sdsim.web import server as web_server
+
+    def stop(self, *a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(web_server.App, "serve_forever", stop)
+    monkeypatch.setattr(Service, "warm", lambda self, name=None: None)
+    assert cli_main(["serve", "--host", "127.0.0.2", "--port", "0", "--samples", "5"]) == 0
+    out = capsys.readouterr()
+    assert "warning: serving on 127.0.0.2" in out.err and "Serving the interactive page at http://127.0.0.2:" in out.out
+    assert cli_main(["serve", "--port", "0", "--samples", "5"]) == 0
+    assert "warning" not in capsys.readouterr().err
