@@ -193,7 +193,7 @@ def test_bad_requests_answer_400_with_one_line(server, body, expect):
     (b"\xff\xfe", "not UTF-8"),
     (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
     (b" " * (2 << 20), "at most"),
-])
+], ids=["not-json", "nan", "overflow", "not-utf8", "deep", "too-large"])
 def test_malformed_bodies_answer_400(server, raw, expect):
     status, out = call(server, "/api/run", raw=raw)
     assert status == 400 and expect in out["error"] and "\n" not in out["error"]

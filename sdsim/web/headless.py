@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,16 @@ class Server:
         if not self.url:
             self.stop()
             raise RuntimeError("the server did not start:\n" + "".join(lines))
+        self.log = lines
+        # keep reading the server's output, so that a full pipe never blocks it
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        try:
+            for line in self.proc.stdout or ():
+                self.log.append(line)
+        except (OSError, ValueError):
+            pass
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -97,7 +108,10 @@ class Server:
                 self.proc.kill()
                 self.proc.wait(10)
         if self.proc.stdout:
-            self.proc.stdout.close()
+            try:
+                self.proc.stdout.close()
+            except (OSError, ValueError):
+                pass
 
     def __enter__(self) -> Server:
         return self

@@ -28,6 +28,7 @@ from ..errors import InputError
 from .service import Service
 
 MAX_BODY = 1 << 20  # bytes of a request body
+DISCARD_MAX = 64 << 20  # a larger body is not even read: the connection is closed
 STATIC = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
           "app.css": "text/css; charset=utf-8"}
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -165,6 +166,13 @@ class Handler(BaseHTTPRequestHandler):
             raise InputError("a request body with a Content-Length is required", "request")
         n = int(text)
         if n > MAX_BODY:
+            if n <= DISCARD_MAX:  # read it away, so that the client sees the answer rather than a reset connection
+                left = n
+                while left > 0:
+                    chunk = self.rfile.read(min(left, 1 << 16))
+                    if not chunk:
+                        break
+                    left -= len(chunk)
             raise InputError(f"the request body is {n:,} bytes; at most {MAX_BODY:,} are accepted", "request")
         raw = self.rfile.read(n)
         try:
