@@ -225,6 +225,8 @@ function leverRow(l, sc, start) {
   div.querySelector(".desc").textContent = l.note || l.quote || "";
   const slider = div.querySelector("input[type=range]");
   const box = div.querySelector("input[type=text]");
+  slider.setAttribute("aria-label", label(l));
+  box.setAttribute("aria-label", `${label(l)} (${l.units})`);
   slider.value = typeof shown === "number" ? shown : l.value;
   box.value = String(shown);
   slider.addEventListener("input", () => {
