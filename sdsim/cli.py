@@ -21,6 +21,7 @@ COMMANDS = {
     "describe": "stocks, flows, loops, parameters with provenance, goals",
     "check": "model validity tests (units, mass balance, dt convergence, extremes, calibration)",
     "export": "write the model for Stella / Vensim / PySD (XMILE)",
+    "serve": "interactive page on 127.0.0.1: lever sliders, live goal panels, JSON API (needs the 'app' extra)",
 }
 
 
@@ -93,6 +94,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scenario", nargs="?", metavar="SCENARIO")
     p.add_argument("--format", choices=("xmile",), default="xmile")
     p.add_argument("--out", metavar="FILE", help="output file (default: results/<scenario>.xmile)")
+    _common(p)
+
+    p = sub.add_parser("serve", help=COMMANDS["serve"], description=COMMANDS["serve"])
+    p.add_argument("--port", type=int, default=8050, help="port (default 8050; 0: any free port)")
+    p.add_argument("--host", default="127.0.0.1", metavar="ADDR",
+                   help="address to listen on (default 127.0.0.1: this machine only; another address warns)")
+    p.add_argument("--lang", choices=("en", "zh"), default="en", help="initial page language")
+    p.add_argument("--scenarios", metavar="DIR", help="your scenario folder (default ./scenarios); the shipped "
+                   "scenarios are listed too")
+    p.add_argument("--samples", type=int, default=200, metavar="N", help="ensemble samples (default 200)")
+    p.add_argument("--seed", type=int, default=12345, metavar="S", help="ensemble random seed (default 12345)")
+    p.add_argument("--verbose", action="store_true", help="log every request")
     _common(p)
     return parser
 
