@@ -372,7 +372,8 @@ def run_experiments(
             params[q.name] = col
     stage(f"calibrating {n:,} samples to {cal.end}")
     t0 = time.perf_counter()
-    solved, res = calibrated_params(cm, params, scenario.dt, scenario.method, strict=False)
+    with np.errstate(all="ignore"):  # samples without a solution are flagged and counted, not printed by numpy
+        solved, res = calibrated_params(cm, params, scenario.dt, scenario.method, strict=False)
     timings["calibrate_s"] = time.perf_counter() - t0
     if progress is not None:
         progress.update(1)
@@ -393,7 +394,8 @@ def run_experiments(
     stage(f"simulating {idx.size:,} runs {grid.start}-{grid.end}")
     t0 = time.perf_counter()
     levers = scenario_levers(cm, grid, sub, scenario.levers, sub_settings, first_year=policy_start(scenario, model))
-    run = simulate(cm, sub, levers, grid, scenario.method, n=idx.size)
+    with np.errstate(all="ignore"):
+        run = simulate(cm, sub, levers, grid, scenario.method, n=idx.size)
     timings["simulate_s"] = time.perf_counter() - t0
     if progress is not None:
         progress.update(1)

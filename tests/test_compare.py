@@ -23,7 +23,7 @@ title: {en: No HTE renewals in 2024}
 description: every HTE certificate expiring in 2024 fails renewal
 end: 2030
 levers:
-  renewal_shock: {table: {2024: 0, 2025: 1}}
+  renewal_shock: {table: {2024: 0, 2025: 0, 2026: 1}}
 """
 
 
@@ -61,7 +61,7 @@ def test_compare_writes_its_files(compared):
                                                      "report.html", "report.md"]
     md = (out / "report.md").read_text(encoding="utf-8")
     assert "![" in md and "(matrix.png)" in md and "(overlay.png)" in md
-    assert "| registry_review 0.9 |" in md and "| renewal_shock table 2024: 0, 2025: 1 |" in md  # what each sets
+    assert "| registry_review 0.9 |" in md and "| renewal_shock table 2024: 0, 2025: 0, 2026: 1 |" in md  # what each sets
     assert not list(out.parent.glob(".compare.tmp-*"))
 
 
@@ -125,7 +125,7 @@ def test_manifest_records_scenarios_parameters_and_calibration(compared, model):
     assert [s["name"] for s in man["scenarios"]] == NAMES
     req = load_scenario(SC / "register_requalification.yaml", model)
     assert man["scenarios"][2]["levers"] == {"registry_review": req.levers["registry_review"].value}
-    assert man["scenarios"][3]["levers"] == {"renewal_shock": {"table": {"2024": 0.0, "2025": 1.0}}}
+    assert man["scenarios"][3]["levers"] == {"renewal_shock": {"table": {"2024": 0.0, "2025": 0.0, "2026": 1.0}}}
     assert set(man["parameters"]) == set(NAMES)
     assert all(c["max_abs_relative_residual"] < 1e-6 for c in man["calibration"].values())
     assert set(man["model_files_sha256"]) == set(model.file_hashes)

@@ -282,12 +282,12 @@ def test_same_seed_gives_identical_csv_files(tmp_path, method, extra):
 def test_mc_writes_quantiles_and_a_manifest_with_the_seed(tmp_path):
     import json
 
-    code, out = _run(tmp_path, "mc", "--method", "mc", "--samples", "32", "--seed", "5")
+    code, out = _run(tmp_path, "mc", "--method", "mc", "--samples", "64", "--seed", "5")
     assert code == 0
     man = json.loads((out / "manifest.json").read_text())
     assert man["random_seed"] == 5 and man["method"] == "mc"
     ok = np.load(out / "samples.npz")["ok"]
-    assert ok.size == 32 and man["calibration"]["failed"] == int((~ok).sum())  # counted, as samples.npz records
+    assert ok.size == 64 and man["calibration"]["failed"] == int((~ok).sum())  # counted, as samples.npz records
     assert sum(man["calibration"]["by_reason"].values()) == man["calibration"]["failed"]
     head = (out / "quantiles.csv").read_text().splitlines()[0]
     assert head == "variable,year,p5,p25,p50,p75,p95"
