@@ -290,7 +290,7 @@ def test_mc_writes_quantiles_and_a_manifest_with_the_seed(tmp_path):
     assert ok.size == 64 and man["calibration"]["failed"] == int((~ok).sum())  # counted, as samples.npz records
     assert sum(man["calibration"]["by_reason"].values()) == man["calibration"]["failed"]
     head = (out / "quantiles.csv").read_text().splitlines()[0]
-    assert head == "variable,year,p5,p25,p50,p75,p95"
+    assert head == "variable,year,p5,p25,p50,p75,p95,cond_p5,cond_p25,cond_p50,cond_p75,cond_p95"  # prior, conditioned
 
 
 @pytest.mark.parametrize("argv,message", [
