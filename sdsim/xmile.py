@@ -173,7 +173,10 @@ class XmileExport:
 
 def _comment(text: str) -> str:
     """An XML comment (``--`` is not allowed inside one)."""
-    return f"<!-- {escape(text).replace('--', '- -')} -->"
+    body = escape(text)
+    while "--" in body:  # '---' -> '- --' would still hold '--'; repeat until none is left
+        body = body.replace("--", "- -")
+    return f"<!-- {body.rstrip('-')} -->"
 
 
 def _doc(*parts: str) -> str:
