@@ -189,8 +189,10 @@ def _handling(method: str) -> str:
 
 def _write_tables(d: Path, model: Any, problem: sa.Problem, exp: sa.Experiments, indices: list[sa.Index],
                   probs: list[sa.GoalProbability], quant: dict[str, np.ndarray], design: sa.Design) -> list[str]:
-    write_csv(d / "indices.csv", ["method", "parameter", "output", "index", "value", "ci_low", "ci_high"],
-              ([i.method, i.parameter, i.output, i.index, i.value, i.ci_low, i.ci_high] for i in indices))
+    write_csv(d / "indices.csv", ["method", "parameter", "output", "index", "value", "ci_low", "ci_high", "note"],
+              ([i.method, i.parameter, i.output, i.index, i.value, i.ci_low, i.ci_high,
+                ("unaffected by these inputs" if i.index == "relative_spread" else "round-off, not an effect")
+                if i.note == sa.UNAFFECTED else ""] for i in indices))
     files = ["indices.csv"]
     if probs:
         write_csv(d / "goal_probability.csv",
@@ -223,8 +225,13 @@ def _write_figures(d: Path, model: Any, problem: sa.Problem, exp: sa.Experiments
     if problem.levers:
         title = f"{title}, {ps.tx('levers_mode', lang)}"
     out: list[str] = []
+    flat = sa.unaffected_outputs(indices)
     for goal in exp.outcome_names:
-        if method == "oat":
+        if goal in flat and method != "mc":
+            name, fig = f"{ {'oat': 'tornado'}.get(method, method)}_{goal}", ps.unaffected_figure(
+                model, problem, goal, lang, title, flat[goal], method,
+                float(np.nanmedian(exp.outcomes[exp.ok, exp.outcome_names.index(goal)])))
+        elif method == "oat":
             name, fig = f"tornado_{goal}", ps.tornado(model, problem, indices, goal, lang, title)
         elif method == "morris":
             name, fig = f"morris_{goal}", ps.morris_figure(model, problem, indices, goal, lang, title,
@@ -257,6 +264,12 @@ def _fmt_index(method: str, i: sa.Index, signed: dict[tuple[str, str], float]) -
 
 
 TOP_HEADER = ["goal", "1st", "2nd", "3rd"]
+
+
+def unaffected_text(spread: float) -> str:
+    """Table cell of an output these inputs do not move."""
+    how = "constant" if spread == 0 else f"relative spread {spread:.0e} <= {sa.UNAFFECTED_RTOL:.0e}, round-off"
+    return f"unaffected by these inputs ({how})"
 PROB_HEADER = ["goal", "threshold", "median", "5–95 %", "P(met)", "95% interval"]
 
 
@@ -267,9 +280,13 @@ def _top_rows(exp: sa.Experiments, indices: list[sa.Index], method: str) -> tupl
     label = {"oat": "|high - low| in the goal's units", "morris": "μ*, goal units per whole range",
              "sobol": "total-order index ST", "mc": "Spearman rank correlation"}[method]
     rows = []
+    flat = sa.unaffected_outputs(indices)
     for goal in exp.outcome_names:
+        if goal in flat:
+            rows.append([goal, unaffected_text(flat[goal]), "", ""])
+            continue
         top = [i for i in sa.ranking(indices, method, goal) if i.value > 0][:3]  # an inert input is not "influential"
-        cells = [_fmt_index(method, i, signed) for i in top] or ["(constant: no input changes it)"]
+        cells = [_fmt_index(method, i, signed) for i in top] or ["(no input changes it)"]
         rows.append([goal, *cells, *[""] * (3 - len(cells))])
     return label, rows
 
