@@ -430,10 +430,20 @@ def overlay_figure(
     labels = [label for label, _ in runs]
     ref = labels[reference] if reference is not None and runs else None
     goal_axes = fig.axes[: len(model.goals)]
+    markers = ("o", "s", "^", "v", "P", "X", "<", ">", "h", "*", "p", "d")
+    styles = ("-", (0, (6, 2)), "-.", (0, (2, 1.5)))
+    period = min(len(runs), 4) or 1
     for ax in goal_axes:
         ax.set_title(_wrap(ax.get_title(), lang, 44), fontsize=10)
         ref_color = None
         for line in ax.get_lines():
+            lab = line.get_label()
+            if lab in labels and lab != ref and len(runs) > 3:
+                # many scenarios: each its own marker shape, line style and marker years, so a line that
+                # coincides with others still shows (its markers sit on other years than theirs)
+                k = labels.index(lab)
+                line.set(marker=markers[k % len(markers)], markevery=(k % period, period), ms=5,
+                         ls=styles[(k // len(markers) + k) % len(styles)], lw=1.6)
             if ref is not None and line.get_label() == ref:
                 ref_color = line.get_color()
                 line.set(color="black", ls="--", lw=1.6, marker="none", zorder=4)
@@ -470,7 +480,7 @@ def overlay_figure(
 
 
 TEXT["overlay_note"] = {
-    "en": "Dashed black: {name}. A scenario whose line is hidden under it has the same values; "
-          "diamonds mark the goal year, dashed red lines the goals.",
-    "zh": "黑色虚线：{name}。被其遮住的情景与之数值相同；菱形标记目标年份，红色虚线为目标值。",
+    "en": "Dashed black: {name}. Each scenario has its own marker, placed on different years, so lines with the "
+          "same values still show; diamonds mark the goal year, dashed red lines the goals.",
+    "zh": "黑色虚线：{name}。每个情景有各自的标记，标在不同年份，数值相同的线条也可辨认；菱形标记目标年份，红色虚线为目标值。",
 }

@@ -199,7 +199,7 @@ def morris_figure(model: Model, problem: Problem, indices: list[Index], goal: st
     x = np.array([ms[k].value for k in names])
     y = np.array([sg[k].value for k in names])
     err = np.abs(np.array([[ms[k].value - ms[k].ci_low, ms[k].ci_high - ms[k].value] for k in names]).T)
-    fig, (ax, side) = plt.subplots(1, 2, figsize=(12.5, 6.2), gridspec_kw={"width_ratios": [1.6, 1]})
+    fig, (ax, side) = plt.subplots(1, 2, figsize=(12.5, 5.4), gridspec_kw={"width_ratios": [2.1, 1]})
     ax.errorbar(x, y, xerr=np.nan_to_num(err), fmt="o", color="#1f4e79", ecolor="#a9cce3", ms=5, capsize=2)
     xmax = max(np.nanmax(x + np.nan_to_num(err[1])), 1e-12) * 1.08
     ymax = max(np.nanmax(y), 1e-12) * 1.15
@@ -207,14 +207,28 @@ def morris_figure(model: Model, problem: Problem, indices: list[Index], goal: st
     ax.plot([0, d], [0, d], color="grey", ls=":", lw=1, label=tx("diag", lang))
     order = [i for i in np.argsort(-x, kind="stable")[:LABELLED] if x[i] > 0]
     lines = []
+    placed: list[tuple[float, float]] = []  # label positions in axes fractions, to keep labels apart
     for rank, i in enumerate(order, start=1):
+        px, py = x[i] / xmax, y[i] / ymax
+        best = None
+        for dx, dy in ((6, 6), (6, -13), (-14, 6), (-14, -13), (12, 14), (12, -20), (-20, 14), (-20, -20)):
+            lx, ly = px + dx / 900, py + dy / 500  # roughly points -> axes fraction
+            gap = min((abs(lx - a) * 4 + abs(ly - b) * 6 for a, b in placed), default=9.0)
+            if best is None or gap > best[0]:
+                best = (gap, dx, dy, lx, ly)
+            if gap > 0.35:
+                break
+        _, dx, dy, lx, ly = best  # type: ignore[misc]
+        placed.append((lx, ly))
         ax.annotate(str(rank), (x[i], y[i]), fontsize=9, fontweight="bold", color="#922b21",
-                    xytext=(4, 4), textcoords="offset points")
-        lines.append(f"{rank}. {_input_label(problem, names[i], lang, False)}\n"
-                     f"    μ* = {fmt_value(x[i], g.units)}, σ = {fmt_value(y[i], g.units)}")
+                    xytext=(dx, dy), textcoords="offset points",
+                    arrowprops={"arrowstyle": "-", "color": "#922b21", "lw": 0.6} if abs(dx) > 6 else None)
+        label = _input_label(problem, names[i], lang, False).replace("\n", " ")
+        label = "\n    ".join(textwrap.wrap(label, 40)) if lang != "zh" else label
+        lines.append(f"{rank}. {label}\n    μ* = {fmt_value(x[i], g.units)}, σ = {fmt_value(y[i], g.units)}")
     side.axis("off")
-    side.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", fontsize=8.5, transform=side.transAxes,
-              linespacing=1.5)
+    side.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", fontsize=9, transform=side.transAxes,
+              linespacing=1.45)
     units = unit_label(g.units, lang)
     ax.set_xlabel(tx("mu_star", lang, units=units))
     ax.set_ylabel(tx("sigma", lang, units=units))
