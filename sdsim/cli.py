@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", metavar="A,B,C", help="analyse only these uncertainties")
     p.add_argument("--levers", action="store_true", help="analyse the levers over their policy ranges instead")
     p.add_argument("--second-order", action="store_true", help="Sobol second-order indices")
+    p.add_argument("--member", type=int, metavar="K",
+                   help="write experiment K of this design (same method, samples, seed, inputs) as a scenario file "
+                        "that `run` reproduces exactly, instead of analysing")
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>_<method>)")
     p.add_argument("--lang", choices=("en", "zh"), default="en")
     p.add_argument("--svg", action="store_true", help="also write SVG figures")

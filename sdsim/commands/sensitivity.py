@@ -104,6 +104,8 @@ def main(args: argparse.Namespace) -> int:
         sa.check_samples(model, method, n, problem.d, (sc.end if method == "mc" else goal_year) - sc.start + 1,
                          args.second_order)
     default = Path("results") / f"{result_name(sc)}_{method}{'_levers' if args.levers else ''}"
+    if getattr(args, "member", None) is not None:
+        return _export_member(args, model, sc, problem, n, default)
     target = check_target(args.out if args.out else default)
     no_plots = getattr(args, "no_plots", False)
     lang = plots.setup_language(args.lang) if not no_plots else "en"
@@ -113,14 +115,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         bar.set_description(f"sampling ({method})")
         t0 = time.perf_counter()
-        if method == "oat":
-            design = sa.sample_oat(problem)
-        elif method == "morris":
-            design = sa.sample_morris(problem, n, args.seed)  # type: ignore[arg-type]
-        elif method == "sobol":
-            design = sa.sample_sobol(problem, n, args.seed, args.second_order)  # type: ignore[arg-type]
-        else:
-            design = sa.sample_mc(problem, n, args.seed)  # type: ignore[arg-type]
+        design = _design(problem, method, n, args.seed, args.second_order)
         timings["sample_s"] = time.perf_counter() - t0
         bar.update()
         exp = sa.run_experiments(cm, problem, sc, design, end=sc.end if method == "mc" else goal_year, progress=bar)
@@ -175,6 +170,87 @@ def main(args: argparse.Namespace) -> int:
         bar.close()
 
     _summary(model, sc, problem, design, exp, indices, probs, method, n, args, used, timings, target, files)
+    return 0
+
+
+MEMBER_MARKER = "# Written by sdsim sensitivity --member"
+
+
+def _design(problem: sa.Problem, method: str, n: int | None, seed: int, second_order: bool) -> sa.Design:
+    if method == "oat":
+        return sa.sample_oat(problem)
+    if method == "morris":
+        return sa.sample_morris(problem, n, seed)  # type: ignore[arg-type]
+    if method == "sobol":
+        return sa.sample_sobol(problem, n, seed, second_order)  # type: ignore[arg-type]
+    return sa.sample_mc(problem, n, seed)  # type: ignore[arg-type]
+
+
+def member_scenario(sc: Any, problem: sa.Problem, row: np.ndarray, k: int, what: str) -> dict[str, Any]:
+    """Experiment ``row`` of a design as a scenario file's data: the scenario as resolved, plus the sampled values.
+
+    Uncertainties (lever baselines included) become ``parameters`` (from t0, re-calibrated, as sampled);
+    policy-mode lever settings become constant ``levers`` (from the first lever year, like ``--set``).
+    """
+    levers = {name: fn.to_yaml() for name, fn in sc.levers.items()}
+    params = dict(sc.parameters)
+    for q, v in zip(problem.uncertainties, row, strict=True):
+        if not np.isfinite(v):  # NaN: the scenario's own setting
+            continue
+        if q.lever:
+            levers[q.name] = float(v)
+        else:
+            params[q.name] = float(v)
+    name = f"{sc.name}_member{k}"
+    if len(name) > 64:
+        name = f"{sc.name[: 64 - len(f'_member{k}')]}_member{k}"
+    return {
+        "name": name,
+        "title": {"en": f"{sc.label('en')}: ensemble member {k}",
+                  **({"zh": f"{sc.title['zh']}：第{k}个样本"} if sc.title.get("zh") else {})},
+        "description": f"Experiment {k} of `{what}` on {sc.file}; `simulate.py run` on this file reproduces it.",
+        "end": sc.end, "dt": f"1/{round(1 / sc.dt)}", "method": sc.method,
+        "levers": levers, "parameters": params,
+    }
+
+
+def _export_member(args: argparse.Namespace, model: Any, sc: Any, problem: sa.Problem, n: int | None,
+                   default: Path) -> int:
+    """Write experiment ``--member K`` of the design as a scenario file (no analysis)."""
+    import yaml
+
+    from ..results import check_file_target, file_starts_with
+    from ..xmile import write_text
+
+    design = _design(problem, args.method, n, args.seed, args.second_order)
+    rows = design.x.shape[0]
+    k = args.member
+    if not 0 <= k < rows:
+        raise InputError(f"expected an experiment number from 0 to {rows - 1} (this design has {rows:,}), got {k}",
+                         None, "--member")
+    out = Path(args.out) if args.out else default.with_name(f"{default.name}_member{k}.yaml")
+    check_file_target(out, lambda p: file_starts_with(p, MEMBER_MARKER), "a scenario file")
+    sets = "".join(f" --set {s}" for s in getattr(args, "set", []) or [])
+    what = (f"sensitivity --method {args.method}" + (f" --samples {n}" if n is not None and args.method != "oat" else "")
+            + f" --seed {args.seed}" + (" --levers" if args.levers else "")
+            + (f" --params {args.params}" if args.params else "") + (" --second-order" if args.second_order else "")
+            + sets)
+    data = member_scenario(sc, problem, design.x[k], k, what.replace("sensitivity ", f"sensitivity {sc.file} ", 1))
+    text = (f"{MEMBER_MARKER} {k}: `{what}` on {sc.file}.\n# `simulate.py run` on this file reproduces that "
+            "experiment (uncertainties as parameters from the start, re-calibrated; lever settings from "
+            f"{model.calibration.end + 1}).\n" + yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+    try:
+        write_text(out, text)
+    except (OSError, RuntimeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InputError(f"cannot write the file: {reason}", str(out), "--out") from None
+    print(heading(sc))
+    print(f"Experiment {k} of {rows:,} ({what}):")
+    for q, v in zip(problem.uncertainties, design.x[k], strict=True):
+        if np.isfinite(v):
+            print(f"  {q.name} = {v:.10g}" + (" (lever setting from "
+                                                f"{model.calibration.end + 1})" if q.lever else ""))
+    print(f"  -> {out}  (reproduce it: python simulate.py run {out})")
     return 0
 
 
