@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "that agree), weights (tempered likelihood weights), off (prior only)")
     p.add_argument("--implausibility", type=float, default=3.0, metavar="Z",
                    help="history matching cut-off in standard deviations (default 3)")
+    p.add_argument("--member", type=int, metavar="K",
+                   help="write experiment K of this design (same method, samples, seed, inputs) as a scenario file "
+                        "that `run` reproduces exactly, instead of analysing")
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>_<method>)")
     p.add_argument("--lang", choices=("en", "zh"), default="en")
     p.add_argument("--svg", action="store_true", help="also write SVG figures")

@@ -96,8 +96,11 @@ class Run:
         return getattr(self, block)[:, row, :]
 
     def at(self, name: str, year: int) -> np.ndarray:
-        """(n,) values of ``name`` in ``year``."""
-        return self.get(name)[int(year) - int(self.years[0])]
+        """(n,) values of ``name`` in ``year`` (a year outside the run is an error, never another year's value)."""
+        i = int(year) - int(self.years[0])
+        if not 0 <= i < len(self.years):
+            raise InputError(f"year {year} is outside the run ({int(self.years[0])}-{int(self.years[-1])})", None, name)
+        return self.get(name)[i]
 
     def select(self, idx: Any) -> Run:
         """A Run holding only the runs ``idx`` of this batch."""

@@ -7,6 +7,7 @@ flows that belong to no stock, cycles among auxiliaries. Errors name the file an
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -653,6 +654,9 @@ def _check_names(m: Model, files: dict[str, Path]) -> None:
         for name in group:
             if name in kinds:
                 raise ModelError(f"name '{name}' is both a {kinds[name]} and a {label}", sfile, name)
+            if unicodedata.normalize("NFKC", name) != name:  # Python reads 'ﬁll_time' as 'fill_time'
+                raise ModelError(f"name {name!r} uses Unicode compatibility characters; equations read it as "
+                                 f"{unicodedata.normalize('NFKC', name)!r}: write it in that form", sfile, name)
             if not name.isidentifier() or name.startswith("_") or name in ex.BUILTIN_NAMES or name in ex.FUNCTIONS:
                 raise ModelError(f"'{name}' is not a usable name (letters, digits and _, not starting with _; "
                                  "not a function or 'time')", sfile, name)
@@ -712,6 +716,9 @@ def _check_names(m: Model, files: dict[str, Path]) -> None:
             raise ModelError("flow is neither an inflow nor an outflow of any stock", sfile, f"flows.{f}")
 
     for g in m.goals.values():
+        if g.year <= m.calibration.end:
+            raise ModelError(f"expected a goal year after the calibration window ({m.calibration.start}-"
+                             f"{m.calibration.end}), got {g.year}", gfile, "year")
         if g.variable not in {*m.stocks, *m.flows, *m.aux, *m.annual}:
             raise ModelError(f"unknown variable '{g.variable}'{suggest(g.variable, annual_ns)}", gfile,
                              f"goals.{g.name}.variable")

@@ -38,6 +38,8 @@ TEXT = {
     "threshold": {"en": "goal {test} {value}", "zh": "目标 {test} {value}"},
     "observed": {"en": "observed {year}", "zh": "{year}年实际"},
     "met": {"en": "met", "zh": "达成"},
+    "poisson_verdict": {"en": "expected count; P(≥{thr}) = {p:.2f}", "zh": "期望数；P(≥{thr}) = {p:.2f}"},
+    "shade_p": {"en": "count goals: shade = P(met)", "zh": "计数类目标：颜色深浅 = 达成概率"},
     "not_met": {"en": "not met", "zh": "未达成"},
     "year": {"en": "year (end of)", "zh": "年（年末）"},
     "chain_title": {"en": "Incubation chain and enterprise pipeline: {name}", "zh": "孵化链与企业梯队：{name}"},
@@ -185,10 +187,12 @@ def goal_panels(
         name = g.label(lang)
         if status is not None and len(runs) == 1:
             st = status[0][g.name]
-            verdict = t("met", lang) if st.met[0] else t("not_met", lang)
-            extra = f", P(≥{fmt_value(g.threshold)}) = {st.probability[0]:.2f}" if g.poisson else ""
-            name = f"{name}\n{g.year}: {fmt_value(st.value[0], g.units)} ({verdict}{extra})"
-            ax.set_facecolor("#eef7ee" if st.met[0] else "#fbeeee")
+            if g.poisson:  # a count of rare events: judged by the chance of reaching the threshold
+                verdict = t("poisson_verdict", lang, thr=fmt_value(g.threshold), p=float(st.probability[0]))
+            else:
+                verdict = t("met", lang) if st.met[0] else t("not_met", lang)
+            name = f"{name}\n{g.year}: {fmt_value(st.value[0], g.units)} ({verdict})"
+            ax.set_facecolor(probability_colour(float(st.probability[0]), light=True))
         ax.set_title(name, fontsize=10)
         ax.set_ylabel(unit_label(g.units, lang), fontsize=9)
         ax.set_xlabel(t("year", lang), fontsize=8)
@@ -416,10 +420,11 @@ def goal_matrix(
     goals = list(model.goals.values())
     n, m = len(rows), len(goals)
     year = goals[0].year if goals else ""
-    met = np.array([[bool(st[g.name].met[0]) for g in goals] for _, st in rows], dtype=float).reshape(n, m)
+    # colour: met (1) or not (0); a Poisson count goal by its probability of reaching the threshold
+    met = np.array([[float(st[g.name].probability[0]) if g.poisson else float(bool(st[g.name].met[0]))
+                     for g in goals] for _, st in rows], dtype=float).reshape(n, m)
     fig, ax = plt.subplots(figsize=(2.6 + 1.55 * m, 1.6 + 0.62 * n))
-    cmap = matplotlib.colors.ListedColormap(["#f6caca", "#c8e6c9"])
-    ax.imshow(met, cmap=cmap, vmin=0, vmax=1, aspect="auto")
+    ax.imshow(met, cmap=PROBABILITY_CMAP, vmin=0, vmax=1, aspect="auto")
     for i, (_, st) in enumerate(rows):
         for j, g in enumerate(goals):
             s = st[g.name]
@@ -456,10 +461,25 @@ def goal_matrix(
         matplotlib.patches.Patch(color="#c8e6c9", label=t("met_in", lang, year=year)),
         matplotlib.patches.Patch(color="#f6caca", label=t("not_met_in", lang, year=year)),
     ]
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=2, fontsize=8, frameon=False)
+    if any(g.poisson for g in goals):
+        handles.append(matplotlib.patches.Patch(color=probability_colour(0.5), label=t("shade_p", lang)))
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=len(handles), fontsize=8,
+              frameon=False)
     fig.suptitle(title, fontsize=13)
     fig.tight_layout()
     return fig
+
+
+PROBABILITY_CMAP = matplotlib.colors.LinearSegmentedColormap.from_list(
+    "p_met", ["#f6caca", "#fbe3b4", "#c8e6c9"])  # not met -> even chance -> met
+
+
+def probability_colour(p: float, light: bool = False) -> tuple[float, float, float, float]:
+    """Colour of a probability of meeting a goal (0 red, 0.5 amber, 1 green); ``light`` for panel backgrounds."""
+    r, g, b, a = PROBABILITY_CMAP(float(np.clip(np.nan_to_num(p), 0.0, 1.0)))
+    if light:
+        r, g, b = (1 - 0.55 * (1 - c) for c in (r, g, b))
+    return (r, g, b, a)
 
 
 def overlay_figure(
@@ -478,10 +498,20 @@ def overlay_figure(
     labels = [label for label, _ in runs]
     ref = labels[reference] if reference is not None and runs else None
     goal_axes = fig.axes[: len(model.goals)]
+    markers = ("o", "s", "^", "v", "P", "X", "<", ">", "h", "*", "p", "d")
+    styles = ("-", (0, (6, 2)), "-.", (0, (2, 1.5)))
+    period = min(len(runs), 4) or 1
     for ax in goal_axes:
         ax.set_title(_wrap(ax.get_title(), lang, 44), fontsize=10)
         ref_color = None
         for line in ax.get_lines():
+            lab = line.get_label()
+            if lab in labels and lab != ref and len(runs) > 3:
+                # many scenarios: each its own marker shape, line style and marker years, so a line that
+                # coincides with others still shows (its markers sit on other years than theirs)
+                k = labels.index(lab)
+                line.set(marker=markers[k % len(markers)], markevery=(k % period, period), ms=5,
+                         ls=styles[(k // len(markers) + k) % len(styles)], lw=1.6)
             if ref is not None and line.get_label() == ref:
                 ref_color = line.get_color()
                 line.set(color="black", ls="--", lw=1.6, marker="none", zorder=4)
@@ -518,7 +548,7 @@ def overlay_figure(
 
 
 TEXT["overlay_note"] = {
-    "en": "Dashed black: {name}. A scenario whose line is hidden under it has the same values; "
-          "diamonds mark the goal year, dashed red lines the goals.",
-    "zh": "黑色虚线：{name}。被其遮住的情景与之数值相同；菱形标记目标年份，红色虚线为目标值。",
+    "en": "Dashed black: {name}. Each scenario has its own marker, placed on different years, so lines with the "
+          "same values still show; diamonds mark the goal year, dashed red lines the goals.",
+    "zh": "黑色虚线：{name}。每个情景有各自的标记，标在不同年份，数值相同的线条也可辨认；菱形标记目标年份，红色虚线为目标值。",
 }

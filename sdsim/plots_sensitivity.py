@@ -65,6 +65,19 @@ TEXT = {
     "probability": {"en": "probability the goal is met", "zh": "目标达成概率"},
     "poisson": {"en": "Poisson on expected count", "zh": "按期望数的泊松分布"},
     "levers_mode": {"en": "levers over policy ranges", "zh": "政策杠杆（政策区间）"},
+    "unaffected": {"en": "{goal}, {year}: unaffected by these inputs",
+                   "zh": "{goal}（{year}年）：不受这些输入影响"},
+    "unaffected_sub": {"en": "Across all {d} inputs analysed ({method}), the output stays at {value}: its relative spread "
+                             "is {spread}, at or below the round-off tolerance {tol:.0e}. No input is ranked.",
+                       "zh": "在所分析的全部{d}个输入（{method}）下，该输出保持为{value}：相对离散度为{spread}，"
+                             "不超过舍入误差容限{tol:.0e}，因此不对输入排序。"},
+    "only_inputs": {"en": "Only {k} of {d} inputs moves this output: {names}. The other {rest} leave it unchanged.",
+                    "zh": "{d}个输入中只有{k}个影响该输出：{names}。其余{rest}个输入不改变它。"},
+    "only_inputs_n": {"en": "Only {k} of {d} inputs move this output: {names}. The other {rest} leave it unchanged.",
+                      "zh": "{d}个输入中只有{k}个影响该输出：{names}。其余{rest}个输入不改变它。"},
+    "no_input": {"en": "None of the {d} inputs moves this output.", "zh": "{d}个输入均不影响该输出。"},
+    "hidden_zero": {"en": "{k} more inputs with smaller swing not shown; {z} inputs do not move it",
+                    "zh": "另有{k}个影响较小的输入未显示；{z}个输入不影响它"},
 }
 
 
@@ -114,9 +127,10 @@ def tornado(model: Model, problem: Problem, indices: list[Index], goal: str, lan
     lows, highs = _pick(indices, goal, "low_value"), _pick(indices, goal, "high_value")
     swing = _pick(indices, goal, "abs_swing")
     order = sorted(swing, key=lambda k: (not np.isfinite(swing[k].value), -np.nan_to_num(swing[k].value), k))
-    shown = [k for k in order if not np.isfinite(swing[k].value) or swing[k].value > 0][:TOP]
-    hidden = len(order) - len(shown)
-    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.52 * max(len(shown), 1)))
+    moving = [k for k in order if not np.isfinite(swing[k].value) or swing[k].value > 0]
+    shown = moving[:TOP]
+    hidden, inert = len(moving) - len(shown), len(order) - len(moving)
+    fig, ax = plt.subplots(figsize=(10, 3.4 + 0.52 * max(len(shown), 1)))
     y = np.arange(len(shown))[::-1]
     for yi, k in zip(y, shown, strict=True):
         lo, hi = lows[k].value, highs[k].value
@@ -136,12 +150,42 @@ def tornado(model: Model, problem: Problem, indices: list[Index], goal: str, lan
     _percent_axis(ax, g.units, "x")
     handles = [Patch(color="#2e86c1", label=tx("low_end", lang)), Patch(color="#e67e22", label=tx("high_end", lang)),
                *ax.get_legend_handles_labels()[0]]
-    ax.legend(handles=handles, fontsize=8, loc="lower right", framealpha=0.9)
+    ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.32 if len(shown) < 4 else -0.12),
+              ncol=len(handles), framealpha=0.9)
     ax.grid(axis="x", alpha=0.3)
     sub = tx("tornado_sub_levers" if problem.levers else "tornado_sub", lang)
     if hidden:
-        sub += "\n" + tx("hidden", lang, k=hidden)
-    ax.set_title(tx("tornado_title", lang, goal=g.label(lang), year=g.year, scenario=scenario) + "\n" + sub, fontsize=10)
+        sub += "\n" + (tx("hidden_zero", lang, k=hidden, z=inert) if inert else tx("hidden", lang, k=hidden))
+    elif inert:  # say in words which inputs move it
+        names = ", ".join(_input_label(problem, k, lang, False).replace("\n", " ") for k in moving)
+        key = "only_inputs" if len(moving) == 1 else "only_inputs_n"
+        sub += "\n" + (tx(key, lang, k=len(moving), d=len(order), names=names, rest=inert) if moving
+                       else tx("no_input", lang, d=len(order)))
+    title = tx("tornado_title", lang, goal=g.label(lang), year=g.year, scenario=scenario) + "\n" + sub
+    ax.set_title(_wrap(title, 110 if lang != "zh" else 60), fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _wrap(text: str, width: int) -> str:
+    """Wrap every line of ``text`` to ``width`` characters."""
+    return "\n".join(w for line in text.split("\n") for w in (textwrap.wrap(line, width) or [""]))
+
+
+def unaffected_figure(model: Model, problem: Problem, goal: str, lang: str, scenario: str, spread: float,
+                      method: str, value: float) -> plt.Figure:
+    """A figure that says in words that no input moves ``goal`` (instead of ranking round-off noise)."""
+    g = model.goals[goal]
+    fig, ax = plt.subplots(figsize=(10, 1.8))
+    ax.axis("off")
+    how = "0" if spread == 0 else f"{spread:.0e}"
+    from .sensitivity import UNAFFECTED_RTOL
+
+    ax.set_title(_wrap(tx("unaffected", lang, goal=g.label(lang), year=g.year) + f" ({scenario})", 100), fontsize=11)
+    ax.text(0.5, 0.5, _wrap(tx("unaffected_sub", lang, d=problem.d, method=method,
+                               value=fmt_value(value, g.units), spread=how,
+                               tol=UNAFFECTED_RTOL), 95 if lang != "zh" else 48),
+            ha="center", va="center", fontsize=10, transform=ax.transAxes)
     fig.tight_layout()
     return fig
 
@@ -155,7 +199,7 @@ def morris_figure(model: Model, problem: Problem, indices: list[Index], goal: st
     x = np.array([ms[k].value for k in names])
     y = np.array([sg[k].value for k in names])
     err = np.abs(np.array([[ms[k].value - ms[k].ci_low, ms[k].ci_high - ms[k].value] for k in names]).T)
-    fig, (ax, side) = plt.subplots(1, 2, figsize=(12.5, 6.2), gridspec_kw={"width_ratios": [1.6, 1]})
+    fig, (ax, side) = plt.subplots(1, 2, figsize=(12.5, 5.4), gridspec_kw={"width_ratios": [2.1, 1]})
     ax.errorbar(x, y, xerr=np.nan_to_num(err), fmt="o", color="#1f4e79", ecolor="#a9cce3", ms=5, capsize=2)
     xmax = max(np.nanmax(x + np.nan_to_num(err[1])), 1e-12) * 1.08
     ymax = max(np.nanmax(y), 1e-12) * 1.15
@@ -163,14 +207,28 @@ def morris_figure(model: Model, problem: Problem, indices: list[Index], goal: st
     ax.plot([0, d], [0, d], color="grey", ls=":", lw=1, label=tx("diag", lang))
     order = [i for i in np.argsort(-x, kind="stable")[:LABELLED] if x[i] > 0]
     lines = []
+    placed: list[tuple[float, float]] = []  # label positions in axes fractions, to keep labels apart
     for rank, i in enumerate(order, start=1):
+        px, py = x[i] / xmax, y[i] / ymax
+        best = None
+        for dx, dy in ((6, 6), (6, -13), (-14, 6), (-14, -13), (12, 14), (12, -20), (-20, 14), (-20, -20)):
+            lx, ly = px + dx / 900, py + dy / 500  # roughly points -> axes fraction
+            gap = min((abs(lx - a) * 4 + abs(ly - b) * 6 for a, b in placed), default=9.0)
+            if best is None or gap > best[0]:
+                best = (gap, dx, dy, lx, ly)
+            if gap > 0.35:
+                break
+        _, dx, dy, lx, ly = best  # type: ignore[misc]
+        placed.append((lx, ly))
         ax.annotate(str(rank), (x[i], y[i]), fontsize=9, fontweight="bold", color="#922b21",
-                    xytext=(4, 4), textcoords="offset points")
-        lines.append(f"{rank}. {_input_label(problem, names[i], lang, False)}\n"
-                     f"    μ* = {fmt_value(x[i], g.units)}, σ = {fmt_value(y[i], g.units)}")
+                    xytext=(dx, dy), textcoords="offset points",
+                    arrowprops={"arrowstyle": "-", "color": "#922b21", "lw": 0.6} if abs(dx) > 6 else None)
+        label = _input_label(problem, names[i], lang, False).replace("\n", " ")
+        label = "\n    ".join(textwrap.wrap(label, 40)) if lang != "zh" else label
+        lines.append(f"{rank}. {label}\n    μ* = {fmt_value(x[i], g.units)}, σ = {fmt_value(y[i], g.units)}")
     side.axis("off")
-    side.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", fontsize=8.5, transform=side.transAxes,
-              linespacing=1.5)
+    side.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", fontsize=9, transform=side.transAxes,
+              linespacing=1.45)
     units = unit_label(g.units, lang)
     ax.set_xlabel(tx("mu_star", lang, units=units))
     ax.set_ylabel(tx("sigma", lang, units=units))

@@ -204,6 +204,34 @@ class Staging:
                 raise _os_error(exc, exc.filename or "(result folder)") from None
 
 
+def check_file_target(out: Path, own: Any, what: str) -> None:
+    """Refuse to write ``out`` over anything but an earlier file of this program (``own(path)`` is True for those),
+    through a broken path, or into a folder that cannot be written; ``what`` names such a file in the message."""
+    try:
+        if out.is_dir():
+            raise InputError(f"is a folder; give a file name for the {what}", str(out), "--out")
+        if out.exists() or out.is_symlink():
+            if not out.is_file() or out.is_symlink() or not own(out):
+                raise InputError(f"exists and is not {what} written by this program; refusing to overwrite it: "
+                                 "choose a new file name", str(out), "--out")
+        parent = next(p for p in out.resolve().parents if p.exists())
+        if not parent.is_dir():
+            raise InputError(f"{parent} is a file, so the file cannot be made there", str(out), "--out")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise InputError(f"{parent} is not writable", str(out), "--out")
+    except (OSError, RuntimeError) as exc:
+        raise _os_error(exc, out, "cannot use this path") from None
+
+
+def file_starts_with(path: Path, marker: str) -> bool:
+    """True when the file begins with ``marker`` (read at most a few KB)."""
+    try:
+        with path.open("rb") as fh:
+            return fh.read(len(marker.encode("utf-8"))).decode("utf-8", errors="replace") == marker
+    except OSError:
+        return False
+
+
 @contextlib.contextmanager
 def result_dir(target: str | Path) -> Iterator[Path]:
     """Yield a temporary folder; on success it replaces ``target`` in one rename (see :class:`Staging`)."""

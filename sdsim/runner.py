@@ -10,7 +10,7 @@ import numpy as np
 from .calibrate import CalibrationResult, calibrate
 from .compiler import Compiled
 from .engine import Run, TimeGrid, lever_schedules, simulate
-from .errors import InputError
+from .errors import InputError, ModelError
 from .scenario import Scenario, policy_start
 from .timefuncs import TimeFunction
 
@@ -101,6 +101,11 @@ def run_scenarios(cm: Compiled, scenarios: list[Scenario]) -> list[ScenarioRun]:
             solved, res = calibrated_params(cm, params, dt, method, strict=False)
         for j in np.flatnonzero(~res.ok):
             sc = group[j if res.ok.size > 1 else 0]
+            if not sc.parameters or not _model_calibrates(cm, dt, method):
+                # the model's own values fail too: a model error, not the scenario's parameters
+                raise ModelError(f"calibration to {cal.end} has no solution with the model's own values "
+                                 f"({res.reason[j]}); check the model's equations (e.g. log(0), division by zero) "
+                                 "and calibration.yaml", str(cm.model.directory), "calibration")
             raise InputError(f"calibration to {cal.end} has no solution under this scenario's parameters "
                              f"({res.reason[j]}){_hint(sc)}", sc.file or None, "parameters")
         fixed_runs = [j for j, sc in enumerate(group) if not sc.recalibrate]
@@ -135,6 +140,13 @@ def run_scenarios(cm: Compiled, scenarios: list[Scenario]) -> list[ScenarioRun]:
     return [out[i] for i in range(len(scenarios))]
 
 
+def _model_calibrates(cm: Compiled, dt: float, method: str) -> bool:
+    """Whether the model's own parameter values can be calibrated."""
+    with np.errstate(all="ignore"):
+        _, res = calibrated_params(cm, parameter_batch(cm, [{}]), dt, method, strict=False)
+    return bool(np.all(res.ok))
+
+
 def _hint(sc: Scenario) -> str:
     """The scenario's out-of-range settings, the likely cause of a failure."""
     return f"; check: {'; '.join(sc.warnings)}" if sc.warnings else ""
@@ -154,6 +166,11 @@ def check_stable(cm: Compiled, run: Run, j: int, sc: Scenario) -> None:
     if not bad.any():
         return
     y, i = np.argwhere(bad)[0]
+    if not sc.levers and not sc.parameters and not sc.overrides:
+        raise ModelError(
+            f"the model's own values give {cm.stocks[i]} = {stocks[y, i]:.4g} at the end of {run.years[y]} "
+            "(not finite or negative); check the model's equations (e.g. log(0), division by zero)",
+            str(cm.model.directory), f"stocks.{cm.stocks[i]}")
     raise InputError(
         f"the run is numerically unstable: {cm.stocks[i]} = {stocks[y, i]:.4g} at the end of {run.years[y]} "
         f"(a flow drains a stock faster than one step of dt = 1/{round(1 / sc.dt)} allows; use plausible lever "

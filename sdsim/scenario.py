@@ -16,7 +16,7 @@ Schema (all keys optional)::
     method: euler                      # euler | rk4
     recalibrate: true                  # false: keep the model's own calibration (needed to change 2021 facts)
     levers: {name: number | {step|ramp|pulse|table: ...}}
-    parameters: {name: number}
+    parameters: {name: number}         # a lever named here sets its baseline (today's level) from t0, re-calibrated
     tables: {name: {y: [numbers]}}     # other y values of a graphical function (same x); re-calibrated
 
 Inheritance: the chain is applied from the root down; a child overrides its parents key by key
@@ -273,7 +273,13 @@ def parse_parameter(name: Any, value: Any, model: Model, file: str, path: str) -
     Values outside the documented range are allowed; :func:`validate` turns them into warnings.
     """
     if name in model.levers:
-        raise InputError(f"{name!r} is a lever: set it under 'levers'", file, path)
+        # an uncertain lever baseline (today's level, an assumption with a range): from t0, re-calibrated,
+        # exactly as sensitivity samples it; a policy change from the first lever year belongs under 'levers'
+        if model.levers[name].range is None:
+            raise InputError(f"{name!r} is a lever: set it under 'levers' (only a lever whose baseline is uncertain, "
+                             "with a range, takes a baseline value under 'parameters')", file, path)
+        lo, hi = model.levers[name].limits
+        return as_number(value, file, path, lo, None if hi == float("inf") else hi)
     known = {**model.constants, **model.facts}
     if name not in known:
         hint = suggest(str(name), known) or "; `simulate.py describe` lists the parameters"

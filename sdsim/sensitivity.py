@@ -425,9 +425,39 @@ class Index:
     value: float
     ci_low: float = float("nan")
     ci_high: float = float("nan")
+    note: str = ""  # "unaffected" when the output does not move with these inputs (see UNAFFECTED_RTOL)
 
 
 RANKING = {"oat": "abs_swing", "morris": "mu_star", "sobol": "ST", "mc": "abs_spearman"}
+UNAFFECTED_RTOL = 1e-9  # an output whose spread is at most this share of its size is unaffected by the inputs
+UNAFFECTED = "unaffected"
+
+
+def relative_spread(y: np.ndarray) -> float:
+    """(max - min) / max |y| over the finite values (0 for a constant or all-zero output, NaN with none)."""
+    y = np.asarray(y, dtype=float)
+    y = y[np.isfinite(y)]
+    if y.size == 0:
+        return float("nan")
+    scale = float(np.max(np.abs(y)))
+    return float(np.ptp(y)) / scale if scale > 0 else 0.0
+
+
+def is_unaffected(y: np.ndarray) -> bool:
+    """True when ``y`` varies by no more than round-off: relative spread <= UNAFFECTED_RTOL."""
+    r = relative_spread(y)
+    return bool(np.isfinite(r) and r <= UNAFFECTED_RTOL)
+
+
+def _spread_row(method: str, output: str, y: np.ndarray) -> Index:
+    """The relative spread of an output over the runs analysed, flagged when it is unaffected."""
+    return Index(method, "(all inputs)", output, "relative_spread", relative_spread(y),
+                 note=UNAFFECTED if is_unaffected(y) else "")
+
+
+def unaffected_outputs(indices: list[Index]) -> dict[str, float]:
+    """Outputs marked unaffected, with their relative spread."""
+    return {i.output: i.value for i in indices if i.index == "relative_spread" and i.note == UNAFFECTED}
 
 
 def analyze_oat(problem: Problem, exp: Experiments) -> list[Index]:
@@ -435,14 +465,20 @@ def analyze_oat(problem: Problem, exp: Experiments) -> list[Index]:
     out = []
     y = exp.outcomes
     for g, name in enumerate(exp.outcome_names):
-        out.append(Index("oat", "(baseline)", name, "value", float(y[0, g])))
+        spread = _spread_row("oat", name, y[:, g])
+        out += [spread, Index("oat", "(baseline)", name, "value", float(y[0, g]))]
+        scale = float(np.nanmax(np.abs(y[:, g]))) if np.isfinite(y[:, g]).any() else 0.0
         for j, q in enumerate(problem.uncertainties):
             lo, hi = y[1 + 2 * j, g], y[2 + 2 * j, g]
+            swing = float(hi - lo)
+            note = ""
+            if np.isfinite(swing) and abs(swing) <= UNAFFECTED_RTOL * scale:
+                swing, note = 0.0, UNAFFECTED  # round-off, not an effect
             out += [
-                Index("oat", q.name, name, "low_value", float(lo)),
-                Index("oat", q.name, name, "high_value", float(hi)),
-                Index("oat", q.name, name, "swing", float(hi - lo)),
-                Index("oat", q.name, name, "abs_swing", float(abs(hi - lo))),
+                Index("oat", q.name, name, "low_value", float(lo), note=note),
+                Index("oat", q.name, name, "high_value", float(hi), note=note),
+                Index("oat", q.name, name, "swing", swing, note=note),
+                Index("oat", q.name, name, "abs_swing", abs(swing), note=note),
             ]
     return out
 
@@ -474,7 +510,9 @@ def analyze_morris(problem: Problem, design: Design, outcomes: np.ndarray, ok: n
     out = []
     for g, name in enumerate(names):
         y = outcomes[rows, g]
-        if np.ptp(y) == 0:
+        spread = _spread_row("morris", name, y)
+        out.append(spread)
+        if spread.note == UNAFFECTED:  # round-off noise would be ranked as effects
             res = {"mu_star": np.zeros(problem.d), "mu": np.zeros(problem.d), "sigma": np.zeros(problem.d),
                    "mu_star_conf": np.zeros(problem.d)}
         else:
@@ -483,9 +521,9 @@ def analyze_morris(problem: Problem, design: Design, outcomes: np.ndarray, ok: n
         for j, q in enumerate(problem.uncertainties):
             ms, c = float(res["mu_star"][j]), float(res["mu_star_conf"][j])
             out += [
-                Index("morris", q.name, name, "mu_star", ms, ms - c, ms + c),
-                Index("morris", q.name, name, "mu", float(res["mu"][j])),
-                Index("morris", q.name, name, "sigma", float(res["sigma"][j])),
+                Index("morris", q.name, name, "mu_star", ms, ms - c, ms + c, spread.note),
+                Index("morris", q.name, name, "mu", float(res["mu"][j]), note=spread.note),
+                Index("morris", q.name, name, "sigma", float(res["sigma"][j]), note=spread.note),
             ]
     return out, int(keep.sum())
 
@@ -495,7 +533,7 @@ def sobol_indices(problem: dict[str, Any], y: np.ndarray, second_order: bool, se
     from SALib.analyze import sobol
 
     d = problem["num_vars"]
-    if np.ptp(y) == 0:
+    if is_unaffected(y):  # constant up to round-off: the variance ratios of noise are meaningless
         z = np.zeros(d)
         res = {"S1": z, "S1_conf": z, "ST": z, "ST_conf": z}
         if second_order:
@@ -518,17 +556,19 @@ def analyze_sobol(problem: Problem, outcomes: np.ndarray, ok: np.ndarray, names:
     rows = np.repeat(keep, size)
     out = []
     for g, name in enumerate(names):
+        spread = _spread_row("sobol", name, outcomes[rows, g])
+        out.append(spread)
         res = sobol_indices(problem.salib(), outcomes[rows, g], second_order, seed)
         for j, q in enumerate(problem.uncertainties):
             for key in ("S1", "ST"):
                 v, c = float(res[key][j]), float(res[f"{key}_conf"][j])
-                out.append(Index("sobol", q.name, name, key, v, v - c, v + c))
+                out.append(Index("sobol", q.name, name, key, v, v - c, v + c, spread.note))
         if second_order:
             for a in range(problem.d):
                 for b in range(a + 1, problem.d):
                     v, c = float(res["S2"][a, b]), float(res["S2_conf"][a, b])
                     pair = f"{problem.names[a]}:{problem.names[b]}"
-                    out.append(Index("sobol", pair, name, "S2", v, v - c, v + c))
+                    out.append(Index("sobol", pair, name, "S2", v, v - c, v + c, spread.note))
     return out, int(keep.sum())
 
 
@@ -554,7 +594,13 @@ def analyze_mc(problem: Problem, x: np.ndarray, outcomes: np.ndarray, ok: np.nda
     z = stats.norm.ppf(0.5 + CONF_LEVEL / 2) * 1.06 / np.sqrt(max(n - 3, 1))
     out = []
     for g, name in enumerate(names):
+        spread = _spread_row("mc", name, ys[:, g])
+        out.append(spread)
         for j, q in enumerate(problem.uncertainties):
+            if spread.note == UNAFFECTED:  # ranks of round-off noise are not an association
+                out.append(Index("mc", q.name, name, "spearman", 0.0, 0.0, 0.0, UNAFFECTED))
+                out.append(Index("mc", q.name, name, "abs_spearman", 0.0, note=UNAFFECTED))
+                continue
             r = float(np.clip(rho[j, g], -1.0, 1.0))
             at = np.arctanh(np.clip(r, -0.999999, 0.999999))
             lo, hi = float(np.tanh(at - z)), float(np.tanh(at + z))

@@ -185,7 +185,10 @@ class XmileExport:
 
 def _comment(text: str) -> str:
     """An XML comment (``--`` is not allowed inside one)."""
-    return f"<!-- {escape(text).replace('--', '- -')} -->"
+    body = escape(text)
+    while "--" in body:  # '---' -> '- --' would still hold '--'; repeat until none is left
+        body = body.replace("--", "- -")
+    return f"<!-- {body.rstrip('-')} -->"
 
 
 def _doc(*parts: str) -> str:
@@ -349,7 +352,8 @@ def build_xmile(
                 rename[(s, f)] = cname
                 copies.append((cname, f, s))
     schedules = [f"{n}_schedule" for n in used_levers if n in levers and levers[n].kind in ("ramp", "table")]
-    _check_names(model, [c[0] for c in copies] + schedules + list(model.tables))
+    lever_parts = [f"{n}_{part}" for n in used_levers for part in ("baseline", "policy")]
+    _check_names(model, [c[0] for c in copies] + schedules + lever_parts + list(model.tables))
 
     notes: list[str] = []
     out: list[str] = []
@@ -415,20 +419,37 @@ def build_xmile(
           f"        <doc>{escape(doc)}</doc>\n"
           "      </gf>")
 
-    w("      <!-- levers (policy inputs) -->")
+    start_year = int(round(active)) + 1
+    w("      " + _comment(
+        f"levers (policy inputs): each lever L = IF TIME >= {num(active)} THEN L_policy ELSE L_baseline. "
+        f"To try another policy, override L_policy (e.g. PySD run(params={{'L_policy': value}})): it acts from "
+        f"{start_year} (t >= {num(active)}), so {start_year - 1}, the calibration year, is unchanged. Overriding L "
+        f"itself would also change {start_year - 1} and break the calibration; L_baseline is today's level, "
+        "used in calibration"))
     timed = []
     for n in used_levers:
         p = model.levers[n]
         base = float(values[n])
         doc = _doc(p.en, p.zh, p.note, f"lever; baseline value {num(base)}")
         fn = levers.get(n)
+        w(_var("aux", f"{n}_baseline", num(base), p.units,
+               _doc(f"baseline (today's level) of {n}, in force through {start_year - 1}; the free parameters are "
+                    "calibrated with it")))
         if fn is None:
-            w(_var("aux", n, num(base), p.units, doc))
+            policy = f"{n}_baseline"
+            pdoc = f"policy setting of {n} from {start_year} (t >= {num(active)}): the baseline; override to try a policy"
+            table = None
+        else:
+            eqn, table = _lever_equation(n, fn, base, active, grid)
+            spec = str(fn.to_yaml()).replace("'", "")
+            policy = eqn
+            pdoc = f"policy setting of {n} from {start_year} (t >= {num(active)}): scenario {spec}; override to try another"
+            doc = _doc(doc, f"scenario: {spec}, acting from t >= {num(active)}")
+        w(_var("aux", f"{n}_policy", policy, p.units, pdoc))
+        w(_var("aux", n, f"IF TIME >= {num(active)} THEN {n}_policy ELSE {n}_baseline", p.units,
+               _doc(doc, f"= {n}_policy from {start_year}, {n}_baseline before; override {n}_policy, not {n}")))
+        if fn is None:
             continue
-        eqn, table = _lever_equation(n, fn, base, active, grid)
-        spec = str(fn.to_yaml()).replace("'", "")
-        doc = _doc(doc, f"scenario: {spec}, acting from t >= {num(active)}")
-        w(_var("aux", n, eqn, p.units, doc))
         if table is not None:
             w(_var("aux", f"{n}_schedule", "TIME", p.units,
                    _doc(f"schedule of {n}: points at mid-year (Y - 0.5), linear between, flat outside"),
@@ -465,7 +486,7 @@ def build_xmile(
     w("</xmile>")
 
     flows = [*model.flows, *(c[0] for c in copies)]
-    aux = [*model.aux, *used_levers, *schedules, *used_consts, *used_series]
+    aux = [*model.aux, *used_levers, *lever_parts, *schedules, *used_consts, *used_series]
     return XmileExport("\n".join(out) + "\n", list(model.stocks), flows, aux,
                        [int(y) for y in grid.years], notes)
 

@@ -313,3 +313,59 @@ def test_bad_constant_parts_and_huge_equations_in_a_model(tmp_path, capsys, equa
     line = one_line(capsys)
     assert "structure.yaml" in line and "auxiliaries.a.equation" in line and fragment in line
     assert len(line) < 600
+
+
+# ---------------------------------------------------------------------------------- silent wrong results
+
+
+def test_a_goal_year_before_the_run_is_an_error(tmp_path, capsys):
+    d = model_copy(tmp_path, "goals.yaml", lambda g: g.update(year=2019))
+    assert main(["run", str(BASELINE), "--model", str(d), "--out", str(tmp_path / "o")]) == 2
+    line = one_line(capsys)
+    assert "goals.yaml" in line and "year" in line and "2019" in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_run_refuses_a_year_outside_it(baseline):
+    from sdsim.errors import InputError
+
+    with pytest.raises(InputError, match="outside the run"):
+        baseline.at("tech_enterprises" if "tech_enterprises" in baseline.names else next(iter(baseline.names)),
+                    int(baseline.years[0]) - 1)
+
+
+def test_names_differing_only_by_unicode_compatibility_forms_are_refused(tmp_path, capsys):
+    def add(data):
+        entry = {"value": 1.0, "units": "year", "provenance": "assumption", "fixed": True}
+        data["parameters"]["fill_time"] = dict(entry)
+        data["parameters"]["\ufb01ll_time"] = dict(entry)  # 'ﬁll_time': Python reads it as 'fill_time'
+
+    d = model_copy(tmp_path, "parameters.yaml", add)
+    assert main(["describe", "--model", str(d)]) == 2
+    line = one_line(capsys)
+    assert "\ufb01ll_time" in line and "'fill_time'" in line and "compatibility" in line
+
+
+def test_a_model_error_is_not_blamed_on_the_scenario(tmp_path, capsys):
+    def poison(data):
+        for e in data["flows"].values():
+            e["equation"] = f"({e['equation']}) + 0 * log(0)"
+
+    d = model_copy(tmp_path, "structure.yaml", poison)
+    plain = scenario(tmp_path, f"name: plain\nextends: {BASELINE}\n", "plain.yaml")
+    for f in (BASELINE, plain):
+        assert main(["run", str(f), "--model", str(d), "--out", str(tmp_path / "o"), "--no-plots"]) == 2
+        line = one_line(capsys)
+        assert "parameters" not in line and str(d) in line and "model" in line
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("title", ["a -- b", "x---y", "ends with -", "<b>&amp; -->", "--"])
+def test_xmile_export_is_well_formed_whatever_the_title(tmp_path, title):
+    import xml.etree.ElementTree as ET
+
+    sc = scenario(tmp_path, f"name: t\ntitle: {title!r}\nextends: {BASELINE}\n".replace("'", '"'), "t.yaml")
+    out = tmp_path / "t.xmile"
+    assert main(["export", str(sc), "--out", str(out)]) == 0
+    root = ET.parse(out).getroot()
+    assert root.tag.endswith("xmile")

@@ -48,8 +48,9 @@ def goal_rows(status: dict[str, GoalStatus], lang: str = "en", column: int = 0) 
     for st in status.values():
         g = st.goal
         met = ("是" if st.met[column] else "否") if lang == "zh" else ("yes" if st.met[column] else "no")
-        if g.poisson:
-            met += f" (P={st.probability[column]:.2f})"
+        if g.poisson:  # a count of rare events: the expected count, and the chance the actual count gets there
+            met = (f"期望{met}，P={st.probability[column]:.2f}" if lang == "zh"
+                   else f"exp. {met}, P={st.probability[column]:.2f}")
         first = str(int(st.first_year[column])) if st.first_year[column] else "-"
         gap = st.gap[column]
         if g.units == "dmnl":  # shares as percentages, their gap in percentage points

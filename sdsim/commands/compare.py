@@ -53,7 +53,10 @@ def cell(st: GoalStatus, dip: bool) -> str:
     """``value yes|no first-year`` (``*`` marks a goal met, lost, and met again)."""
     first = int(st.first_year[0])
     when = (str(first) + ("*" if dip else "")) if first else "-"
-    return f"{_value(float(st.value[0]), st.goal)} {'yes' if st.met[0] else 'no'} {when}"
+    met = "yes" if st.met[0] else "no"
+    if st.goal.poisson:  # a count of rare events: the expected count meets it or not; P is in its own column
+        met = f"exp.{met}"
+    return f"{_value(float(st.value[0]), st.goal)} {met} {when}"
 
 
 def table_rows(model: Model, results: list[ScenarioRun], status: list[dict[str, GoalStatus]],
@@ -78,7 +81,8 @@ def legend(model: Model, any_dip: bool) -> list[str]:
     year = goals[0].year if goals else ""
     lines = [f"Cells: value in {year}, met in {year} (yes/no), first year met (- = never in the run)."]
     for i, g in enumerate(goals):
-        extra = " (expected count; P = probability of at least the threshold, Poisson)" if g.poisson else ""
+        extra = (" (a count of rare events: exp.yes = the expected count reaches it; P = probability that the "
+                 "actual count does, Poisson)") if g.poisson else ""
         units = "share" if g.units == "dmnl" else g.units
         lines.append(f"  G{i + 1}  {g.label('en')} {g.test} {_value(g.threshold, g)} [{units}]{extra}")
     if any_dip:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from ..errors import InputError
+from ..results import check_file_target
 from ..scenario import Scenario, goal_year
 from ..xmile import export_scenario, write_text
 from .common import heading, load, result_name, scenarios
@@ -24,21 +24,7 @@ def is_own_export(path: Path) -> bool:
 
 def check_export_target(out: Path) -> None:
     """Refuse to write over anything but an earlier export of this program (or through a broken path)."""
-    try:
-        if out.is_dir():
-            raise InputError("is a folder; give a file name such as model.xmile", str(out), "--out")
-        if out.exists() or out.is_symlink():
-            if not out.is_file() or out.is_symlink() or not is_own_export(out):
-                raise InputError("exists and is not an XMILE file exported by this program; refusing to overwrite "
-                                 "it: choose a new file name", str(out), "--out")
-        parent = next(p for p in out.resolve().parents if p.exists())
-        if not parent.is_dir():
-            raise InputError(f"{parent} is a file, so the file cannot be made there", str(out), "--out")
-        if not os.access(parent, os.W_OK | os.X_OK):
-            raise InputError(f"{parent} is not writable", str(out), "--out")
-    except (OSError, RuntimeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise InputError(f"cannot use this path: {reason}", str(out), "--out") from None
+    check_file_target(out, is_own_export, "an XMILE file")
 
 
 def main(args: argparse.Namespace) -> int:

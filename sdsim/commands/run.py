@@ -113,10 +113,13 @@ REPORT_TEXT = {
     "warning": {"en": "Warning: {w}", "zh": "警告：{w}"},
     "gap_note": {
         "en": "gap = value - threshold (negative: short of the goal; percentage points for shares); gap % is relative "
-              "to the threshold. STAR listings are an expected count; P is the probability of reaching the "
-              "threshold under a Poisson law.",
+              "to the threshold. STAR listings are a count of rare events: 'exp. yes' means the expected count "
+              "reaches the threshold, which can still leave a sizeable chance of falling short; P is the probability "
+              "that the actual count reaches it (Poisson law on the expected count), and the figures shade the goal "
+              "by P.",
         "zh": "差距 = 数值 - 目标值（负值表示未达目标；比例类指标以百分点计）；差距%为相对目标值的比例。"
-              "科创板上市数为期望值；P为按泊松分布达到目标的概率。",
+              "科创板上市数为稀有事件计数：“期望是”表示期望数达到目标，但仍可能有相当概率未达到；"
+              "P为实际数达到目标的概率（按期望数的泊松分布），图中按P着色。",
     },
     "goals_fig": {"en": "One panel per goal: trajectory, goal line, {obs} observed value (star), {year} value (diamond); "
                         "where published, the published path (dotted), figures published after {obs} (points with "

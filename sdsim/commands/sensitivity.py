@@ -113,6 +113,8 @@ def main(args: argparse.Namespace) -> int:
         sa.check_samples(model, method, n, problem.d, (sc.end if method == "mc" else goal_year) - sc.start + 1,
                          args.second_order)
     default = Path("results") / f"{result_name(sc)}_{method}{'_levers' if args.levers else ''}"
+    if getattr(args, "member", None) is not None:
+        return _export_member(args, model, sc, problem, n, default)
     target = check_target(args.out if args.out else default)
     no_plots = getattr(args, "no_plots", False)
     lang = plots.setup_language(args.lang) if not no_plots else "en"
@@ -122,14 +124,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         bar.set_description(f"sampling ({method})")
         t0 = time.perf_counter()
-        if method == "oat":
-            design = sa.sample_oat(problem)
-        elif method == "morris":
-            design = sa.sample_morris(problem, n, args.seed)  # type: ignore[arg-type]
-        elif method == "sobol":
-            design = sa.sample_sobol(problem, n, args.seed, args.second_order)  # type: ignore[arg-type]
-        else:
-            design = sa.sample_mc(problem, n, args.seed)  # type: ignore[arg-type]
+        design = _design(problem, method, n, args.seed, args.second_order)
         timings["sample_s"] = time.perf_counter() - t0
         bar.update()
         exp = sa.run_experiments(cm, problem, sc, design, end=sc.end if method == "mc" else goal_year, progress=bar)
@@ -195,6 +190,87 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
+MEMBER_MARKER = "# Written by sdsim sensitivity --member"
+
+
+def _design(problem: sa.Problem, method: str, n: int | None, seed: int, second_order: bool) -> sa.Design:
+    if method == "oat":
+        return sa.sample_oat(problem)
+    if method == "morris":
+        return sa.sample_morris(problem, n, seed)  # type: ignore[arg-type]
+    if method == "sobol":
+        return sa.sample_sobol(problem, n, seed, second_order)  # type: ignore[arg-type]
+    return sa.sample_mc(problem, n, seed)  # type: ignore[arg-type]
+
+
+def member_scenario(sc: Any, problem: sa.Problem, row: np.ndarray, k: int, what: str) -> dict[str, Any]:
+    """Experiment ``row`` of a design as a scenario file's data: the scenario as resolved, plus the sampled values.
+
+    Uncertainties (lever baselines included) become ``parameters`` (from t0, re-calibrated, as sampled);
+    policy-mode lever settings become constant ``levers`` (from the first lever year, like ``--set``).
+    """
+    levers = {name: fn.to_yaml() for name, fn in sc.levers.items()}
+    params = dict(sc.parameters)
+    for q, v in zip(problem.uncertainties, row, strict=True):
+        if not np.isfinite(v):  # NaN: the scenario's own setting
+            continue
+        if q.lever:
+            levers[q.name] = float(v)
+        else:
+            params[q.name] = float(v)
+    name = f"{sc.name}_member{k}"
+    if len(name) > 64:
+        name = f"{sc.name[: 64 - len(f'_member{k}')]}_member{k}"
+    return {
+        "name": name,
+        "title": {"en": f"{sc.label('en')}: ensemble member {k}",
+                  **({"zh": f"{sc.title['zh']}：第{k}个样本"} if sc.title.get("zh") else {})},
+        "description": f"Experiment {k} of `{what}` on {sc.file}; `simulate.py run` on this file reproduces it.",
+        "end": sc.end, "dt": f"1/{round(1 / sc.dt)}", "method": sc.method,
+        "levers": levers, "parameters": params,
+    }
+
+
+def _export_member(args: argparse.Namespace, model: Any, sc: Any, problem: sa.Problem, n: int | None,
+                   default: Path) -> int:
+    """Write experiment ``--member K`` of the design as a scenario file (no analysis)."""
+    import yaml
+
+    from ..results import check_file_target, file_starts_with
+    from ..xmile import write_text
+
+    design = _design(problem, args.method, n, args.seed, args.second_order)
+    rows = design.x.shape[0]
+    k = args.member
+    if not 0 <= k < rows:
+        raise InputError(f"expected an experiment number from 0 to {rows - 1} (this design has {rows:,}), got {k}",
+                         None, "--member")
+    out = Path(args.out) if args.out else default.with_name(f"{default.name}_member{k}.yaml")
+    check_file_target(out, lambda p: file_starts_with(p, MEMBER_MARKER), "a scenario file")
+    sets = "".join(f" --set {s}" for s in getattr(args, "set", []) or [])
+    what = (f"sensitivity --method {args.method}" + (f" --samples {n}" if n is not None and args.method != "oat" else "")
+            + f" --seed {args.seed}" + (" --levers" if args.levers else "")
+            + (f" --params {args.params}" if args.params else "") + (" --second-order" if args.second_order else "")
+            + sets)
+    data = member_scenario(sc, problem, design.x[k], k, what.replace("sensitivity ", f"sensitivity {sc.file} ", 1))
+    text = (f"{MEMBER_MARKER} {k}: `{what}` on {sc.file}.\n# `simulate.py run` on this file reproduces that "
+            "experiment (uncertainties as parameters from the start, re-calibrated; lever settings from "
+            f"{model.calibration.end + 1}).\n" + yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+    try:
+        write_text(out, text)
+    except (OSError, RuntimeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InputError(f"cannot write the file: {reason}", str(out), "--out") from None
+    print(heading(sc))
+    print(f"Experiment {k} of {rows:,} ({what}):")
+    for q, v in zip(problem.uncertainties, design.x[k], strict=True):
+        if np.isfinite(v):
+            print(f"  {q.name} = {v:.10g}" + (" (lever setting from "
+                                                f"{model.calibration.end + 1})" if q.lever else ""))
+    print(f"  -> {out}  (reproduce it: python simulate.py run {out})")
+    return 0
+
+
 def _handling(method: str) -> str:
     return {
         "oat": "an end of a range with no calibration solution has no outcome and no swing",
@@ -207,8 +283,10 @@ def _handling(method: str) -> str:
 def _write_tables(d: Path, model: Any, problem: sa.Problem, exp: sa.Experiments, indices: list[sa.Index],
                   probs: list[cd.GoalRow], quant: dict[str, np.ndarray], design: sa.Design,
                   cquant: dict[str, np.ndarray], cond: cd.Conditioning | None) -> list[str]:
-    write_csv(d / "indices.csv", ["method", "parameter", "output", "index", "value", "ci_low", "ci_high"],
-              ([i.method, i.parameter, i.output, i.index, i.value, i.ci_low, i.ci_high] for i in indices))
+    write_csv(d / "indices.csv", ["method", "parameter", "output", "index", "value", "ci_low", "ci_high", "note"],
+              ([i.method, i.parameter, i.output, i.index, i.value, i.ci_low, i.ci_high,
+                ("unaffected by these inputs" if i.index == "relative_spread" else "round-off, not an effect")
+                if i.note == sa.UNAFFECTED else ""] for i in indices))
     files = ["indices.csv"]
     if probs:
         sh.write_goal_probability(d / "goal_probability.csv", model, probs)
@@ -248,8 +326,13 @@ def _write_figures(d: Path, model: Any, problem: sa.Problem, exp: sa.Experiments
     if problem.levers:
         title = f"{title}, {ps.tx('levers_mode', lang)}"
     out: list[str] = []
+    flat = sa.unaffected_outputs(indices)
     for goal in exp.outcome_names:
-        if method == "oat":
+        if goal in flat and method != "mc":
+            name, fig = f"{ {'oat': 'tornado'}.get(method, method)}_{goal}", ps.unaffected_figure(
+                model, problem, goal, lang, title, flat[goal], method,
+                float(np.nanmedian(exp.outcomes[exp.ok, exp.outcome_names.index(goal)])))
+        elif method == "oat":
             name, fig = f"tornado_{goal}", ps.tornado(model, problem, indices, goal, lang, title)
         elif method == "morris":
             name, fig = f"morris_{goal}", ps.morris_figure(model, problem, indices, goal, lang, title,
@@ -297,6 +380,14 @@ def _fmt_index(method: str, i: sa.Index, signed: dict[tuple[str, str], float]) -
 
 
 TOP_HEADER = ["goal", "1st", "2nd", "3rd"]
+
+
+def unaffected_text(spread: float) -> str:
+    """Table cell of an output these inputs do not move."""
+    how = "constant" if spread == 0 else f"relative spread {spread:.0e} <= {sa.UNAFFECTED_RTOL:.0e}, round-off"
+    return f"unaffected by these inputs ({how})"
+
+
 PROB_HEADER = sh.PROB_HEADER
 
 
@@ -307,9 +398,13 @@ def _top_rows(exp: sa.Experiments, indices: list[sa.Index], method: str) -> tupl
     label = {"oat": "|high - low| in the goal's units", "morris": "μ*, goal units per whole range",
              "sobol": "total-order index ST", "mc": "Spearman rank correlation"}[method]
     rows = []
+    flat = sa.unaffected_outputs(indices)
     for goal in exp.outcome_names:
+        if goal in flat:
+            rows.append([goal, unaffected_text(flat[goal]), "", ""])
+            continue
         top = [i for i in sa.ranking(indices, method, goal) if i.value > 0][:3]  # an inert input is not "influential"
-        cells = [_fmt_index(method, i, signed) for i in top] or ["(constant: no input changes it)"]
+        cells = [_fmt_index(method, i, signed) for i in top] or ["(no input changes it)"]
         rows.append([goal, *cells, *[""] * (3 - len(cells))])
     return label, rows
 
