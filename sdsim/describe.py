@@ -293,7 +293,8 @@ def document(model: Model, loops: Sequence[Loop], solved: dict[str, Any], lang: 
 
 def _statistics(m: Model, lang: str) -> list[Section]:
     """The reporting rule in force and the published indicators (they feed nothing back into the system)."""
-    rows = [[a, v.layer, v.label(lang), v.units, v.expr.text, v.note] for a, v in m.aux.items() if v.layer != "system"]
+    rows = [[a, v.layer, v.label(lang), v.units, v.expr.text, v.note] for a, v in m.aux.items()
+            if v.layer in ("reporting", "reported")]
     if not rows:
         return []
     sec = Section(TEXT["statistics"][lang], header=[h("name", lang), "layer", h("label", lang), h("units", lang),
