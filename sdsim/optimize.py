@@ -1,0 +1,536 @@
+"""Policy search: the least-cost lever package that meets the goals with a chosen probability.
+
+Vocabulary (EMA Workbench): the **decision variables** are the policy levers (``role: policy``
+with a ``cost:`` equation), each a constant from the start year (or a two-point ramp from the
+start year to the goal year), bounded below by the input scenario's value and above by the top of
+the lever's ``policy_range``. The **objective** is the central run's cost above the input
+scenario, summed over the years start..goal year and discounted at ``discount_rate``; the
+**constraints** are P(goal met in the goal year) >= p for the chosen goals, estimated on a fixed
+ensemble of uncertainty samples common to all candidates.
+
+How a candidate is evaluated (:class:`Evaluator`):
+
+* the ensemble is drawn once (:func:`sdsim.sensitivity.sample_mc` with the seed) and calibrated
+  once, in one vectorised call, together with the central parameter set (run 0). Candidates act
+  from the start year, after the calibration window, so calibration does not depend on them;
+* one batch = (candidates x (1 + samples)) runs in one :func:`sdsim.engine.simulate` call: one
+  generation of the optimiser is one batch;
+* goals are judged in the scope in force: a goal with a ``reported`` indicator compares the
+  published value with threshold x its scope factor (per sample); the seed-scope probability is
+  computed beside it, shown and never constrained. ``poisson`` goals average each sample's
+  Poisson P(count passes);
+* costs are the auxiliaries ``cost_<lever>`` compiled from the levers' ``cost:`` equations
+  (annual totals, 亿元), read from the central run; they feed nothing back.
+
+The optimiser is :func:`scipy.optimize.differential_evolution` (``vectorized=True``, seeded)
+with the constraints as a vectorised :class:`scipy.optimize.NonlinearConstraint` (Lampinen's
+feasibility rules); the constraint and the objective share one batch through a cache. Its first
+population holds the all-top package (feasible for every goal kept) and a Latin hypercube. A
+batched coordinate search then moves levers back toward the input while the package stays
+feasible (differential evolution approaches a bound only slowly).
+
+Goals that no package inside the policy ranges can meet (P with every lever at the top < p) are
+found first, left out of the constraints and reported with their best probability and the lever
+that binds (the one whose removal from the all-top package costs the most probability).
+
+History conditioning: the ensemble is the prior unless a conditioning module provides weights
+(:func:`condition`, the hook); the outputs say which.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import special
+
+from .compiler import Compiled
+from .engine import TimeGrid, simulate
+from .errors import InputError
+from .goals import evaluate
+from .model import Goal, Model, cost_name
+from .runner import calibrated_params, parameter_batch, scenario_levers
+from .scenario import Scenario, goal_year
+from .sensitivity import define_problem, sample_mc
+from .yamlio import suggest
+
+DEFAULT_PROBABILITY = 0.8
+DEFAULT_SAMPLES = 500
+DEFAULT_POPSIZE = 24  # candidates per generation
+DEFAULT_MAXITER = 40  # generations
+FRESH_FACTOR = 2  # the fresh ensemble has FRESH_FACTOR x the samples, seed + FRESH_SEED_OFFSET
+FRESH_SEED_OFFSET = 1_000_003
+POLISH_FACTORS = (0.0, 0.5, 0.8, 0.95)  # coordinate search: x_j -> lo_j + f (x_j - lo_j)
+POLISH_ROUNDS = 4
+SHAPES = ("constant", "ramp")
+
+
+# ------------------------------------------------------------------------------------ decisions
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One decision variable: a policy lever's constant value, or one end of its ramp."""
+
+    lever: str
+    part: str  # value | start | end
+    low: float  # the input scenario's value (its maximum over start..goal year)
+    high: float  # top of the policy range
+
+
+def policy_levers(model: Model) -> list[str]:
+    """The optimisable levers: role policy with a policy range. InputError when there are none or one has no cost."""
+    names = [n for n, p in model.levers.items() if p.role == "policy" and p.policy_range is not None]
+    if not names:
+        raise InputError("the model has no policy levers (levers with role policy and a policy_range): nothing to "
+                         "optimise", str(model.directory / "parameters.yaml"), "levers")
+    for n in names:
+        if model.levers[n].cost is None:
+            raise InputError("a policy lever needs a cost equation (亿元/year) to be optimised",
+                             str(model.directory / "parameters.yaml"), f"levers.{n}.cost")
+    return names
+
+
+def input_levels(cm: Compiled, sc: Scenario, start: int, end: int) -> dict[str, float]:
+    """Each lever's largest value in the input scenario over calendar years start..end (central run)."""
+    model = cm.model
+    grid = TimeGrid(model.calibration.start, end, sc.dt)
+    base = model.base_values()
+    levers = scenario_levers(cm, grid, base, sc.levers, first_year=start)
+    sel = grid.times >= start - 1
+    return {k: float(np.max(v[sel, 0])) for k, v in levers.items()}
+
+
+def decisions(cm: Compiled, sc: Scenario, start: int, end: int, shape: str) -> tuple[list[Decision], list[str]]:
+    """Decision variables and notes (levers left out because the input is already at or above the top)."""
+    model = cm.model
+    levels = input_levels(cm, sc, start, end)
+    out, notes = [], []
+    for name in policy_levers(model):
+        lo, hi = levels[name], model.levers[name].policy_range[1]  # type: ignore[index]
+        if lo >= hi:
+            notes.append(f"{name} is held at the input's {lo:g} (at or above the top of its policy range, {hi:g})")
+            continue
+        parts = ("value",) if shape == "constant" else ("start", "end")
+        out += [Decision(name, part, lo, hi) for part in parts]
+    if not out:
+        raise InputError("every policy lever is already at the top of its policy range in the input scenario: "
+                         "nothing to optimise", sc.file, "levers")
+    return out, notes
+
+
+# ------------------------------------------------------------------------------------ ensemble
+
+
+@dataclass
+class Ensemble:
+    """Calibrated parameter sets: run 0 is the central set, runs 1..n the ok samples."""
+
+    params: dict[str, Any]  # name -> number or (m,) array, m = 1 + n
+    m: int
+    drawn: int  # samples drawn
+    seed: int
+    weights: np.ndarray | None = None  # (n,) history weights (None: the prior, equal weights)
+    note: str = ""
+    failed: int = 0
+
+    @property
+    def n(self) -> int:
+        """Uncertainty samples that reproduce the calibration targets."""
+        return self.m - 1
+
+    @property
+    def effective_size(self) -> float:
+        """(sum w)^2 / sum w^2 (the sample count with equal weights)."""
+        if self.weights is None:
+            return float(self.n)
+        w = self.weights
+        return float(w.sum() ** 2 / (w**2).sum())
+
+
+def condition(ens: Ensemble, cm: Compiled, sc: Scenario) -> Ensemble:
+    """Hook for history conditioning (``sensitivity --history match``): weights on the samples.
+
+    The conditioning module has not landed in this version, so the prior ensemble is used and
+    the outputs say so. When it lands, set ``ens.weights`` (n,) here from its likelihood weights.
+    """
+    try:
+        import importlib
+
+        importlib.import_module("sdsim.conditioning")
+    except ModuleNotFoundError:
+        ens.note = "prior ensemble (not conditioned on history: sdsim.conditioning is not available in this version)"
+        return ens
+    ens.note = ("prior ensemble (sdsim.conditioning is present but optimize does not use its weights yet: "
+                "see sdsim.optimize.condition)")
+    return ens
+
+
+def build_ensemble(cm: Compiled, sc: Scenario, samples: int, seed: int) -> Ensemble:
+    """Draw ``samples`` uncertainty samples (Latin hypercube, ``seed``) and calibrate them with the central set."""
+    model = cm.model
+    problem = define_problem(model, sc)
+    design = sample_mc(problem, samples, seed)
+    params = {k: _scalar(v) for k, v in parameter_batch(cm, [sc.parameters]).items()}
+    for j, q in enumerate(problem.uncertainties):
+        params[q.name] = np.concatenate([[float(params[q.name])], design.x[:, j]])
+    with np.errstate(all="ignore"):
+        solved, res = calibrated_params(cm, params, sc.dt, sc.method, strict=False)
+    ok = np.broadcast_to(res.ok, (samples + 1,))
+    if not ok[0]:
+        raise InputError(f"the central parameter set cannot be calibrated to {model.calibration.end} "
+                         f"({np.atleast_1d(res.reason)[0]})", sc.file or None, "parameters")
+    if not ok[1:].any():
+        raise InputError(f"no uncertainty sample could be calibrated to {model.calibration.end} ({samples} tried)",
+                         None, "--samples")
+    keep = np.flatnonzero(ok)
+    sub = {k: (np.asarray(v, float)[keep] if np.ndim(v) and np.size(v) == samples + 1 else _scalar(v))
+           for k, v in solved.items()}
+    ens = Ensemble(sub, keep.size, samples, seed, failed=int((~ok[1:]).sum()))
+    return condition(ens, cm, sc)
+
+
+def _scalar(v: Any) -> Any:
+    return float(np.asarray(v).reshape(-1)[0]) if np.ndim(v) and np.size(v) == 1 else v
+
+
+# ------------------------------------------------------------------------------------ evaluation
+
+
+@dataclass
+class Evaluation:
+    """A batch of S candidates: cost (discounted, above the input), probabilities per goal."""
+
+    x: np.ndarray  # (S, D)
+    cost: np.ndarray  # (S,) 亿元, discounted sum over start..goal year of cost above the input
+    cost_by_lever: np.ndarray  # (S, L) the same per policy lever
+    prob: np.ndarray  # (S, G) P(goal met), scope in force
+    prob_seed: np.ndarray  # (S, G) P(goal met) in the seed's scope
+    central: np.ndarray  # (S, G) goal value of the central run (seed scope)
+
+
+def scope_probability(goal: Goal, st: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Per-run P(goal met) in the scope in force (reported value vs threshold x scope) and in the seed's scope."""
+    seed_p = np.where(np.isfinite(st.value), st.probability, 0.0)
+    if st.value_reported is None:
+        return seed_p, seed_p
+    v, thr = np.nan_to_num(st.value_reported, nan=-np.inf), st.threshold_reported
+    if goal.poisson:
+        k = np.ceil(thr) - 1 if goal.test == ">=" else np.floor(thr)
+        p = special.pdtrc(k, np.maximum(np.nan_to_num(st.value_reported, nan=0.0), 0.0))
+    else:
+        p = (v >= thr) if goal.test == ">=" else (v > thr)
+    return np.asarray(p, float), seed_p
+
+
+class Evaluator:
+    """Runs batches of candidate packages on a fixed ensemble (one simulate call per batch)."""
+
+    def __init__(self, cm: Compiled, sc: Scenario, ens: Ensemble, decs: list[Decision], start: int,
+                 goals: list[str], shape: str = "constant") -> None:
+        self.cm, self.sc, self.ens, self.decs, self.start, self.shape = cm, sc, ens, decs, start, shape
+        self.model = cm.model
+        self.goal_year = goal_year(self.model)
+        self.goals = goals
+        self.levers = policy_levers(self.model)
+        self.grid = TimeGrid(self.model.calibration.start, self.goal_year, sc.dt)
+        self.years = np.arange(start, self.goal_year + 1)
+        rate = float(np.asarray(ens.params["discount_rate"]).reshape(-1)[0]) if "discount_rate" in ens.params else 0.0
+        self.discount = (1.0 + rate) ** -(self.years - start).astype(float)
+        self.batches = 0
+        self.runs = 0
+        self.archive: list[Evaluation] = []
+        self._input_costs: np.ndarray | None = None
+        self._input_costs = self._costs(None)  # (years, L) central-run costs of the input scenario
+
+    # -- batch ------------------------------------------------------------------------------
+    def _simulate(self, x: np.ndarray | None, central_only: bool = False) -> tuple[Any, dict[str, Any], int]:
+        ens = self.ens
+        m = 1 if central_only else ens.m
+        s = 1 if x is None else x.shape[0]
+        n = s * m
+        params = {}
+        for k, v in ens.params.items():
+            if np.ndim(v):
+                v = np.asarray(v)[:m]
+                params[k] = np.tile(v, s)
+            else:
+                params[k] = v
+        settings: dict[str, np.ndarray] = {}
+        ramps: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        if x is not None:
+            for j, d in enumerate(self.decs):
+                col = np.repeat(x[:, j], m)
+                if d.part == "value":
+                    settings[d.lever] = col
+                else:
+                    a, b = ramps.get(d.lever, (col, col))
+                    ramps[d.lever] = (col, b) if d.part == "start" else (a, col)
+        levers = scenario_levers(self.cm, self.grid, params, self.sc.levers, settings, first_year=self.start)
+        t = self.grid.times[:, None]
+        for name, (a, b) in ramps.items():  # two-point ramps: the scenario ramp {start: a, end: b} from start to goal
+            x0, x1 = self.start - 0.5, self.goal_year - 0.5
+            frac = np.clip((t - x0) / (x1 - x0), 0.0, 1.0)
+            levers[name] = np.where(t >= self.start - 1, a[None, :] + (b - a)[None, :] * frac, levers[name])
+        with np.errstate(all="ignore"):
+            run = simulate(self.cm, params, levers, self.grid, self.sc.method, n=n)
+        self.batches += 1
+        self.runs += n
+        return run, params, m
+
+    def _costs(self, x: np.ndarray | None) -> np.ndarray:
+        """Central-run costs (years, L) of the input (x None) or (S, years, L) of candidates."""
+        run, _, m = self._simulate(x, central_only=True)
+        return self._cost_block(run, m)[0] if x is None else self._cost_block(run, m)
+
+    def _cost_block(self, run: Any, m: int) -> np.ndarray:
+        rows = [self.year_index(y) for y in self.years]
+        c = np.stack([run.get(cost_name(k))[rows] for k in self.levers], axis=-1)  # (years, n, L)
+        c = c[:, ::m, :]  # central runs (run 0 of each candidate)
+        return np.transpose(c, (1, 0, 2))  # (S, years, L)
+
+    def year_index(self, year: int) -> int:
+        return int(year - self.grid.start)
+
+    def evaluate(self, x: np.ndarray) -> Evaluation:
+        """Evaluate S candidates (rows of ``x``) on the ensemble in one batch."""
+        x = np.atleast_2d(np.asarray(x, float))
+        run, params, m = self._simulate(x)
+        s = x.shape[0]
+        status = evaluate(self.model, run, params=params)
+        g_all = list(self.model.goals)
+        prob = np.zeros((s, len(g_all)))
+        prob_seed = np.zeros((s, len(g_all)))
+        central = np.zeros((s, len(g_all)))
+        w = self.ens.weights
+        for g, name in enumerate(g_all):
+            p, ps = scope_probability(self.model.goals[name], status[name])
+            p, ps = p.reshape(s, m)[:, 1:], ps.reshape(s, m)[:, 1:]
+            prob[:, g] = p.mean(axis=1) if w is None else (p * w).sum(axis=1) / w.sum()
+            prob_seed[:, g] = ps.mean(axis=1) if w is None else (ps * w).sum(axis=1) / w.sum()
+            central[:, g] = status[name].value.reshape(s, m)[:, 0]
+        costs = self._cost_block(run, m)  # (S, years, L)
+        extra = (costs - self._input_costs[None]) * self.discount[None, :, None]
+        by_lever = np.nan_to_num(extra.sum(axis=1), nan=np.inf)
+        ev = Evaluation(x, by_lever.sum(axis=1), by_lever, prob, prob_seed, central)
+        self.archive.append(ev)
+        return ev
+
+    def goal_index(self, names: list[str]) -> list[int]:
+        g_all = list(self.model.goals)
+        return [g_all.index(n) for n in names]
+
+    def lower(self) -> np.ndarray:
+        return np.array([d.low for d in self.decs])
+
+    def upper(self) -> np.ndarray:
+        return np.array([d.high for d in self.decs])
+
+
+# ---------------------------------------------------------------------------------- feasibility
+
+
+@dataclass
+class Reach:
+    """Per goal: the input's probability, the best reachable (every lever at the top), the binding lever."""
+
+    goal: str
+    p_input: float
+    p_best: float
+    binding: str  # the lever whose removal from the all-top package costs most probability ('' if none)
+    loss: float  # that probability loss
+    feasible: bool
+
+
+def reach(ev_: Evaluator, p: float) -> tuple[list[Reach], Evaluation]:
+    """One batch: the input, the all-top package, and per lever (input + that lever at top), (top - that lever)."""
+    lo, hi = ev_.lower(), ev_.upper()
+    d = lo.size
+    rows = [lo, hi]
+    for j in range(d):
+        up = lo.copy()
+        up[j] = hi[j]
+        rows.append(up)
+    for j in range(d):
+        down = hi.copy()
+        down[j] = lo[j]
+        rows.append(down)
+    ev = ev_.evaluate(np.array(rows))
+    out = []
+    lever_of = [dd.lever for dd in ev_.decs]
+    for g, name in enumerate(ev_.model.goals):
+        p_in, p_top = ev.prob[0, g], ev.prob[1, g]
+        gain = ev.prob[2:2 + d, g] - p_in  # lever alone from the input
+        loss = p_top - ev.prob[2 + d:, g]  # lever removed from the all-top package
+        per_lever: dict[str, tuple[float, float]] = {}
+        for j, lev in enumerate(lever_of):  # a ramp has two decisions per lever: add them up
+            a, b = per_lever.get(lev, (0.0, 0.0))
+            per_lever[lev] = (a + loss[j], b + gain[j])
+        best = max(per_lever.items(), key=lambda kv: (kv[1][0], kv[1][1]))
+        binding = best[0] if max(best[1]) > 1e-12 else ""
+        out.append(Reach(name, float(p_in), float(p_top), binding, float(best[1][0]), bool(p_top >= p)))
+    return out, ev
+
+
+# ------------------------------------------------------------------------------------ optimiser
+
+
+@dataclass
+class Result:
+    """The package found and what it took."""
+
+    x: np.ndarray  # (D,)
+    evaluation: Evaluation  # of x alone (in sample)
+    targeted: list[str]
+    reach: list[Reach]
+    generations: int
+    batches: int
+    runs: int
+    de_message: str
+    polish_steps: int
+    notes: list[str] = field(default_factory=list)
+
+
+def feasible_mask(ev: Evaluation, idx: list[int], p: float) -> np.ndarray:
+    """(S,) True where every goal in ``idx`` has P >= p."""
+    if not idx:
+        return np.ones(ev.x.shape[0], bool)
+    return (ev.prob[:, idx] >= p).all(axis=1)
+
+
+def optimize(ev_: Evaluator, p: float, targeted: list[str], seed: int, popsize: int = DEFAULT_POPSIZE,
+             maxiter: int = DEFAULT_MAXITER, progress: Any = None) -> tuple[np.ndarray, int, str, int]:
+    """Least-cost x with P(goal) >= p for the ``targeted`` goals. Returns (x, generations, message, polish steps)."""
+    from scipy.optimize import NonlinearConstraint, differential_evolution
+    from scipy.stats import qmc
+
+    lo, hi = ev_.lower(), ev_.upper()
+    idx = ev_.goal_index(targeted)
+    if not idx:  # nothing to meet: the input itself is the least-cost package
+        return lo.copy(), 0, "no goal to meet: the input scenario is the package", 0
+    cache: dict[bytes, tuple[float, np.ndarray]] = {}
+
+    def run(xs: np.ndarray) -> None:
+        xs = np.atleast_2d(xs)
+        todo = [i for i in range(xs.shape[0]) if xs[i].tobytes() not in cache]
+        if not todo:
+            return
+        ev = ev_.evaluate(xs[todo])
+        for k, i in enumerate(todo):
+            cache[xs[i].tobytes()] = (float(ev.cost[k]), ev.prob[k, idx])
+
+    def constraint(xt: np.ndarray) -> np.ndarray:  # scipy vectorised: (D, S) -> (G, S)
+        xs = np.ascontiguousarray(np.atleast_2d(xt.T if xt.ndim == 2 else xt[None, :]))
+        run(xs)
+        return np.array([cache[r.tobytes()][1] for r in xs]).T
+
+    def objective(xt: np.ndarray) -> np.ndarray:  # (D, S) -> (S,)
+        xs = np.ascontiguousarray(np.atleast_2d(xt.T if xt.ndim == 2 else xt[None, :]))
+        run(xs)
+        return np.array([cache[r.tobytes()][0] for r in xs])
+
+    rng = np.random.default_rng(seed)
+    d = lo.size
+    init = lo + qmc.LatinHypercube(d, rng=rng).random(max(popsize, 5) - 1) * (hi - lo)
+    init = np.vstack([hi, init])  # the all-top package: feasible for every goal kept
+    gens = [0]
+
+    def callback(intermediate_result: Any) -> None:
+        gens[0] += 1
+        if progress is not None:
+            progress.update(1)
+
+    res = differential_evolution(
+        objective, list(zip(lo, hi, strict=True)), strategy="best1bin", maxiter=maxiter, popsize=popsize,
+        tol=1e-3, mutation=(0.5, 1.0), recombination=0.7, rng=np.random.default_rng(seed), callback=callback,
+        polish=False, init=init, updating="deferred", vectorized=True,
+        constraints=NonlinearConstraint(constraint, p, np.inf),
+    )
+    x = np.clip(res.x, lo, hi)
+    best = ev_.evaluate(x[None, :])
+    if not feasible_mask(best, idx, p)[0]:  # DE ended on an infeasible member: fall back to the all-top package
+        x = hi.copy()
+    x, steps = polish(ev_, x, idx, p)
+    return x, gens[0], str(res.message), steps
+
+
+def polish(ev_: Evaluator, x: np.ndarray, idx: list[int], p: float) -> tuple[np.ndarray, int]:
+    """Batched coordinate search: move each lever back toward the input while every target stays met.
+
+    Each round is one batch of len(x) x len(POLISH_FACTORS) candidates; the cheapest feasible one
+    that lowers the cost is taken; stops after POLISH_ROUNDS rounds or when nothing improves.
+    """
+    lo = ev_.lower()
+    cur = ev_.evaluate(x[None, :])
+    cost = float(cur.cost[0])
+    steps = 0
+    for _ in range(POLISH_ROUNDS):
+        rows = []
+        for j in range(x.size):
+            if x[j] <= lo[j]:
+                continue
+            for f in POLISH_FACTORS:
+                y = x.copy()
+                y[j] = lo[j] + f * (x[j] - lo[j])
+                rows.append(y)
+        if not rows:
+            break
+        ev = ev_.evaluate(np.array(rows))
+        ok = feasible_mask(ev, idx, p) & (ev.cost < cost - 1e-12)
+        if not ok.any():
+            break
+        k = int(np.flatnonzero(ok)[np.argmin(ev.cost[ok])])
+        x, cost = ev.x[k].copy(), float(ev.cost[k])
+        steps += 1
+    return x, steps
+
+
+# ---------------------------------------------------------------------------------------- pareto
+
+
+def pareto(archive: list[Evaluation], p: float, goals: list[int], grid_p: tuple[float, ...]
+           ) -> tuple[list[tuple[int, float, np.ndarray]], list[tuple[float, float, np.ndarray]]]:
+    """From every candidate evaluated: least cost per number of goals met at p, and per p for all ``goals``.
+
+    These are the cheapest packages among those the search evaluated (upper bounds of the true least
+    cost). Returns [(k goals met, cost, x)] and [(p, cost, x)] (cost NaN where none qualifies).
+    """
+    x = np.vstack([a.x for a in archive])
+    cost = np.concatenate([a.cost for a in archive])
+    prob = np.vstack([a.prob for a in archive])
+    met = (prob[:, goals] >= p).sum(axis=1) if goals else np.zeros(x.shape[0], int)
+    by_k = []
+    for k in range(len(goals) + 1):
+        sel = np.flatnonzero((met >= k) & np.isfinite(cost))
+        if sel.size:
+            i = sel[np.argmin(cost[sel])]
+            by_k.append((k, float(cost[i]), x[i]))
+    by_p = []
+    for q in grid_p:
+        ok = (prob[:, goals] >= q).all(axis=1) if goals else np.ones(x.shape[0], bool)
+        sel = np.flatnonzero(ok & np.isfinite(cost))
+        if sel.size:
+            i = sel[np.argmin(cost[sel])]
+            by_p.append((q, float(cost[i]), x[i]))
+        else:
+            by_p.append((q, float("nan"), np.full(x.shape[1], np.nan)))
+    return by_k, by_p
+
+
+def tolerance(p: float, n_eff: float) -> float:
+    """The shortfall allowed on a fresh ensemble: max(0.05, two standard errors of a share p at size n_eff)."""
+    return max(0.05, 2.0 * float(np.sqrt(p * (1.0 - p) / max(n_eff, 1.0))))
+
+
+def parse_goals(model: Model, text: str | None) -> list[str]:
+    """--goals a,b -> goal ids (default: all); unknown ids are an InputError with a hint."""
+    if text is None:
+        return list(model.goals)
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    if not names:
+        raise InputError(f"expected comma-separated goal ids, got {text!r}", None, "--goals")
+    for n in names:
+        if n not in model.goals:
+            raise InputError(f"unknown goal {n!r}{suggest(n, model.goals)}", None, "--goals")
+    return list(dict.fromkeys(names))
