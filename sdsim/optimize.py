@@ -62,7 +62,7 @@ DEFAULT_MAXITER = 40  # generations
 FRESH_FACTOR = 2  # the fresh ensemble has FRESH_FACTOR x the samples, seed + FRESH_SEED_OFFSET
 FRESH_SEED_OFFSET = 1_000_003
 POLISH_FACTORS = (0.0, 0.5, 0.8, 0.95)  # coordinate search: x_j -> lo_j + f (x_j - lo_j)
-POLISH_ROUNDS = 4
+POLISH_ROUNDS = 6
 SHAPES = ("constant", "ramp")
 
 
@@ -272,7 +272,8 @@ class Evaluator:
         for name, (a, b) in ramps.items():  # two-point ramps: the scenario ramp {start: a, end: b} from start to goal
             x0, x1 = self.start - 0.5, self.goal_year - 0.5
             frac = np.clip((t - x0) / (x1 - x0), 0.0, 1.0)
-            levers[name] = np.where(t >= self.start - 1, a[None, :] + (b - a)[None, :] * frac, levers[name])
+            act = (t >= self.start - 1) & ~np.isnan(a)[None, :]  # NaN: the input's own setting
+            levers[name] = np.where(act, a[None, :] + (b - a)[None, :] * frac, levers[name])
         with np.errstate(all="ignore"):
             run = simulate(self.cm, params, levers, self.grid, self.sc.method, n=n)
         self.batches += 1
@@ -399,34 +400,67 @@ def feasible_mask(ev: Evaluation, idx: list[int], p: float) -> np.ndarray:
     return (ev.prob[:, idx] >= p).all(axis=1)
 
 
+def relevant(ev_: Evaluator, reach_ev: Evaluation, targeted: list[str]) -> np.ndarray:
+    """(D,) True for decisions whose lever moves the probability of a targeted goal in the reach batch.
+
+    A lever is relevant when raising it alone from the input, or removing it from the all-top package,
+    changes P of some targeted goal. Irrelevant levers are held at the input's own setting (they could
+    only add cost).
+    """
+    d = len(ev_.decs)
+    idx = ev_.goal_index(targeted)
+    if not idx:
+        return np.zeros(d, bool)
+    pr = reach_ev.prob[:, idx]
+    up = np.abs(pr[2:2 + d] - pr[0]).max(axis=1) > 0
+    down = np.abs(pr[1] - pr[2 + d:2 + 2 * d]).max(axis=1) > 0
+    moved = {dd.lever for j, dd in enumerate(ev_.decs) if up[j] or down[j]}
+    return np.array([dd.lever in moved for dd in ev_.decs])
+
+
 def optimize(ev_: Evaluator, p: float, targeted: list[str], seed: int, popsize: int = DEFAULT_POPSIZE,
-             maxiter: int = DEFAULT_MAXITER, progress: Any = None) -> tuple[np.ndarray, int, str, int]:
-    """Least-cost x with P(goal) >= p for the ``targeted`` goals. Returns (x, generations, message, polish steps)."""
+             maxiter: int = DEFAULT_MAXITER, free: np.ndarray | None = None, progress: Any = None
+             ) -> tuple[np.ndarray, int, str, int]:
+    """Least-cost x with P(goal) >= p for the ``targeted`` goals, searching the ``free`` decisions only.
+
+    Decisions that are not free are NaN in the result: the input's own setting. Returns
+    (x, generations, message, polish steps).
+    """
     from scipy.optimize import NonlinearConstraint, differential_evolution
     from scipy.stats import qmc
 
-    lo, hi = ev_.lower(), ev_.upper()
+    lo_all, hi_all = ev_.lower(), ev_.upper()
+    free = np.ones(lo_all.size, bool) if free is None else np.asarray(free, bool)
     idx = ev_.goal_index(targeted)
-    if not idx:  # nothing to meet: the input itself is the least-cost package
-        return lo.copy(), 0, "no goal to meet: the input scenario is the package", 0
+    held = np.where(free, lo_all, np.nan)
+    if not idx or not free.any():  # nothing to meet, or no lever moves it: the input itself is the package
+        return np.full(lo_all.size, np.nan), 0, "no goal to meet with a lever: the input scenario is the package", 0
+    lo, hi = lo_all[free], hi_all[free]
     cache: dict[bytes, tuple[float, np.ndarray]] = {}
 
+    def full(xs: np.ndarray) -> np.ndarray:
+        out = np.tile(held, (xs.shape[0], 1))
+        out[:, free] = xs
+        return out
+
     def run(xs: np.ndarray) -> None:
-        xs = np.atleast_2d(xs)
         todo = [i for i in range(xs.shape[0]) if xs[i].tobytes() not in cache]
         if not todo:
             return
-        ev = ev_.evaluate(xs[todo])
+        ev = ev_.evaluate(full(xs[todo]))
         for k, i in enumerate(todo):
             cache[xs[i].tobytes()] = (float(ev.cost[k]), ev.prob[k, idx])
 
-    def constraint(xt: np.ndarray) -> np.ndarray:  # scipy vectorised: (D, S) -> (G, S)
-        xs = np.ascontiguousarray(np.atleast_2d(xt.T if xt.ndim == 2 else xt[None, :]))
+    def rows(xt: np.ndarray) -> np.ndarray:  # scipy's vectorised layout (D, S) -> (S, D)
+        return np.ascontiguousarray(np.atleast_2d(xt.T if xt.ndim == 2 else xt[None, :]))
+
+    def constraint(xt: np.ndarray) -> np.ndarray:  # (D, S) -> (G, S)
+        xs = rows(xt)
         run(xs)
         return np.array([cache[r.tobytes()][1] for r in xs]).T
 
     def objective(xt: np.ndarray) -> np.ndarray:  # (D, S) -> (S,)
-        xs = np.ascontiguousarray(np.atleast_2d(xt.T if xt.ndim == 2 else xt[None, :]))
+        xs = rows(xt)
         run(xs)
         return np.array([cache[r.tobytes()][0] for r in xs])
 
@@ -447,41 +481,58 @@ def optimize(ev_: Evaluator, p: float, targeted: list[str], seed: int, popsize: 
         polish=False, init=init, updating="deferred", vectorized=True,
         constraints=NonlinearConstraint(constraint, p, np.inf),
     )
-    x = np.clip(res.x, lo, hi)
+    x = full(np.clip(res.x, lo, hi)[None, :])[0]
     best = ev_.evaluate(x[None, :])
     if not feasible_mask(best, idx, p)[0]:  # DE ended on an infeasible member: fall back to the all-top package
-        x = hi.copy()
-    x, steps = polish(ev_, x, idx, p)
+        x = full(hi[None, :])[0]
+    x, steps = polish(ev_, x, idx, p, free)
     return x, gens[0], str(res.message), steps
 
 
-def polish(ev_: Evaluator, x: np.ndarray, idx: list[int], p: float) -> tuple[np.ndarray, int]:
-    """Batched coordinate search: move each lever back toward the input while every target stays met.
+def polish(ev_: Evaluator, x: np.ndarray, idx: list[int], p: float, free: np.ndarray) -> tuple[np.ndarray, int]:
+    """Batched coordinate search: move levers back toward the input while every target stays met.
 
-    Each round is one batch of len(x) x len(POLISH_FACTORS) candidates; the cheapest feasible one
-    that lowers the cost is taken; stops after POLISH_ROUNDS rounds or when nothing improves.
+    A round is two batches: (A) each free lever alone moved to lo + f (x - lo) for f in POLISH_FACTORS;
+    (B) the best feasible single moves applied cumulatively, largest saving first. The cheapest
+    feasible candidate that lowers the cost is taken; stops after POLISH_ROUNDS rounds or when
+    nothing improves.
     """
     lo = ev_.lower()
-    cur = ev_.evaluate(x[None, :])
-    cost = float(cur.cost[0])
+    cost = float(ev_.evaluate(x[None, :]).cost[0])
     steps = 0
     for _ in range(POLISH_ROUNDS):
-        rows = []
-        for j in range(x.size):
-            if x[j] <= lo[j]:
-                continue
-            for f in POLISH_FACTORS:
-                y = x.copy()
-                y[j] = lo[j] + f * (x[j] - lo[j])
-                rows.append(y)
-        if not rows:
+        moves = [(j, f) for j in np.flatnonzero(free) if x[j] > lo[j] for f in POLISH_FACTORS]
+        if not moves:
             break
-        ev = ev_.evaluate(np.array(rows))
-        ok = feasible_mask(ev, idx, p) & (ev.cost < cost - 1e-12)
-        if not ok.any():
+        cand = np.tile(x, (len(moves), 1))
+        for r, (j, f) in enumerate(moves):
+            cand[r, j] = lo[j] + f * (x[j] - lo[j])
+        ev_a = ev_.evaluate(cand)
+        ok_a = feasible_mask(ev_a, idx, p) & (ev_a.cost < cost - 1e-12)
+        best_move: dict[int, tuple[float, float]] = {}  # lever -> (saving, new value)
+        for r in np.flatnonzero(ok_a):
+            j = moves[r][0]
+            saving = cost - float(ev_a.cost[r])
+            if saving > best_move.get(j, (0.0, 0.0))[0]:
+                best_move[j] = (saving, float(cand[r, j]))
+        pool_x, pool_c = [cand[ok_a]], [ev_a.cost[ok_a]]
+        if len(best_move) > 1:
+            order = sorted(best_move, key=lambda j: -best_move[j][0])
+            combo = np.tile(x, (len(order) - 1, 1))
+            y = x.copy()
+            for r, j in enumerate(order):
+                y[j] = best_move[j][1]
+                if r >= 1:
+                    combo[r - 1] = y
+            ev_b = ev_.evaluate(combo)
+            ok_b = feasible_mask(ev_b, idx, p) & (ev_b.cost < cost - 1e-12)
+            pool_x.append(combo[ok_b])
+            pool_c.append(ev_b.cost[ok_b])
+        px, pc = np.vstack(pool_x), np.concatenate(pool_c)
+        if pc.size == 0:
             break
-        k = int(np.flatnonzero(ok)[np.argmin(ev.cost[ok])])
-        x, cost = ev.x[k].copy(), float(ev.cost[k])
+        k = int(np.argmin(pc))
+        x, cost = px[k].copy(), float(pc[k])
         steps += 1
     return x, steps
 

@@ -86,7 +86,7 @@ def main(args: argparse.Namespace) -> int:
 
         t0 = time.perf_counter()
         bar.set_description_str("reach: every lever at the top")
-        reach, _ = po.reach(ev, p)
+        reach, reach_ev = po.reach(ev, p)
         timings["reach_s"] = time.perf_counter() - t0
         reach_of = {r.goal: r for r in reach}
         targeted = [g for g in targets_asked if reach_of[g].feasible]
@@ -94,7 +94,13 @@ def main(args: argparse.Namespace) -> int:
 
         t0 = time.perf_counter()
         bar.set_description_str(f"searching ({len(targeted)} goals at P >= {p:g})")
-        x, gens, message, steps = po.optimize(ev, p, targeted, args.seed, args.popsize, args.maxiter, progress=bar)
+        free = po.relevant(ev, reach_ev, targeted)
+        held = sorted({d.lever for d, f in zip(decs, free, strict=True) if not f})
+        if held:
+            notes.append("held at the input's own setting (raising them moves no targeted goal's probability): "
+                         + ", ".join(held))
+        x, gens, message, steps = po.optimize(ev, p, targeted, args.seed, args.popsize, args.maxiter, free,
+                                              progress=bar)
         timings["search_s"] = time.perf_counter() - t0
         x = _rounded(x, ev.lower(), ev.upper())
         final = ev.evaluate(x[None, :])
@@ -180,6 +186,8 @@ def _rounded(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Values rounded up to 4 significant digits (inside the bounds), so package.yaml is readable and exact."""
     out = x.copy()
     for j, v in enumerate(x):
+        if np.isnan(v):  # the input's own setting
+            continue
         if v <= lo[j]:
             out[j] = lo[j]
             continue
@@ -193,7 +201,9 @@ def _package_levers(ev: po.Evaluator, x: np.ndarray) -> dict[str, tuple[float, A
     """lever -> (input level, package value: a number or (start, end) of a ramp)."""
     out: dict[str, tuple[float, Any]] = {}
     for j, d in enumerate(ev.decs):
-        if d.part == "value":
+        if np.isnan(x[j]):
+            out[d.lever] = (d.low, None)  # held at the input's own setting
+        elif d.part == "value":
             out[d.lever] = (d.low, float(x[j]))
         else:
             lo, (a, b) = out.get(d.lever, (d.low, (d.low, d.low)))
@@ -202,6 +212,8 @@ def _package_levers(ev: po.Evaluator, x: np.ndarray) -> dict[str, tuple[float, A
 
 
 def _fmt_level(v: Any) -> str:
+    if v is None:
+        return "input"
     return f"{v[0]:g} -> {v[1]:g}" if isinstance(v, tuple) else f"{v:g}"
 
 
@@ -214,6 +226,10 @@ def _write_package(path: Path, model: Any, sc: Any, ev: po.Evaluator, x: np.ndar
         if name not in decided:
             levers[name] = fn.to_yaml()
     for name, (_, v) in _package_levers(ev, x).items():
+        if v is None:  # held: the input's own setting (none: the model's value)
+            if name in sc.levers:
+                levers[name] = sc.levers[name].to_yaml()
+            continue
         levers[name] = ({"ramp": {"from": start, "to": gy, "start": v[0], "end": v[1]}} if isinstance(v, tuple)
                         else v)
     goals = ", ".join(targeted) if targeted else "none"
@@ -340,7 +356,7 @@ def _summary(model: Any, sc: Any, ev: po.Evaluator, ens: po.Ensemble, fresh_ens:
     for n in notes:
         print(f"  note: {n}")
     if out:
-        print(f"\nOut of reach with every policy lever at the top of its range (left out of the constraints):")
+        print("\nOut of reach with every policy lever at the top of its range (left out of the constraints):")
         print(render(REACH_HEADER, _reach_rows(reach, out), [False, True, True, False]))
     print(f"\nPackage (cost above the input {start}-{gy}, discounted: {num(final.cost[0])} 亿元)")
     print(render(LEVER_HEADER, _lever_rows(model, ev, final, levels), [False, True, True, True, True]))
