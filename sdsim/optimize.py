@@ -318,6 +318,13 @@ class Evaluator:
         self.archive.append(ev)
         return ev
 
+    def cost_only(self, x: np.ndarray) -> np.ndarray:
+        """(S,) discounted cost above the input of candidates ``x``, from their central runs alone."""
+        x = np.atleast_2d(np.asarray(x, float))
+        run, _, m = self._simulate(x, central_only=True)
+        extra = (self._cost_block(run, m) - self._input_costs[None]) * self.discount[None, :, None]
+        return extra.sum(axis=(1, 2))
+
     def goal_index(self, names: list[str]) -> list[int]:
         g_all = list(self.model.goals)
         return [g_all.index(n) for n in names]
@@ -541,11 +548,12 @@ def polish(ev_: Evaluator, x: np.ndarray, idx: list[int], p: float, free: np.nda
 
 
 def pareto(archive: list[Evaluation], p: float, goals: list[int], grid_p: tuple[float, ...]
-           ) -> tuple[list[tuple[int, float, np.ndarray]], list[tuple[float, float, np.ndarray]]]:
+           ) -> tuple[list[tuple[int, float, np.ndarray, list[int]]], list[tuple[float, float, np.ndarray]]]:
     """From every candidate evaluated: least cost per number of goals met at p, and per p for all ``goals``.
 
     These are the cheapest packages among those the search evaluated (upper bounds of the true least
-    cost). Returns [(k goals met, cost, x)] and [(p, cost, x)] (cost NaN where none qualifies).
+    cost). Returns [(k goals met, cost, x, indices of the goals it meets)] and [(p, cost, x)] (cost NaN
+    where none qualifies).
     """
     x = np.vstack([a.x for a in archive])
     cost = np.concatenate([a.cost for a in archive])
@@ -556,7 +564,7 @@ def pareto(archive: list[Evaluation], p: float, goals: list[int], grid_p: tuple[
         sel = np.flatnonzero((met >= k) & np.isfinite(cost))
         if sel.size:
             i = sel[np.argmin(cost[sel])]
-            by_k.append((k, float(cost[i]), x[i]))
+            by_k.append((k, float(cost[i]), x[i], [g for g in goals if prob[i, g] >= p]))
     by_p = []
     for q in grid_p:
         ok = (prob[:, goals] >= q).all(axis=1) if goals else np.ones(x.shape[0], bool)
@@ -567,6 +575,29 @@ def pareto(archive: list[Evaluation], p: float, goals: list[int], grid_p: tuple[
         else:
             by_p.append((q, float("nan"), np.full(x.shape[1], np.nan)))
     return by_k, by_p
+
+
+def price_parameters(model: Model) -> list[str]:
+    """Parameters used only by cost equations (prices): they move the cost and nothing else."""
+    used_by_costs: set[str] = set()
+    used_elsewhere: set[str] = set()
+    for v in model.variables.values():
+        (used_by_costs if v.layer == "cost" else used_elsewhere).update(v.expr.names)
+    return sorted(n for n in used_by_costs - used_elsewhere if n in model.params and model.params[n].range is not None)
+
+
+def cost_range(ev_: Evaluator, x: np.ndarray) -> tuple[float, float]:
+    """The package's cost with every price at the low, then the high end of its range (central run)."""
+    out = []
+    for end in (0, 1):
+        params = dict(ev_.ens.params)
+        for name in price_parameters(ev_.model):
+            v = ev_.model.params[name].range[end]  # type: ignore[index]
+            params[name] = v
+        ens = Ensemble(params, ev_.ens.m, ev_.ens.drawn, ev_.ens.seed, ev_.ens.weights, ev_.ens.note)
+        other = Evaluator(ev_.cm, ev_.sc, ens, ev_.decs, ev_.start, ev_.goals, ev_.shape)
+        out.append(float(other.cost_only(x[None, :])[0]))
+    return out[0], out[1]
 
 
 def tolerance(p: float, n_eff: float) -> float:

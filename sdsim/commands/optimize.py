@@ -104,6 +104,7 @@ def main(args: argparse.Namespace) -> int:
         timings["search_s"] = time.perf_counter() - t0
         x = _rounded(x, ev.lower(), ev.upper())
         final = ev.evaluate(x[None, :])
+        prices = po.cost_range(ev, x)
 
         t0 = time.perf_counter()
         bar.set_description_str(f"fresh ensemble ({po.FRESH_FACTOR * args.samples} samples)")
@@ -142,15 +143,15 @@ def main(args: argparse.Namespace) -> int:
                     r.loss] for r in reach))
         files.append("reach.csv")
         lever_cols = [f"{dd.lever}" + ("" if dd.part == "value" else f"_{dd.part}") for dd in decs]
-        rows = [["goals_met", k, p, c, *xx] for k, c, xx in by_k] + [["all_goals_at_p", len(idx_t), q, c, *xx]
+        rows = [["goals_met", k, p, c, *xx] for k, c, xx, _ in by_k] + [["all_goals_at_p", len(idx_t), q, c, *xx]
                                                                        for q, c, xx in by_p]
         write_csv(d / "pareto.csv", ["curve", "goals_met", "probability", "cost", *lever_cols], rows)
         files.append("pareto.csv")
         if not args.no_plots:
-            fig = _pareto_figure(by_k, by_p, p, len(idx_t), sc.label(lang), ens.n)
+            fig = _pareto_figure(by_k, by_p, p, len(idx_t), sc.label(lang), ens.n, goals, float(final.cost[0]))
             files += [f.name for f in plots.save(fig, d / "pareto", args.svg)]
         files += _report(model, sc, ev, ens, fresh_ens, final, fresh, reach, targeted, out_of_reach, levels, p, tol,
-                         holds, start, gy, notes, files).write(d)
+                         holds, start, gy, notes, files, prices).write(d)
         timings["write_s"] = time.perf_counter() - t0
         timings["total_s"] = time.perf_counter() - t_start
         write_json(d / "manifest.json", manifest(
@@ -160,6 +161,7 @@ def main(args: argparse.Namespace) -> int:
             goals_targeted=targeted, goals_out_of_reach=out_of_reach, start=start, goal_year=gy, shape=args.shape,
             decisions=[{"lever": dd.lever, "part": dd.part, "low": dd.low, "high": dd.high} for dd in decs],
             package={c: float(v) for c, v in zip(lever_cols, x, strict=True)}, cost=float(final.cost[0]),
+            cost_at_price_ends={"low": prices[0], "high": prices[1], "prices": po.price_parameters(model)},
             discount_rate=float(np.asarray(ens.params.get("discount_rate", 0.0)).reshape(-1)[0]),
             optimiser={"method": "scipy.optimize.differential_evolution", "vectorized": True, "strategy": "best1bin",
                        "popsize": args.popsize, "maxiter": args.maxiter, "tol": 1e-3, "mutation": [0.5, 1.0],
@@ -170,7 +172,7 @@ def main(args: argparse.Namespace) -> int:
             files=[*files, "manifest.json"], language=lang,
         ))
     _summary(model, sc, ev, ens, fresh_ens, final, fresh, reach, targeted, out_of_reach, levels, p, tol, holds,
-             start, gy, notes, timings, target, gens)
+             start, gy, notes, timings, target, gens, prices)
     return 0
 
 
@@ -256,23 +258,37 @@ def _write_package(path: Path, model: Any, sc: Any, ev: po.Evaluator, x: np.ndar
     path.write_text(text, encoding="utf-8")
 
 
-def _pareto_figure(by_k: list, by_p: list, p: float, n_goals: int, title: str, n: int) -> Any:
+def _pareto_figure(by_k: list, by_p: list, p: float, n_goals: int, title: str, n: int, goals: list[str],
+                   cost: float) -> Any:
     import matplotlib.pyplot as plt
 
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.6))
     if by_k:
         k = [r[0] for r in by_k]
         c = [r[1] for r in by_k]
         a1.step(k, c, where="post", color="#1f77b4")
         a1.plot(k, c, "o", color="#1f77b4")
+        seen: set[int] = set()
+        for kk, cc, _, met in by_k:  # name the goals each step adds
+            new = [goals[g] for g in met if g not in seen]
+            seen.update(met)
+            if new and kk == 0:
+                a1.annotate("met at no extra cost:\n" + "\n".join(new), (kk, cc), textcoords="offset points",
+                            xytext=(6, 10), ha="left", fontsize=7, color="#333333")
+            elif new:
+                a1.annotate("+ " + "\n+ ".join(new), (kk, cc), textcoords="offset points", xytext=(-6, 6),
+                            ha="right", fontsize=7, color="#333333")
+        a1.set_xticks(range(0, n_goals + 1))
     a1.set_xlabel(f"goals met with P >= {p:g} (of the {n_goals} reachable targeted goals)")
-    a1.set_ylabel("discounted cost above the input (亿元)" if False else "discounted cost above the input (CNY 100M)")
+    a1.set_ylabel("discounted cost above the input (CNY 100M)")
     a1.set_title("Least cost per number of goals met")
     a1.grid(alpha=0.3)
     qs = [r[0] for r in by_p if np.isfinite(r[1])]
     cs = [r[1] for r in by_p if np.isfinite(r[1])]
-    a2.plot(qs, cs, "o-", color="#d62728")
+    a2.plot(qs, cs, "o-", color="#d62728", label="cheapest evaluated package")
+    a2.plot([p], [cost], "*", ms=13, color="black", label=f"package found for p = {p:g}")
     a2.axvline(p, color="grey", ls=":", lw=1)
+    a2.legend(fontsize=8, loc="upper left")
     a2.set_xlabel("probability p required of every targeted goal")
     a2.set_ylabel("discounted cost above the input (CNY 100M)")
     a2.set_title("All targeted goals: least cost against p")
@@ -320,11 +336,13 @@ def _reach_rows(reach: list[po.Reach], out: list[str]) -> list[list[str]]:
 
 def _report(model: Any, sc: Any, ev: po.Evaluator, ens: po.Ensemble, fresh_ens: po.Ensemble, final: Any, fresh: Any,
             reach: list[po.Reach], targeted: list[str], out: list[str], levels: dict, p: float, tol: float,
-            holds: dict[str, bool], start: int, gy: int, notes: list[str], files: list[str]) -> Report:
+            holds: dict[str, bool], start: int, gy: int, notes: list[str], files: list[str],
+            prices: tuple[float, float]) -> Report:
     rep = Report(f"Policy search: {sc.label()}")
     rep.text(f"{heading(sc)}. Least-cost package meeting each targeted goal with P >= {p:g} in {gy}; levers act "
              f"from {start}. Cost = central run's cost above the input, {start}-{gy}, discounted: "
-             f"**{final.cost[0]:.3f} 亿元**. Ensemble: {ens.n} of {ens.drawn} samples reproduce "
+             f"**{final.cost[0]:.3f} 亿元** ({prices[0]:.3f}-{prices[1]:.3f} with every price at the low / high end of "
+             f"its range). Ensemble: {ens.n} of {ens.drawn} samples reproduce "
              f"{model.calibration.end} ({ens.note}).")
     for n in notes:
         rep.text(f"Note: {n}")
@@ -347,7 +365,7 @@ def _report(model: Any, sc: Any, ev: po.Evaluator, ens: po.Ensemble, fresh_ens: 
 def _summary(model: Any, sc: Any, ev: po.Evaluator, ens: po.Ensemble, fresh_ens: po.Ensemble, final: Any,
              fresh: Any, reach: list[po.Reach], targeted: list[str], out: list[str], levels: dict, p: float,
              tol: float, holds: dict[str, bool], start: int, gy: int, notes: list[str], timings: dict[str, float],
-             target: Path, gens: int) -> None:
+             target: Path, gens: int, prices: tuple[float, float]) -> None:
     print(heading(sc))
     for w in sc.warnings:
         print(f"  warning: {w}")
@@ -358,7 +376,8 @@ def _summary(model: Any, sc: Any, ev: po.Evaluator, ens: po.Ensemble, fresh_ens:
     if out:
         print("\nOut of reach with every policy lever at the top of its range (left out of the constraints):")
         print(render(REACH_HEADER, _reach_rows(reach, out), [False, True, True, False]))
-    print(f"\nPackage (cost above the input {start}-{gy}, discounted: {num(final.cost[0])} 亿元)")
+    print(f"\nPackage (cost above the input {start}-{gy}, discounted: {num(final.cost[0])} 亿元; "
+          f"{num(prices[0])}-{num(prices[1])} with every price at the low / high end of its range)")
     print(render(LEVER_HEADER, _lever_rows(model, ev, final, levels), [False, True, True, True, True]))
     print(f"\nGoals (fresh ensemble: {fresh_ens.n} of {fresh_ens.drawn} samples, seed {fresh_ens.seed}; "
           f"check: P fresh >= {p - tol:.3f})")
