@@ -202,3 +202,27 @@ def test_a_model_without_policy_levers_gives_one_line_and_exit_2(capsys, tmp_pat
     d = _toy_copy(tmp_path, "    cost: effort * effort_price\n", "    role: external\n")
     line = _bad(capsys, ["--samples", "10"], tmp_path, d)
     assert "no policy levers" in line
+
+
+def test_ramp_packages_run_as_the_search_evaluated_them(tmp_path, capsys):
+    out = tmp_path / "ramp"
+    code = main(["optimize", str(TOY / "scenario.yaml"), "--model", str(TOY), "--samples", "200", "--seed", "4",
+                 "--shape", "ramp", "--popsize", "10", "--maxiter", "30", "--out", str(out), "--no-plots"])
+    assert code == 0, capsys.readouterr().err
+    data = yaml.safe_load((out / "package.yaml").read_text(encoding="utf-8"))
+    ramp = data["levers"]["effort"]["ramp"]
+    assert (ramp["from"], ramp["to"]) == (2021, 2026)
+    # the scenario file's ramp gives the central run the search evaluated (vectorised ramp == TimeFunction ramp)
+    model = load_model(TOY)
+    cm = compile_model(model)
+    sc = load_scenario(TOY / "scenario.yaml", model)
+    decs, _ = po.decisions(cm, sc, 2021, 2026, "ramp")
+    ev = po.Evaluator(cm, sc, po.build_ensemble(cm, sc, 5, seed=1), decs, 2021, list(model.goals), "ramp")
+    central = ev.evaluate(np.array([[ramp["start"], ramp["end"]]])).central[0, 0]
+    assert main(["run", str(out / "package.yaml"), "--model", str(TOY), "--out", str(tmp_path / "runs"),
+                 "--no-plots"]) == 0
+    goals = {r["goal"]: r for r in read_csv(tmp_path / "runs" / data["name"] / "goals.csv")}
+    assert float(goals["output_30"]["value_2026"]) == pytest.approx(central, rel=1e-9)
+    # undiscounted, linear cost: a ramp needs the same effort-years as the constant, so about the same cost
+    manifest = yaml.safe_load((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["cost"] == pytest.approx(PRICE * effort_star(0.8) * YEARS_ACTING, rel=0.02)
