@@ -51,7 +51,7 @@ from .errors import InputError
 from .goals import evaluate
 from .model import Goal, Model, cost_name
 from .runner import calibrated_params, parameter_batch, scenario_levers
-from .scenario import Scenario, goal_year
+from .scenario import Scenario, goal_year, policy_start
 from .sensitivity import define_problem, sample_mc
 from .yamlio import suggest
 
@@ -94,12 +94,24 @@ def policy_levers(model: Model) -> list[str]:
 
 def input_levels(cm: Compiled, sc: Scenario, start: int, end: int) -> dict[str, float]:
     """Each lever's largest value in the input scenario over calendar years start..end (central run)."""
+    sched, sel = input_schedules(cm, sc, end)
+    after = sel >= start - 1
+    return {k: float(np.max(v[after, 0])) for k, v in sched.items()}
+
+
+def input_schedules(cm: Compiled, sc: Scenario, end: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The input scenario's lever schedules of the central run (levers acting from its own policy start), step times."""
     model = cm.model
     grid = TimeGrid(model.calibration.start, end, sc.dt)
-    base = model.base_values()
-    levers = scenario_levers(cm, grid, base, sc.levers, first_year=start)
-    sel = grid.times >= start - 1
-    return {k: float(np.max(v[sel, 0])) for k, v in levers.items()}
+    return scenario_levers(cm, grid, model.base_values(), sc.levers, first_year=policy_start(sc, model)), grid.times
+
+
+def held_before(cm: Compiled, sc: Scenario, lever: str, start: int, end: int) -> float | None:
+    """The input's constant value of ``lever`` from its policy start to ``start`` (None if it changes meanwhile)."""
+    sched, t = input_schedules(cm, sc, end)
+    sel = (t >= policy_start(sc, cm.model) - 1) & (t < start - 1)
+    v = sched[lever][sel, 0]
+    return float(v[0]) if v.size and np.ptp(v) == 0 else (None if v.size else float(sched[lever][0, 0]))
 
 
 def decisions(cm: Compiled, sc: Scenario, start: int, end: int, shape: str) -> tuple[list[Decision], list[str]]:
@@ -233,6 +245,7 @@ class Evaluator:
         self.model = cm.model
         self.goal_year = goal_year(self.model)
         self.goals = goals
+        self.input_start = policy_start(sc, self.model)  # the input's own levers act from its policy start
         self.levers = policy_levers(self.model)
         self.grid = TimeGrid(self.model.calibration.start, self.goal_year, sc.dt)
         self.years = np.arange(start, self.goal_year + 1)
@@ -267,8 +280,11 @@ class Evaluator:
                 else:
                     a, b = ramps.get(d.lever, (col, col))
                     ramps[d.lever] = (col, b) if d.part == "start" else (a, col)
-        levers = scenario_levers(self.cm, self.grid, params, self.sc.levers, settings, first_year=self.start)
+        levers = scenario_levers(self.cm, self.grid, params, self.sc.levers, first_year=self.input_start)
         t = self.grid.times[:, None]
+        for name, col in settings.items():  # decisions act from the start year; NaN: the input's own setting
+            v = col[None, :]
+            levers[name] = np.where((t >= self.start - 1) & ~np.isnan(v), v, levers[name])
         for name, (a, b) in ramps.items():  # two-point ramps: the scenario ramp {start: a, end: b} from start to goal
             x0, x1 = self.start - 0.5, self.goal_year - 0.5
             frac = np.clip((t - x0) / (x1 - x0), 0.0, 1.0)

@@ -226,3 +226,32 @@ def test_ramp_packages_run_as_the_search_evaluated_them(tmp_path, capsys):
     # undiscounted, linear cost: a ramp needs the same effort-years as the constant, so about the same cost
     manifest = yaml.safe_load((out / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["cost"] == pytest.approx(PRICE * effort_star(0.8) * YEARS_ACTING, rel=0.02)
+
+
+def test_a_later_start_steps_from_the_input_and_runs_as_evaluated(tmp_path, capsys):
+    sc = tmp_path / "input.yaml"
+    sc.write_text("name: toy_input\nlevers:\n  effort: 2\n", encoding="utf-8")  # effort 2 from 2021 on
+    out = tmp_path / "later"
+    code = main(["optimize", str(sc), "--model", str(TOY), "--samples", "400", "--seed", "5", "--start", "2023",
+                 "--popsize", "10", "--maxiter", "60", "--out", str(out), "--no-plots"])
+    assert code == 0, capsys.readouterr().err
+    data = yaml.safe_load((out / "package.yaml").read_text(encoding="utf-8"))
+    step = data["levers"]["effort"]["step"]
+    assert data["policy_start"] == 2021 and step["at"] == 2023 and step["from"] == 2
+    # output(2026) = efficiency (2 x 2 years + v x 4 years) >= 30 with P 0.8: v = (30 / 0.7 - 4) / 4
+    v = (30 / 0.7 - 4) / 4
+    assert step["to"] == pytest.approx(v, rel=0.01)
+    manifest = yaml.safe_load((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["cost"] == pytest.approx(PRICE * (v - 2) * 4, rel=0.01)
+    assert main(["run", str(out / "package.yaml"), "--model", str(TOY), "--out", str(tmp_path / "runs"),
+                 "--no-plots"]) == 0
+    goals = {r["goal"]: r for r in read_csv(tmp_path / "runs" / data["name"] / "goals.csv")}
+    assert float(goals["output_30"]["value_2026"]) == pytest.approx(2 * 2 + step["to"] * 4, rel=1e-9)
+
+
+def test_a_start_before_the_input_levers_act_is_refused(capsys, tmp_path):
+    sc = tmp_path / "input.yaml"
+    sc.write_text("name: toy_input\npolicy_start: 2023\nlevers:\n  effort: 2\n", encoding="utf-8")
+    code = main(["optimize", str(sc), "--model", str(TOY), "--start", "2022", "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--start" in err[0] and "2023" in err[0]

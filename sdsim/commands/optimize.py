@@ -68,7 +68,20 @@ def main(args: argparse.Namespace) -> int:
     if args.shape == "ramp" and start >= gy:
         raise InputError(f"a ramp runs from the start year to the goal year {gy}; start {start} leaves no room",
                          None, "--start")
+    input_start = policy_start(sc, model)
+    if sc.levers and start < input_start:
+        raise InputError(f"expected a year from {input_start} (the input scenario's levers act from then), got {start}",
+                         None, "--start")
+    if sc.levers and start > input_start and args.shape == "ramp":
+        raise InputError(f"a ramp package starting after the input's policy start ({input_start}) cannot be written "
+                         f"as one scenario; use --start {input_start} or --shape constant, got {start}", None, "--start")
     decs, notes = po.decisions(cm, sc, start, gy, args.shape)
+    if sc.levers and start > input_start:  # the package will step each lever at the start from the input's value
+        for dd in decs:
+            if po.held_before(cm, sc, dd.lever, start, gy) is None:
+                raise InputError(f"the input's lever {dd.lever} changes between its policy start ({input_start}) and "
+                                 f"{start}, so a package acting from {start} cannot be written as one scenario; use "
+                                 f"--start {input_start}", sc.file, f"levers.{dd.lever}")
     default = Path("results") / f"{result_name(sc)}_optimize"
     target = check_target(args.out if args.out else default)
     lang = plots.setup_language(args.lang) if not args.no_plots else "en"
@@ -224,6 +237,7 @@ def _write_package(path: Path, model: Any, sc: Any, ev: po.Evaluator, x: np.ndar
     """A self-contained scenario: levers from the start year, the input's parameters and other levers, no extends."""
     levers: dict[str, Any] = {}
     decided = {d.lever for d in ev.decs}
+    later = bool(sc.levers) and start > ev.input_start  # decisions start after the input's own levers
     for name, fn in sc.levers.items():  # the input's other settings (external conditions, events, held levers)
         if name not in decided:
             levers[name] = fn.to_yaml()
@@ -232,8 +246,20 @@ def _write_package(path: Path, model: Any, sc: Any, ev: po.Evaluator, x: np.ndar
             if name in sc.levers:
                 levers[name] = sc.levers[name].to_yaml()
             continue
-        levers[name] = ({"ramp": {"from": start, "to": gy, "start": v[0], "end": v[1]}} if isinstance(v, tuple)
-                        else v)
+        if isinstance(v, tuple):
+            levers[name] = {"ramp": {"from": start, "to": gy, "start": v[0], "end": v[1]}}
+        elif later:  # a step at the start year from the input's (constant) value meanwhile
+            before = po.held_before(ev.cm, sc, name, start, gy)
+            if before is None:
+                raise InputError(f"the input's lever {name} changes between its policy start ({ev.input_start}) and "
+                                 f"{start}, so a package acting from {start} cannot be written as one scenario; use "
+                                 f"--start {ev.input_start}", sc.file, f"levers.{name}")
+            step: dict[str, Any] = {"at": start, "to": v}
+            if name in sc.levers:
+                step["from"] = before
+            levers[name] = {"step": step}
+        else:
+            levers[name] = v
     goals = ", ".join(targeted) if targeted else "none"
     data: dict[str, Any] = {
         "name": f"{sc.name}_optimized"[:64],
@@ -246,7 +272,7 @@ def _write_package(path: Path, model: Any, sc: Any, ev: po.Evaluator, x: np.ndar
         "end": sc.end,
         "dt": f"1/{round(1 / sc.dt)}",
         "method": sc.method,
-        "policy_start": start,
+        "policy_start": ev.input_start if later else start,
         "levers": levers,
     }
     if sc.parameters:
