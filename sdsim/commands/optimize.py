@@ -305,6 +305,7 @@ def _pareto_figure(by_k: list, by_p: list, p: float, n_goals: int, title: str, n
                 a1.annotate("+ " + "\n+ ".join(new), (kk, cc), textcoords="offset points", xytext=(-6, 6),
                             ha="right", fontsize=7, color="#333333")
         a1.set_xticks(range(0, n_goals + 1))
+        a1.set_ylim(bottom=min(0.0, min(c)) - 0.04 * (max(c) or 1.0), top=1.2 * max(c) if max(c) > 0 else 1.0)
     a1.set_xlabel(f"goals met with P >= {p:g} (of the {n_goals} reachable targeted goals)")
     a1.set_ylabel("discounted cost above the input (CNY 100M)")
     a1.set_title("Least cost per number of goals met")
