@@ -27,7 +27,7 @@ from ..errors import InputError
 from ..report import Report
 from ..results import check_target, manifest, result_dir, write_csv, write_json
 from ..scenario import goal_year, policy_start
-from ..sensitivity import MAX_SAMPLES, require_recalibration
+from ..sensitivity import MAX_SAMPLES, bytes_per_run, machine_memory, require_recalibration
 from ..textable import num, render
 from .common import heading, load, result_name, scenarios
 
@@ -76,6 +76,7 @@ def main(args: argparse.Namespace) -> int:
         raise InputError(f"a ramp package starting after the input's policy start ({input_start}) cannot be written "
                          f"as one scenario; use --start {input_start} or --shape constant, got {start}", None, "--start")
     decs, notes = po.decisions(cm, sc, start, gy, args.shape)
+    _check_memory(model, sc, args, gy, len(decs))
     if sc.levers and start > input_start:  # the package will step each lever at the start from the input's value
         for dd in decs:
             if po.held_before(cm, sc, dd.lever, start, gy) is None:
@@ -190,6 +191,20 @@ def main(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------- helpers
+
+
+def _check_memory(model: Any, sc: Any, args: argparse.Namespace, gy: int, d: int) -> None:
+    """InputError when one generation (popsize x (1 + samples) runs, reach: (2 + 2d) x ...) would not fit in memory."""
+    years = gy - model.calibration.start + 1
+    steps = years * round(1 / sc.dt) + 1
+    per_run = bytes_per_run(model, years) + 2 * 8 * steps * len(model.levers)  # records + lever schedules
+    runs = max(args.popsize, 2 + 2 * d) * (args.samples + 1)
+    have = machine_memory()
+    if have is not None and runs * per_run > have:
+        fit = max(int(have / per_run / max(args.popsize, 2 + 2 * d)) - 1, 0)
+        raise InputError(f"{args.samples:,} samples make batches of {runs:,} runs needing about "
+                         f"{runs * per_run / 2**30:,.1f} GiB, more than this machine's {have / 2**30:,.1f} GiB; use at "
+                         f"most about {fit:,}", None, "--samples")
 
 
 def _scope(model: Any, goal: str) -> str:
