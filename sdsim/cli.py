@@ -79,8 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default 0.8)")
     p.add_argument("--samples", type=int, default=500, metavar="N", help="uncertainty samples (default 500)")
     p.add_argument("--seed", type=int, default=12345, metavar="S", help="random seed (default 12345)")
-    p.add_argument("--start", type=int, metavar="YEAR", help="first year the package acts (default: the policy "
-                   "start, the first year after the model's history)")
+    p.add_argument("--start", type=int, metavar="YEAR", help="first year the package acts (default: the first "
+                   "year after the last observation in the model's history)")
     p.add_argument("--shape", choices=("constant", "ramp"), default="constant",
                    help="each lever a constant from --start, or a two-point ramp from --start to the goal year")
     p.add_argument("--popsize", type=int, default=24, metavar="K", help="candidates per generation (default 24)")

@@ -114,6 +114,17 @@ def held_before(cm: Compiled, sc: Scenario, lever: str, start: int, end: int) ->
     return float(v[0]) if v.size and np.ptp(v) == 0 else (None if v.size else float(sched[lever][0, 0]))
 
 
+def default_start(model: Model, sc: Scenario) -> int:
+    """The first year after the last observation in the model's history (else the model's policy start), never
+    before the input's own policy start when the input sets one or sets levers."""
+    last = model.history.last_observed_year if model.history is not None else None
+    start = last + 1 if last is not None else model.calibration.lever_start
+    start = max(start, model.calibration.end + 1)
+    if sc.policy_start is not None or sc.levers:
+        start = max(start, policy_start(sc, model))
+    return start
+
+
 def decisions(cm: Compiled, sc: Scenario, start: int, end: int, shape: str) -> tuple[list[Decision], list[str]]:
     """Decision variables and notes (levers left out because the input is already at or above the top)."""
     model = cm.model

@@ -60,7 +60,7 @@ def main(args: argparse.Namespace) -> int:
     require_recalibration(sc)
     targets_asked = po.parse_goals(model, args.goals)
     gy = goal_year(model)
-    start = args.start if args.start is not None else policy_start(sc, model)
+    start = args.start if args.start is not None else po.default_start(model, sc)
     cal = model.calibration
     if not cal.end < start <= gy:
         raise InputError(f"expected a year from {cal.end + 1} ({cal.end} is the calibration year) to the goal year "
