@@ -61,7 +61,7 @@ DEFAULT_POPSIZE = 24  # candidates per generation
 DEFAULT_MAXITER = 40  # generations
 FRESH_FACTOR = 2  # the fresh ensemble has FRESH_FACTOR x the samples, seed + FRESH_SEED_OFFSET
 FRESH_SEED_OFFSET = 1_000_003
-POLISH_FACTORS = (0.0, 0.5, 0.8, 0.95)  # coordinate search: x_j -> lo_j + f (x_j - lo_j)
+POLISH_FACTORS = (0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995)  # coordinate search: x_j -> lo_j + f (x_j - lo_j)
 POLISH_ROUNDS = 6
 SHAPES = ("constant", "ramp")
 
