@@ -255,3 +255,19 @@ def test_a_start_before_the_input_levers_act_is_refused(capsys, tmp_path):
     code = main(["optimize", str(sc), "--model", str(TOY), "--start", "2022", "--out", str(tmp_path / "x")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "--start" in err[0] and "2023" in err[0]
+
+
+def test_a_lever_that_moves_no_targeted_goal_is_held_at_the_input(tmp_path, capsys):
+    d = tmp_path / "toy"
+    shutil.copytree(TOY, d)
+    with (d / "parameters.yaml").open("a", encoding="utf-8") as fh:  # a priced lever that nothing depends on
+        fh.write("  paint:\n    value: 1\n    units: unit/year\n    policy_range: [0, 5]\n    fixed: true\n"
+                 "    provenance: assumption\n    cost: paint * effort_price\n")
+    out = tmp_path / "held"
+    code = main(["optimize", str(TOY / "scenario.yaml"), "--model", str(d), "--samples", "300", "--seed", "2",
+                 "--popsize", "8", "--maxiter", "30", "--out", str(out), "--no-plots"])
+    assert code == 0, capsys.readouterr().err
+    rows = {r["lever"]: r for r in read_csv(out / "package.csv")}
+    assert rows["paint"]["package"] == "input" and float(rows["paint"]["discounted_cost_above_input"]) == 0.0
+    assert float(rows["effort"]["package"]) == pytest.approx(effort_star(0.8), rel=0.01)
+    assert "paint" not in yaml.safe_load((out / "package.yaml").read_text(encoding="utf-8"))["levers"]
