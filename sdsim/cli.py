@@ -1,4 +1,4 @@
-"""Command line: ``simulate.py run|compare|sensitivity|calibrate|describe|check|export``.
+"""Command line: ``simulate.py run|compare|sensitivity|optimize|calibrate|describe|check|export``.
 
 Bad input (files, YAML, scenario values, options) prints one line naming the file, key and
 value, and exits with code 2; no traceback and no partial result folder.
@@ -22,6 +22,7 @@ COMMANDS = {
     "check": "model validity tests (units, mass balance, dt convergence, extremes, calibration)",
     "export": "write the model for Stella / Vensim / PySD (XMILE)",
     "serve": "interactive page on 127.0.0.1: lever sliders, live goal panels, JSON API (needs the 'app' extra)",
+    "optimize": "least-cost policy lever package meeting the goals with P >= p -> results/<scenario>_optimize/",
 }
 
 
@@ -75,6 +76,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write experiment K of this design (same method, samples, seed, inputs) as a scenario file "
                         "that `run` reproduces exactly, instead of analysing")
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>_<method>)")
+    p.add_argument("--lang", choices=("en", "zh"), default="en")
+    p.add_argument("--svg", action="store_true", help="also write SVG figures")
+    p.add_argument("--no-plots", action="store_true", help="skip figures")
+    _common(p)
+
+    p = sub.add_parser("optimize", help=COMMANDS["optimize"], description=COMMANDS["optimize"])
+    p.add_argument("scenario", metavar="SCENARIO", help="input scenario (the package never goes below its levers)")
+    p.add_argument("--goals", metavar="A,B", help="goal ids to meet (default: all)")
+    p.add_argument("--probability", type=float, default=0.8, metavar="P", help="required P(goal met), 0 < P < 1 "
+                   "(default 0.8)")
+    p.add_argument("--samples", type=int, default=500, metavar="N", help="uncertainty samples (default 500)")
+    p.add_argument("--seed", type=int, default=12345, metavar="S", help="random seed (default 12345)")
+    p.add_argument("--start", type=int, metavar="YEAR", help="first year the package acts (default: the first "
+                   "year after the last observation in the model's history)")
+    p.add_argument("--shape", choices=("constant", "ramp"), default="constant",
+                   help="each lever a constant from --start, or a two-point ramp from --start to the goal year")
+    p.add_argument("--popsize", type=int, default=24, metavar="K", help="candidates per generation (default 24)")
+    p.add_argument("--maxiter", type=int, default=40, metavar="G", help="generations at most (default 40)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>_optimize)")
     p.add_argument("--lang", choices=("en", "zh"), default="en")
     p.add_argument("--svg", action="store_true", help="also write SVG figures")
     p.add_argument("--no-plots", action="store_true", help="skip figures")

@@ -180,6 +180,7 @@ def document(model: Model, loops: Sequence[Loop], solved: dict[str, Any], lang: 
         sec.rows.append([a, v.label(lang), v.units, eq, v.note])
     out.append(sec)
     out += _statistics(m, lang)
+    out += _costs(m, lang)
     if m.tables:
         sec = Section(T["tables"], header=[h("name", lang), h("label", lang), "x (x_units)", "y (units)",
                                             h("range", lang), h("prov", lang), h("note", lang)])
@@ -293,7 +294,8 @@ def document(model: Model, loops: Sequence[Loop], solved: dict[str, Any], lang: 
 
 def _statistics(m: Model, lang: str) -> list[Section]:
     """The reporting rule in force and the published indicators (they feed nothing back into the system)."""
-    rows = [[a, v.layer, v.label(lang), v.units, v.expr.text, v.note] for a, v in m.aux.items() if v.layer != "system"]
+    rows = [[a, v.layer, v.label(lang), v.units, v.expr.text, v.note] for a, v in m.aux.items()
+            if v.layer in ("reporting", "reported")]
     if not rows:
         return []
     sec = Section(TEXT["statistics"][lang], header=[h("name", lang), "layer", h("label", lang), h("units", lang),
@@ -305,6 +307,22 @@ def _statistics(m: Model, lang: str) -> list[Section]:
         if lang == "en" else
         "统计部门公布的数值：按现行统计口径观察的存量。系统方程不得使用这些名称（加载时即拒绝），"
         "因此目标变量与统计口径无关；每次运行同时输出两者。")
+    return [sec]
+
+
+def _costs(m: Model, lang: str) -> list[Section]:
+    """The policy levers' cost equations (parameters.yaml `cost:`), compiled as cost_<lever>; they feed nothing back."""
+    rows = [[a, a[len("cost_"):], v.units, v.expr.text] for a, v in m.aux.items() if v.layer == "cost"]
+    if not rows:
+        return []
+    title = "Lever costs (亿元/year; used by optimize)" if lang == "en" else "政策杠杆成本（亿元/年，供 optimize 使用）"
+    sec = Section(title, header=[h("name", lang), "lever", h("units", lang), h("equation", lang)], rows=rows)
+    sec.paragraphs.append(
+        "Each policy lever's cost equation (levers.<name>.cost in parameters.yaml), recorded as annual totals in "
+        "timeseries.csv; costs feed nothing back into the system (the loader rejects any use of them)."
+        if lang == "en" else
+        "各政策杠杆的成本方程（parameters.yaml 中 levers.<名称>.cost），在 timeseries.csv 中按年合计输出；"
+        "成本不反馈到系统（加载时拒绝任何引用）。")
     return [sec]
 
 

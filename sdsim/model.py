@@ -94,6 +94,7 @@ class Parameter(_Labelled):
     policy_range: tuple[float, float] | None = None
     limits: tuple[float, float] = (0.0, float("inf"))  # levers: hard bounds of scenario values
     role: str = "policy"  # levers: policy | external (conditions outside policy: GDP, shocks) | event (one-off)
+    cost: str | None = None  # policy levers: equation of the lever's cost (CNY100M/year), compiled as cost_<name>
     quote: str = ""
     formula: str = ""
     source: str = ""
@@ -274,6 +275,7 @@ def load_model(directory: str | Path | None = None) -> Model:
     params = _load_parameters(raw["parameters"], str(files["parameters"]))
     facts, series_values, context = _load_observed(raw["observed"] or {"facts": {}}, str(files["observed"]))
     structure = _load_structure(raw["structure"], str(files["structure"]), series_values)
+    _add_costs(structure["aux"], params, str(files["parameters"]))
     goals, out_of_scope = (_load_goals(raw["goals"], str(files["goals"])) if raw["goals"] is not None
                            else ({}, []))
     if raw["calibration"] is not None:
@@ -330,6 +332,34 @@ def load_model(directory: str | Path | None = None) -> Model:
     return model
 
 
+COST_UNITS = "CNY100M/year"  # 亿元 per year: the units every lever cost equation must have
+
+
+def cost_name(lever: str) -> str:
+    """The auxiliary that records a policy lever's cost (annual totals in 亿元): ``cost_<lever>``."""
+    return f"cost_{lever}"
+
+
+def _add_costs(aux: dict[str, Variable], params: dict[str, Parameter], file: str) -> None:
+    """Compile each policy lever's ``cost:`` equation as an auxiliary ``cost_<lever>`` (layer ``cost``).
+
+    Costs are recorded as annual totals (亿元 per year integrated over each year) and feed nothing
+    back into the system; their names, variables and units are checked like any equation.
+    """
+    for name, p in params.items():
+        if p.cost is None:
+            continue
+        cname = cost_name(name)
+        if cname in aux:
+            raise ModelError(f"'{cname}' is the cost of lever {name}; rename the auxiliary", file,
+                             f"levers.{name}.cost")
+        aux[cname] = Variable(
+            name=cname, kind="aux", units=COST_UNITS, expr=ex.parse(p.cost, f"levers.{name}.cost", file),
+            annual_total=True, layer="cost", en=f"Cost of {p.en or name}", zh=f"{p.zh or name}的成本",
+            note=f"levers.{name}.cost in parameters.yaml",
+        )
+
+
 def _labels(entry: dict, file: str, path: str) -> dict[str, str]:
     return {k: as_str(entry[k], file, join(path, k)) for k in _LABEL_KEYS if k in entry}
 
@@ -374,7 +404,7 @@ def _load_parameters(data: Any, file: str) -> dict[str, Parameter]:
         check_keys(entries, list(entries), file, section)
         for name, entry in entries.items():
             path = f"{section}.{name}"
-            allowed = (*_PARAM_KEYS, "policy_range", "limits", "role") if is_lever else _PARAM_KEYS
+            allowed = (*_PARAM_KEYS, "policy_range", "limits", "role", "cost") if is_lever else _PARAM_KEYS
             required = ("value", "units", "provenance", "policy_range") if is_lever else ("value", "units", "provenance")
             check_keys(entry, allowed, file, path, required=required)
             if name in out:
@@ -397,6 +427,11 @@ def _load_parameters(data: Any, file: str) -> dict[str, Parameter]:
                 p.limits = _pair(entry["limits"], file, join(path, "limits"))
             if p.role not in LEVER_ROLES:
                 raise ModelError(f"role must be one of {', '.join(LEVER_ROLES)}, got {p.role!r}", file, join(path, "role"))
+            if "cost" in entry:
+                if p.role != "policy":
+                    raise ModelError(f"a {p.role} lever has no cost (only policy levers are priced and optimised)",
+                                     file, join(path, "cost"))
+                p.cost = as_str(entry["cost"], file, join(path, "cost"))
             dist = entry.get("distribution", "uniform")
             if dist not in DISTRIBUTIONS:
                 raise ModelError(
@@ -665,26 +700,33 @@ def _check_names(m: Model, files: dict[str, Path]) -> None:
     dynamic = {*m.facts, *m.params, *m.stocks, *m.flows, *m.aux, *m.series, *ex.BUILTIN_NAMES}
     annual_ns = {*m.facts, *m.params, *m.stocks, *m.flows, *m.aux, *m.series, *m.annual}
 
-    def check(expr: ex.Expr, allowed: set[str], path: str) -> None:
+    def check(expr: ex.Expr, allowed: set[str], path: str, file: str = sfile) -> None:
         for n in sorted(expr.names - allowed):
             if n in m.tables:
                 raise ModelError(f"table '{n}' is used as a variable in equation {expr.text!r}; call it as "
-                                 f"lookup({n}, x)", sfile, path)
-            raise ModelError(f"unknown variable '{n}'{suggest(n, allowed)} in equation {expr.text!r}", sfile, path)
+                                 f"lookup({n}, x)", file, path)
+            raise ModelError(f"unknown variable '{n}'{suggest(n, allowed)} in equation {expr.text!r}", file, path)
         for t in sorted(expr.tables - set(m.tables)):
             raise ModelError(f"unknown table '{t}'{suggest(t, m.tables)} in equation {expr.text!r} "
-                             "(tables are declared under tables: in structure.yaml)", sfile, path)
+                             "(tables are declared under tables: in structure.yaml)", file, path)
         if path.startswith(("stocks.", "annual.")) and expr.functions & set(ex.STOCK_FUNCTIONS):
             fn = sorted(expr.functions & set(ex.STOCK_FUNCTIONS))[0]
             raise ModelError(f"{fn}() is allowed in flows and auxiliaries only", sfile, path)
 
-    statistics = {n for n, v in m.aux.items() if v.layer != "system"}
+    statistics = {n for n, v in m.aux.items() if v.layer in ("reporting", "reported")}
+    costs = {n for n, v in m.aux.items() if v.layer == "cost"}
+    pfile = str(files["parameters"])
     for group in (m.stocks, m.flows, m.aux):
         for v in group.values():
             used = v.expr.names & statistics
-            if v.layer == "system" and used:
+            if v.layer in ("system", "cost") and used:
+                where = (pfile, f"levers.{v.name[len('cost_'):]}.cost") if v.layer == "cost" else (sfile, v.name)
                 raise ModelError(f"'{sorted(used)[0]}' is a reporting name: the system cannot use what is published "
-                                 "(reporting feeds nothing back)", sfile, v.name)
+                                 "(reporting feeds nothing back)", *where)
+            if v.expr.names & costs:
+                where = (pfile, f"levers.{v.name[len('cost_'):]}.cost") if v.layer == "cost" else (sfile, v.name)
+                raise ModelError(f"'{sorted(v.expr.names & costs)[0]}' is a lever cost: costs feed nothing back",
+                                 *where)
             if v.layer == "reporting" and any(m.aux[n].layer == "reported" for n in used):
                 raise ModelError("a reporting rule cannot use a reported indicator", sfile, f"reporting.{v.name}")
     for v in m.stocks.values():
@@ -692,7 +734,10 @@ def _check_names(m: Model, files: dict[str, Path]) -> None:
     for v in m.flows.values():
         check(v.expr, dynamic, f"flows.{v.name}.equation")
     for v in m.aux.values():
-        check(v.expr, dynamic, f"auxiliaries.{v.name}.equation")
+        if v.layer == "cost":
+            check(v.expr, dynamic, f"levers.{v.name[len('cost_'):]}.cost", str(files["parameters"]))
+        else:
+            check(v.expr, dynamic, f"auxiliaries.{v.name}.equation")
     for v in m.annual.values():
         check(v.expr, annual_ns - {v.name}, f"annual.{v.name}.equation")
         if v.expr.functions & {"initial", "step", "ramp", "pulse"}:

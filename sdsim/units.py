@@ -363,7 +363,7 @@ def check_model(model: Model) -> Report:
     equations = 0
     calls = {f.owner: f for f in model.stock_functions}
 
-    def check(var: Variable, want: Units | None, path: str, tree: ast.AST | None = None) -> None:
+    def check(var: Variable, want: Units | None, path: str, tree: ast.AST | None = None, file: str = sfile) -> None:
         nonlocal equations
         if var.hidden:  # structure of a smooth/delay call: checked through the call's arguments
             return
@@ -374,7 +374,7 @@ def check_model(model: Model) -> Report:
         try:
             got = expression_units(tree, names, tables)
         except UnitsError as exc:
-            issues.append(Issue(sfile, path, f"{exc} in {ast.unparse(tree)!r}"))
+            issues.append(Issue(file, path, f"{exc} in {ast.unparse(tree)!r}"))
             return
         if var.table is not None and want is not None:
             if not same(got, DMNL):
@@ -382,8 +382,9 @@ def check_model(model: Model) -> Report:
                                                  f"{format_units(got)}, expected dmnl"))
             return
         if want is not None and not same(got, want):
-            issues.append(Issue(sfile, path, f"equation {var.expr.text!r} has units {format_units(got)}, "
-                                             f"declared {format_units(want)}"))
+            what = "cost" if var.layer == "cost" else "declared"
+            issues.append(Issue(file, path, f"equation {var.expr.text!r} has units {format_units(got)}, "
+                                            f"{what} {format_units(want)}"))
 
     for s in model.stocks.values():
         check(s, names.get(s.name), f"stocks.{s.name}.initial")
@@ -398,7 +399,10 @@ def check_model(model: Model) -> Report:
                                         f"({format_units(names[s.name])}): expected {format_units(want)}"))
     for section, group in (("flows", model.flows), ("auxiliaries", model.aux), ("annual", model.annual)):
         for v in group.values():
-            check(v, names.get(v.name), f"{section}.{v.name}.equation")
+            if v.layer == "cost":  # a lever's cost equation (parameters.yaml): must be CNY100M/year
+                check(v, names.get(v.name), f"levers.{v.name[len('cost_'):]}.cost", file=pfile)
+            else:
+                check(v, names.get(v.name), f"{section}.{v.name}.equation")
 
     for g in model.goals.values():
         gu = read(g.units, gfile, f"goals.{g.name}.units")
