@@ -33,8 +33,8 @@ Goals that no package inside the policy ranges can meet (P with every lever at t
 found first, left out of the constraints and reported with their best probability and the lever
 that binds (the one whose removal from the all-top package costs the most probability).
 
-History conditioning: the ensemble is the prior unless a conditioning module provides weights
-(:func:`condition`, the hook); the outputs say which.
+History conditioning: the ensemble is conditioned on the model's history by history matching
+(:func:`condition`; samples that disagree with an observation get weight 0); the outputs say so.
 """
 
 from __future__ import annotations
@@ -173,20 +173,30 @@ class Ensemble:
 
 
 def condition(ens: Ensemble, cm: Compiled, sc: Scenario) -> Ensemble:
-    """Hook for history conditioning (``sensitivity --history match``): weights on the samples.
+    """Condition the ensemble on the model's history (history matching, as ``sensitivity --history match``).
 
-    The conditioning module has not landed in this version, so the prior ensemble is used and
-    the outputs say so. When it lands, set ``ens.weights`` (n,) here from its likelihood weights.
+    The samples are run under the policies in force during the history years (no scenario levers: the
+    candidates act after the history) to the last observation; the samples that agree with every
+    observation keep equal weights, the others weight 0. A model without observations keeps the prior.
     """
-    try:
-        import importlib
+    from . import conditioning as cd
 
-        importlib.import_module("sdsim.conditioning")
-    except ModuleNotFoundError:
-        ens.note = "prior ensemble (not conditioned on history: sdsim.conditioning is not available in this version)"
+    model = cm.model
+    hist = model.history
+    if hist is None or not hist.observations:
+        ens.note = "prior ensemble (the model has no history observations)"
         return ens
-    ens.note = ("prior ensemble (sdsim.conditioning is present but optimize does not use its weights yet: "
-                "see sdsim.optimize.condition)")
+    last = hist.last_observed_year or model.calibration.end + 1
+    grid = TimeGrid(model.calibration.start, max(last, model.calibration.end + 1), sc.dt)
+    sub = {k: (np.asarray(v, float)[1:] if np.ndim(v) and np.size(v) == ens.m else v) for k, v in ens.params.items()}
+    levers = scenario_levers(cm, grid, sub, {}, first_year=model.calibration.lever_start)
+    with np.errstate(all="ignore"):
+        run = simulate(cm, sub, levers, grid, sc.method, n=ens.n)
+    c = cd.condition(model, run, "match")
+    ens.weights = np.asarray(c.weights, float)
+    kept = int((ens.weights > 0).sum())
+    ens.note = (f"conditioned on history (match, implausibility <= {c.threshold:g}): {kept} of {ens.n} calibrated "
+                f"samples agree with every observation of history.yaml")
     return ens
 
 
