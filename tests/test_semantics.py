@@ -54,7 +54,8 @@ def test_a_member_with_sampled_lever_baselines_is_reproduced_by_run(tmp_path, mo
     lever_baselines = [n for n in names if n in model.levers]
     others = [n for n in names if n not in model.levers]
     chosen = lever_baselines[:2] + others[:2]
-    data = check_member(tmp_path, ["--method", "mc", "--samples", "8", "--params", ",".join(chosen)], 5)
+    # eight samples are too few for history matching (at least 30 must survive): the prior is enough here
+    data = check_member(tmp_path, ["--method", "mc", "--samples", "8", "--history", "off", "--params", ",".join(chosen)], 5)
     # sampled lever baselines are assumptions about today's level: parameters, from t0, re-calibrated
     assert set(chosen) <= set(data["parameters"])
 
