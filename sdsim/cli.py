@@ -11,7 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from .errors import InputError
+from .errors import InputError, one_line
 
 COMMANDS = {
     "run": "run scenarios: goal table, time series, plots -> results/<name>/",
@@ -144,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         module = importlib.import_module(f"sdsim.commands.{args.command}")
         return int(module.main(args) or 0)
     except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into e.g. `head`
         import os
@@ -158,11 +158,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError):
             where = f"{os.fsdecode(exc.filename)}: " if exc.filename else ""
             what = exc.strerror or type(exc).__name__
-            print(f"error: {where}cannot read or write: {what}", file=sys.stderr)
+            print(one_line(f"error: {where}cannot read or write: {what}"), file=sys.stderr)
         elif isinstance(exc, RecursionError | MemoryError):
             print(f"error: the input is too large or too deeply nested ({type(exc).__name__})", file=sys.stderr)
         else:
-            print(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+            print(one_line(f"error: {str(exc) or type(exc).__name__}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 
+def one_line(text: str) -> str:
+    """``text`` on one line: control characters (newlines, carriage returns, ...) shown as escapes."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+
+
 class InputError(Exception):
     """Bad input (file, YAML, scenario, model, command line).
 
@@ -20,7 +27,7 @@ class InputError(Exception):
             where = f"{file}: "
         elif key:
             where = f"{key}: "
-        super().__init__(f"{where}{message}")
+        super().__init__(one_line(f"{where}{message}"))
 
 
 class ModelError(InputError):

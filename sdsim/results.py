@@ -92,7 +92,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def clean_stale(parent: Path) -> list[Path]:
-    """Remove hidden temporary folders (``.<name>.tmp-<pid>-<id>``) left in ``parent`` by dead processes.
+    """Remove hidden temporary folders and files (``.<name>.tmp-<pid>-<id>``) left in ``parent`` by dead processes.
 
     Only names of this exact pattern are touched, and only when process ``pid`` no longer exists.
     """
@@ -107,6 +107,9 @@ def clean_stale(parent: Path) -> list[Path]:
             try:
                 if p.is_dir() and not p.is_symlink():
                     shutil.rmtree(p)
+                    removed.append(p)
+                elif p.is_file() or p.is_symlink():  # a temporary file of a killed export
+                    p.unlink()
                     removed.append(p)
             except OSError:
                 pass

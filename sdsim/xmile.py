@@ -505,8 +505,11 @@ def write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically (a unique temporary file in the same folder, then rename)."""
     import tempfile
 
+    from .results import clean_stale
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale(path.parent)
     fd, name = tempfile.mkstemp(prefix=f".{path.name[:100]}.tmp-{os.getpid()}-", dir=path.parent)
     tmp = Path(name)
     try:

@@ -210,3 +210,15 @@ def test_steady_and_interrupted_tell_kept_lost_and_regained_goals_apart(tmp_path
     assert [interrupted(g, r.run, int(s.first_year[0])) for r, s in zip(runs, (kept, regained, lost), strict=True)] == \
         [False, True, False]
     assert steady(g, runs[0].run, 0) is None
+
+
+def test_an_overlay_of_many_scenarios_keeps_every_line_visible(model, baseline):
+    """Ten runs with the same values: each still shows, by its own marker shape placed on its own years."""
+    runs = [(f"s{i}", baseline) for i in range(10)]
+    fig = plots.overlay_figure(model, runs, "en", "t", reference=0)
+    ax = fig.axes[0]
+    lines = {ln.get_label(): ln for ln in ax.get_lines() if ln.get_label() in {r[0] for r in runs}}
+    others = [lines[f"s{i}"] for i in range(1, 10)]
+    markers = [(ln.get_marker(), str(ln.get_markevery())) for ln in others]
+    assert len(set(markers)) == len(markers)
+    assert all(ln.get_marker() not in (None, "", "None", "none") for ln in others)

@@ -189,3 +189,12 @@ def test_staging_aborts_cleanly_on_error(tmp_path):
         raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
     assert clean_stale(tmp_path) == []
+
+
+def test_a_temporary_file_of_a_killed_export_is_removed_by_the_next_export(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".m.xmile.tmp-{dead.pid}-q1w2e3"
+    stale.write_text("<?xml half")
+    assert main(["export", BASELINE, "--out", str(tmp_path / "m.xmile")]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.xmile"]

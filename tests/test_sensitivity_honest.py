@@ -94,3 +94,45 @@ def test_the_cli_marks_exactly_the_outputs_whose_samples_do_not_move(tmp_path, m
         assert method == "mc" or fig.is_file()
     report = (out / "report.md").read_text(encoding="utf-8")
     assert all(("unaffected by these inputs" in report) for _ in marked)
+
+
+def _oat_indices(problem: sa.Problem, swings: dict[str, float], output: str = "g") -> list[sa.Index]:
+    out = [sa.Index("oat", "(baseline)", output, "value", 2.5)]
+    for q in problem.uncertainties:
+        s = swings.get(q.name, 0.0)
+        out += [sa.Index("oat", q.name, output, "low_value", 2.5 - s / 2),
+                sa.Index("oat", q.name, output, "high_value", 2.5 + s / 2),
+                sa.Index("oat", q.name, output, "swing", s), sa.Index("oat", q.name, output, "abs_swing", abs(s))]
+    return out
+
+
+def test_a_tornado_moved_by_few_inputs_says_in_words_which(model):
+    from sdsim import plots_sensitivity as ps
+
+    goal = next(iter(model.goals))
+    p = sa.Problem([sa.Uncertainty(f"x{j}", 0.0, 1.0, baseline=0.5, en=f"Input {j}") for j in range(47)])
+    fig = ps.tornado(model, p, _oat_indices(p, {"x3": 7.5}, goal), goal, "en", "toy")
+    title = fig.axes[0].get_title().replace("\n", " ")
+    assert "Only 1 of 47 inputs moves this output: Input 3" in title and "other 46 leave it unchanged" in title
+    assert "not shown" not in title
+    assert len(fig.axes[0].patches) == 2  # one bar pair: low and high end of Input 3
+    fig = ps.tornado(model, p, _oat_indices(p, {f"x{j}": j + 1.0 for j in range(20)}, goal), goal, "en", "toy")
+    title = fig.axes[0].get_title().replace("\n", " ")
+    assert f"{20 - ps.TOP} more inputs with smaller swing not shown; 27 inputs do not move it" in title
+
+
+def test_morris_labels_of_nearby_points_do_not_coincide(model):
+    from sdsim import plots_sensitivity as ps
+
+    goal = next(iter(model.goals))
+    p = toy_problem(8)
+    idx = []
+    for j, q in enumerate(p.uncertainties):  # two pairs of nearly coincident points
+        ms = [10.0, 10.1, 5.0, 5.05, 3, 2, 1, 0.5][j]
+        idx += [sa.Index("morris", q.name, goal, "mu_star", ms, ms - 0.1, ms + 0.1),
+                sa.Index("morris", q.name, goal, "mu", ms), sa.Index("morris", q.name, goal, "sigma", ms / 2)]
+    fig = ps.morris_figure(model, p, idx, goal, "en", "toy", 20)
+    offsets = [tuple(a.xyann) for a in fig.axes[0].texts if a.get_text().isdigit()]
+    assert len(offsets) == 8
+    by_rank = dict(zip(range(1, 9), offsets, strict=True))
+    assert by_rank[1] != by_rank[2] and by_rank[3] != by_rank[4]  # neighbours get different label positions
