@@ -129,3 +129,16 @@ def test_an_xmile_lever_override_acts_from_the_first_lever_year(tmp_path, model,
                     return_timestamps=[float(y) for y in ours.years], progress=False)
     for s in stocks:
         np.testing.assert_allclose(df[s].to_numpy(float), ours.get(s)[:, 0], rtol=1e-6, atol=1e-9, err_msg=s)
+
+
+def test_run_prints_and_reports_what_met_means_for_a_rare_event_goal(tmp_path, model, capsys):
+    poisson = [g for g in model.goals.values() if g.poisson]
+    if not poisson:
+        pytest.skip("no Poisson goal in this model")
+    assert main(["run", BASELINE, "--out", str(tmp_path), "--no-plots"]) == 0
+    printed = capsys.readouterr().out
+    for g in poisson:
+        line = next(ln for ln in printed.splitlines() if ln.startswith(g.label("en")))
+        assert "exp. " in line and "P=" in line
+    report = (tmp_path / "baseline" / "report.md").read_text(encoding="utf-8")
+    assert "count of rare events" in report and "expected count" in report

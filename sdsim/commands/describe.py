@@ -20,22 +20,30 @@ from ..validity import baseline_scenario, loop_samples
 from .common import load
 
 
-def _atomic(path: Path, write: object) -> None:
-    """Write ``path`` through a temporary file in the same folder, then rename it into place."""
+def _atomic(jobs: list[tuple[Path, object]]) -> None:
+    """Write every ``(path, write)`` to a temporary file in its folder, then rename them all into place.
+
+    Nothing is renamed until every file is written, so a failure leaves the earlier files as they were.
+    """
+    tmps: list[tuple[str, Path]] = []
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    except (OSError, RuntimeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise InputError(f"cannot write there: {reason} (is {path.parent} a file?)", str(path.parent)) from None
-    os.close(fd)
-    try:
-        write(tmp)  # type: ignore[operator]
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        for path, write in jobs:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+            except (OSError, RuntimeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                raise InputError(f"cannot write there: {reason} (is {path.parent} a file?)", str(path.parent)) from None
+            os.close(fd)
+            tmps.append((tmp, path))
+            write(tmp)  # type: ignore[operator]
+            os.chmod(tmp, 0o644)
+        for tmp, path in tmps:
+            os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        for tmp, _ in tmps:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -56,7 +64,7 @@ def main(args: argparse.Namespace) -> int:
     md = docs / f"model{suffix}.md"
     sections = document(model, loops, solved, lang, diagram=png.name)
     note = TEXT["generated"][lang].format(dir=model.directory.name)
-    _atomic(png, lambda p: diagram.save(diagram.draw(model, lang, loops), p))
-    _atomic(md, lambda p: Path(p).write_text(to_markdown(sections, title, note), encoding="utf-8"))
+    _atomic([(png, lambda p: diagram.save(diagram.draw(model, lang, loops), p)),
+             (md, lambda p: Path(p).write_text(to_markdown(sections, title, note), encoding="utf-8"))])
     print(f"wrote {md} and {png}")
     return 0
