@@ -137,10 +137,11 @@ def document(model: Model, loops: Sequence[Loop], solved: dict[str, Any], lang: 
              f"{len(cal.free)} free parameters" if cal.targets else "the model has no calibration")
     overview.paragraphs.append(
         f"Time unit: year; t = Y is the end of year Y. Runs start at t0 = {cal.start}; {calib}; "
-        f"levers act from {cal.end + 1} on. Flows are reported as annual totals, stocks at year ends."
+        f"scenario levers act from {cal.lever_start} on (the policy start). Flows are reported as annual totals, "
+        "stocks at year ends."
         if lang == "en" else
         f"时间单位：年；t = Y 表示第Y年年末。运行起点 t0 = {cal.start}；校准窗口 {cal.start}–{cal.end} 通过求解"
-        f"{len(cal.free)}个自由参数重现{len(cal.targets)}个目标；政策杠杆自{cal.end + 1}年起生效。")
+        f"{len(cal.free)}个自由参数重现{len(cal.targets)}个目标；情景政策杠杆自{cal.lever_start}年起生效。")
     out.append(overview)
     if diagram:
         out.append(Section(T["diagram"], image=diagram))

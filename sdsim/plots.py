@@ -231,7 +231,7 @@ def drawable(model: Model, names: tuple[str, ...]) -> bool:
 
 
 def chain_figure(model: Model, run: Run, lang: str, title: str) -> plt.Figure:
-    """Carriers, teams and tenants vs capacity, candidate pool, tech enterprises and HTE."""
+    """Carriers, teams and tenants vs capacity; eligible backlog and registrations; register, qualifying firms, HTE."""
     fig, axes = plt.subplots(2, 2, figsize=(12, 8))
     yrs = run.years
 

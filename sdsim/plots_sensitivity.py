@@ -27,9 +27,9 @@ TEXT = {
     "tornado_sub": {"en": "each input at the low and high end of its range, others at baseline; "
                           "every run re-calibrated to 2021",
                     "zh": "每个输入取其区间的下限与上限，其余取基准值；每次运行均重新校准至2021年"},
-    "tornado_sub_levers": {"en": "each lever held at the low and high end of its policy range from 2022, other levers "
-                                 "as in the scenario; every run re-calibrated to 2021",
-                           "zh": "每个政策杠杆自2022年起取其政策区间的下限与上限，其余杠杆按情景设定；"
+    "tornado_sub_levers": {"en": "each lever held at the low and high end of its policy range from the policy start, "
+                                 "other levers as in the scenario; every run re-calibrated to 2021",
+                           "zh": "每个政策杠杆自政策起始年起取其政策区间的下限与上限，其余杠杆按情景设定；"
                                  "每次运行均重新校准至2021年"},
     "low_end": {"en": "input at low end", "zh": "输入取下限"},
     "high_end": {"en": "input at high end", "zh": "输入取上限"},

@@ -193,10 +193,10 @@ def define_problem(
         others = [n for n, p in pool.items() if p.role != "policy" and (subset is None or n not in subset)]
         if others:
             # external conditions (GDP growth, shocks) are not policy choices, and a one-off event (a pulse
-            # in one year) held as a constant from 2022 would repeat every year: analysed only when named
+            # in one year) held as a constant from the policy start would repeat every year: analysed only when named
             items = [q for q in items if q.name not in others]
             notes.append(f"not analysed (external conditions and one-off events, not policies; name them with "
-                         f"--params to hold them constant from 2022): {', '.join(others)}")
+                         f"--params to hold them constant from the policy start): {', '.join(others)}")
     else:
         pool = {n: p for n, p in model.params.items() if p.uncertain and n not in overridden}
         items = [Uncertainty(n, *p.range, p.distribution, float(p.value), p.units, p.en, p.zh, False)  # type: ignore[misc]

@@ -28,7 +28,7 @@ def fails_cleanly(capsys, argv: list[str], tmp_path: Path, *fragments: str) -> s
     assert len(lines) == 1, lines
     assert "Traceback" not in captured.err
     for f in fragments:
-        assert f in lines[0], (f, lines[0])
+        assert any(alt in lines[0] for alt in f.split("|")), (f, lines[0])
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     return lines[0]
@@ -66,7 +66,8 @@ def test_aliases_are_checked_once_each():
 
 @pytest.mark.parametrize("text, fragment", [
     ("name: x\nlevers: &a {x: *a}\n", "refers to a mapping or list that contains it"),
-    ("name: x\ndescription: " + "[" * 3000 + "]" * 3000 + "\n", f"more than {yamlio.MAX_YAML_DEPTH} levels"),
+    # our depth cap, or (PyYAML >= 6.0.4) the parser's own nesting limit: either way one line and exit 2
+    ("name: x\ndescription: " + "[" * 3000 + "]" * 3000 + "\n", "levels|nesting depth"),
 ])
 def test_self_references_and_deep_nesting_are_refused(tmp_path, capsys, text, fragment):
     p = scenario(tmp_path, text)

@@ -69,9 +69,10 @@ def main(args: argparse.Namespace) -> int:
         raise InputError(f"a ramp runs from the start year to the goal year {gy}; start {start} leaves no room",
                          None, "--start")
     input_start = policy_start(sc, model)
-    if sc.levers and start < input_start:
-        raise InputError(f"expected a year from {input_start} (the input scenario's levers act from then), got {start}",
-                         None, "--start")
+    if start < input_start:
+        raise InputError(f"expected a year from {input_start} (the input scenario's policy start: the years before are "
+                         f"history and ran under its own policies; set policy_start in the scenario to start earlier), "
+                         f"got {start}", None, "--start")
     if sc.levers and start > input_start and args.shape == "ramp":
         raise InputError(f"a ramp package starting after the input's policy start ({input_start}) cannot be written "
                          f"as one scenario; use --start {input_start} or --shape constant, got {start}", None, "--start")
@@ -83,7 +84,12 @@ def main(args: argparse.Namespace) -> int:
                 raise InputError(f"the input's lever {dd.lever} changes between its policy start ({input_start}) and "
                                  f"{start}, so a package acting from {start} cannot be written as one scenario; use "
                                  f"--start {input_start}", sc.file, f"levers.{dd.lever}")
-    default = Path("results") / f"{result_name(sc)}_optimize"
+    # a search with non-default settings gets its own folder, so it never replaces the plain result
+    variant = "".join(f"+{k}={v}" for k, v in (("start", args.start), ("p", args.probability if args.probability != 0.8
+                                                                            else None), ("goals", args.goals),
+                                                 ("shape", args.shape if args.shape != "constant" else None))
+                      if v is not None)
+    default = Path("results") / f"{result_name(sc)}_optimize{variant}"
     target = check_target(args.out if args.out else default)
     lang = plots.setup_language(args.lang) if not args.no_plots else "en"
     p = float(args.probability)
