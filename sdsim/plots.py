@@ -48,7 +48,8 @@ TEXT = {
     "rd_intensity": {"en": "R&D intensity (R&D / GDP)", "zh": "研发投入强度（研发经费/GDP）"},
     "reported_2019": {"en": "reported 2019 (back-cast, not a target)", "zh": "2019年报道值（回溯比较，非校准目标）"},
     "reported_path": {"en": "as published (narrower scope from end 2022)", "zh": "公布口径（2022年末起为较窄的新口径）"},
-    "history_obs": {"en": "published after 2021 (± tolerance)", "zh": "2021年后公布值（±容差）"},
+    "history_obs_seed": {"en": "after 2021, seed scope (± tolerance)", "zh": "2021年后数值，原口径（±容差）"},
+    "history_obs_new": {"en": "after 2021, as published (± tolerance)", "zh": "2021年后公布值，新口径（±容差）"},
     "history_target": {"en": "district re-based target", "zh": "区重新设定的目标"},
     "qualifying": {"en": "Register, qualifying firms and HTE", "zh": "入库企业、符合条件企业与高企"},
     "capacity": {"en": "capacity", "zh": "容量"},
@@ -183,7 +184,8 @@ def goal_panels(
             run = runs[0][1]
             ax.plot(run.years, run.get(g.reported)[:, 0], ls=":", lw=1.6, color="#7f8c8d",
                     label=t("reported_path", lang))
-        draw_history(ax, model, [g.variable, *([g.reported] if g.reported else [])], lang)
+        # published-scope figures only beside the published path (one run); an overlay keeps to the seed scope
+        draw_history(ax, model, [g.variable, *([g.reported] if g.reported and len(runs) == 1 else [])], lang)
         name = g.label(lang)
         if status is not None and len(runs) == 1:
             st = status[0][g.name]
@@ -298,16 +300,18 @@ def draw_history(ax: plt.Axes, model: Model, names: list[str], lang: str, scale:
     hist = getattr(model, "history", None)
     if hist is None:
         return
-    shown = {"obs": False, "target": False}
+    shown = {"obs_seed": False, "obs_new": False, "target": False}
     for r in hist.rows:
         if r.variable not in names:
             continue
         if r.kind == "observation" and r.t is not None and r.bounds is not None:
             lo, hi = r.bounds
-            ax.errorbar([r.t], [r.value * scale], yerr=[[(r.value - lo) * scale], [(hi - r.value) * scale]], fmt="o",
-                        ms=6, color="black", mfc="white", capsize=4, zorder=6,
-                        label=None if shown["obs"] else t("history_obs", lang))
-            shown["obs"] = True
+            key = "obs_seed" if r.scope == "seed" else "obs_new"  # the two scopes get their own marker
+            ax.errorbar([r.t], [r.value * scale], yerr=[[(r.value - lo) * scale], [(hi - r.value) * scale]],
+                        fmt="o" if key == "obs_seed" else "s", ms=6, color="black",
+                        mfc="white" if key == "obs_seed" else "#d5d8dc", capsize=4, zorder=6,
+                        label=None if shown[key] else t("history_" + key, lang))
+            shown[key] = True
         elif r.kind == "target":
             ax.plot([r.time], [r.value * scale], "D", ms=7, mfc="none", mec="#c0392b", zorder=6,
                     label=None if shown["target"] else t("history_target", lang))
