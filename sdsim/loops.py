@@ -93,7 +93,7 @@ def cycles(cm: Compiled) -> list[list[str]]:
         if set(c) <= hidden:
             continue
         stocks = [n for n in c if n in order]
-        first = min(stocks, key=order.__getitem__) if stocks else c[0]
+        first = min(stocks, key=order.__getitem__) if stocks else min(c)  # a fixed start: same text every run
         k = c.index(first)
         out.append(c[k:] + c[:k])
     return sorted(out, key=lambda c: (len(c), order.get(c[0], 0), c))
