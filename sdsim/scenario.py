@@ -346,6 +346,12 @@ def validate(sc: Scenario, model: Model) -> None:
             if year > sc.end:
                 warnings.append(f"{file}: {join(path, suffix)} = {year:g} is after the scenario's end ({sc.end}); "
                                 "it has no effect")
+        if fn.kind in ("ramp", "table"):
+            early = [y for y, _ in fn.points if y < first_lever_year]
+            if early:
+                warnings.append(f"{file}: {path} has points before {first_lever_year} ({', '.join(f'{y:g}' for y in early)}); "
+                                f"the lever acts from {first_lever_year} (the policy start), so they only shape the "
+                                "interpolation")
         lo, hi = lever.limits
         for suffix, v in fn.levels(lever.value):
             if not lo <= v <= hi:
