@@ -10,7 +10,7 @@ def one_line(text: str) -> str:
     return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 
-class InputError(Exception):
+class InputError(ValueError):
     """Bad input (file, YAML, scenario, model, command line).
 
     The CLI prints ``str(error)`` on one line and exits with code 2.
