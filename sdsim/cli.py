@@ -23,6 +23,7 @@ COMMANDS = {
     "export": "write the model for Stella / Vensim / PySD (XMILE)",
     "serve": "interactive page on 127.0.0.1: lever sliders, live goal panels, JSON API (needs the 'app' extra)",
     "optimize": "least-cost policy lever package meeting the goals with P >= p -> results/<scenario>_optimize/",
+    "init": "copy the model and the scenarios into a new folder for editing (then --model DIR/model)",
 }
 
 
@@ -41,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("run", help=COMMANDS["run"], description=COMMANDS["run"])
-    p.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="scenario YAML file(s)")
+    p.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="scenario YAML file(s) or names (e.g. baseline: "
+                   "./scenarios, beside the model, then the bundled ones)")
     p.add_argument("--out", metavar="DIR", default="results", help="parent folder of the result folders (default: results); "
                    "a scenario run with --set goes to <name>+<overrides>/")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a lever or parameter")
@@ -49,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--svg", action="store_true", help="also write SVG figures")
     p.add_argument("--no-plots", action="store_true", help="skip figures")
     _common(p)
+
+    p = sub.add_parser("init", help=COMMANDS["init"], description=COMMANDS["init"])
+    p.add_argument("dir", metavar="DIR", help="a new (or empty) folder")
 
     p = sub.add_parser("compare", help=COMMANDS["compare"], description=COMMANDS["compare"])
     p.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="scenario YAML files")

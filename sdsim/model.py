@@ -254,11 +254,13 @@ class Model:
 
 
 def default_model_dir() -> Path:
-    """``./model`` if present, else the ``model`` folder beside this package's repository."""
+    """``./model`` if present, else the bundled model (the repository's ``model/``, or the installed copy)."""
     here = Path.cwd() / "model"
     if (here / "structure.yaml").is_file():
         return here
-    return Path(__file__).resolve().parent.parent / "model"
+    from .bundled import model_dir
+
+    return model_dir()
 
 
 def load_model(directory: str | Path | None = None) -> Model:

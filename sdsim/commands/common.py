@@ -28,11 +28,29 @@ def require_goals(model: Model, command: str) -> None:
                          str(model.directory / "goals.yaml"))
 
 
+def scenario_path(ref: str, model: Model) -> Path:
+    """A scenario file named on the command line: a path as given, or a bare name (``baseline``) looked up in
+    ``./scenarios``, then beside the model folder, then among the bundled scenarios."""
+    p = Path(ref)
+    if p.suffix in (".yaml", ".yml") or p.exists() or "/" in ref or "\\" in ref:
+        return p
+    from ..bundled import scenarios_dir
+
+    places = [Path.cwd() / "scenarios", model.directory.parent / "scenarios", scenarios_dir()]
+    for d in dict.fromkeys(places):
+        cand = d / f"{ref}.yaml"
+        if cand.is_file():
+            return cand
+    known = sorted({f.stem for d in places if d.is_dir() for f in d.glob("*.yaml")})
+    raise InputError(f"no scenario file or name {ref!r} (looked in ./scenarios, beside the model and among the "
+                     f"bundled scenarios: {', '.join(known) or 'none'})", None, "SCENARIO")
+
+
 def scenarios(args: argparse.Namespace, model: Model, files: list[str]) -> list[Scenario]:
-    """Load scenario files and apply ``--set`` overrides; all are validated before any run."""
+    """Load scenario files (or bare names) and apply ``--set`` overrides; all are validated before any run."""
     out = []
     for f in files:
-        sc = load_scenario(f, model)
+        sc = load_scenario(scenario_path(f, model), model)
         for s in getattr(args, "set", []) or []:
             apply_set(sc, s, model)
         out.append(sc)
