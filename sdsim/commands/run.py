@@ -6,12 +6,12 @@ import argparse
 import time
 from typing import Any
 
-from .. import plots
 from ..goals import evaluate
 from ..report import Report
 from ..results import Staging, check_target, manifest, write_csv, write_json, write_timeseries, write_variables
 from ..runner import run_scenarios
 from ..scenario import goal_year, policy_start
+from ..textable import fmt_value
 from .common import (
     GOAL_HEADER,
     SCOPE_NOTE,
@@ -43,6 +43,8 @@ def main(args: argparse.Namespace) -> int:
     for sc in scs:
         check_target(out_path(args.out, sc))
     results = run_scenarios(cm, scs)
+    if not args.no_plots:  # matplotlib is imported only when figures are drawn
+        from .. import plots
     lang = plots.setup_language(args.lang) if not args.no_plots else args.lang  # figures need a CJK font
     year = goal_year(model)
     done: list[tuple[Any, list[str]]] = []
@@ -160,7 +162,7 @@ def _report(model: Any, sc: Any, status: dict, figures: list[str], lang: str) ->
     captions = {
         "goals": tr("goals_fig", obs=model.calibration.end, year=year),
         "incubation_chain": tr("incubation_chain_fig"),
-        "rd": tr("rd_fig", goal=f"{rd_goal.test} {plots.fmt_value(rd_goal.threshold, rd_goal.units)}" if rd_goal else ""),
+        "rd": tr("rd_fig", goal=f"{rd_goal.test} {fmt_value(rd_goal.threshold, rd_goal.units)}" if rd_goal else ""),
     }
     for name in figures:
         report.image(f"{name}.png", captions[name])
