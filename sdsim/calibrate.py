@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from . import parallel
 from .compiler import Compiled
 from .engine import Run, TimeGrid, lever_schedules, simulate
 
@@ -105,13 +106,16 @@ def calibrate(
     lever_baseline: dict[str, Any],
     dt: float | None = None,
     method: str = "euler",
+    workers: int | None = None,
 ) -> CalibrationResult:
     """Solve the free parameters for every parameter set in ``params``.
 
     ``params`` maps parameter and fact names to numbers or (n,) arrays (the free parameters'
     values are the starting guesses); ``lever_baseline`` maps levers to baseline values.
     The calibration window always runs with baseline levers. Batches larger than :data:`CHUNK`
-    are solved in chunks (each chunk one vectorised solve) and joined.
+    are solved in chunks (each chunk one vectorised solve) and joined; ``workers`` processes
+    (default: every available core, see :mod:`sdsim.parallel`) solve the chunks, with results
+    bit-identical whatever the number of workers (the chunks do not depend on it).
     """
     dt = cm.model.dt if dt is None else dt
     n = max(_size(params), _size(lever_baseline))
@@ -121,14 +125,19 @@ def calibrate(
                                  np.zeros((n, 0)), np.zeros((n, 0)), 0)
     if n <= CHUNK:
         return _calibrate(cm, params, lever_baseline, dt, method)
-    parts = []
-    for lo in range(0, n, CHUNK):
-        sel = np.arange(lo, min(n, lo + CHUNK))
-        parts.append(_calibrate(
+    slices = parallel.chunks(n, CHUNK)
+    free = {f.name for f in cm.model.calibration.free}
+
+    def chunk(i: int) -> CalibrationResult:
+        sel = np.arange(slices[i].start, slices[i].stop)
+        q = _calibrate(
             cm, {k: _take(v, sel) if np.size(v) == n else v for k, v in params.items()},
             {k: _take(v, sel) if np.size(v) == n else v for k, v in lever_baseline.items()}, dt, method,
-        ))
-    free = {f.name for f in cm.model.calibration.free}
+        )
+        q.params = {k: v for k, v in q.params.items() if k in free}  # only what is joined below travels back
+        return q
+
+    parts = parallel.run_chunks(chunk, len(slices), workers)
     out = dict(params)
     for f in free:
         out[f] = np.concatenate([np.broadcast_to(q.params[f], (q.ok.size,)) for q in parts])

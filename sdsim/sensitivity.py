@@ -339,7 +339,7 @@ def _scalar(v: Any) -> Any:
 
 def run_experiments(
     cm: Compiled, problem: Problem, scenario: Scenario, design: Design, end: int | None = None,
-    progress: Any = None,
+    progress: Any = None, workers: int | None = None,
 ) -> Experiments:
     """Calibrate every row of ``design`` to 2021 (one vectorised call), then integrate all rows in one batch.
 
@@ -347,7 +347,9 @@ def run_experiments(
     values from the end of the calibration window (NaN: the scenario's own setting). The scenario's
     levers act from the window's end exactly as in :func:`sdsim.runner.run_scenarios`.
     ``end`` is the last simulated year (default: the scenario's end). ``progress`` (tqdm-like)
-    gets ``set_description``/``update`` calls per stage.
+    gets ``set_description``/``update`` calls per stage. ``workers`` processes calibrate and integrate
+    chunks of the design (default: every available core); the outcomes are bit-identical whatever
+    the number.
     """
     import time
 
@@ -375,7 +377,7 @@ def run_experiments(
     stage(f"calibrating {n:,} samples to {cal.end}")
     t0 = time.perf_counter()
     with np.errstate(all="ignore"):  # samples without a solution are flagged and counted, not printed by numpy
-        solved, res = calibrated_params(cm, params, scenario.dt, scenario.method, strict=False)
+        solved, res = calibrated_params(cm, params, scenario.dt, scenario.method, strict=False, workers=workers)
     timings["calibrate_s"] = time.perf_counter() - t0
     if progress is not None:
         progress.update(1)
@@ -397,7 +399,7 @@ def run_experiments(
     t0 = time.perf_counter()
     levers = scenario_levers(cm, grid, sub, scenario.levers, sub_settings, first_year=policy_start(scenario, model))
     with np.errstate(all="ignore"):
-        run = simulate(cm, sub, levers, grid, scenario.method, n=idx.size)
+        run = simulate(cm, sub, levers, grid, scenario.method, n=idx.size, workers=workers)
     timings["simulate_s"] = time.perf_counter() - t0
     if progress is not None:
         progress.update(1)
