@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", metavar="A,B,C", help="analyse only these uncertainties")
     p.add_argument("--levers", action="store_true", help="analyse the levers over their policy ranges instead")
     p.add_argument("--second-order", action="store_true", help="Sobol second-order indices")
+    p.add_argument("--no-samples", action="store_true", help="do not write samples.npz (one row per sample)")
     p.add_argument("--history", choices=("match", "weights", "off"), default="match",
                    help="mc only: condition on the history file's observations: match (default: keep the samples "
                         "that agree), weights (tempered likelihood weights), off (prior only)")

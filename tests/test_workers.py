@@ -74,3 +74,12 @@ def test_a_seed_gives_the_same_files_whatever_the_workers(tmp_path, small_chunks
 def test_workers_must_be_positive(capsys):
     assert main(["compare", str(ROOT / "scenarios/baseline.yaml"), "--workers", "0"]) == 2
     assert "--workers" in capsys.readouterr().err
+
+
+def test_no_samples_leaves_out_samples_npz_only(tmp_path, small_chunks):
+    out = tmp_path / "n"
+    assert main(["sensitivity", str(ROOT / "scenarios/baseline.yaml"), "--method", "mc", "--samples", "200",
+                 "--seed", "5", "--history", "off", "--no-plots", "--no-samples", "--workers", "2",
+                 "--out", str(out)]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert "samples.npz" not in names and {"quantiles.csv", "goal_probability.csv", "manifest.json"} <= names

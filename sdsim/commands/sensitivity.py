@@ -165,7 +165,8 @@ def main(args: argparse.Namespace) -> int:
         bar.set_description("writing results and figures")
         t0 = time.perf_counter()
         with result_dir(target) as d:
-            files = _write_tables(d, model, problem, exp, indices, grows, quant, design, cquant, cond)
+            files = _write_tables(d, model, problem, exp, indices, grows, quant, design, cquant, cond,
+                                   samples=not getattr(args, "no_samples", False))
             if not no_plots:
                 files += _write_figures(d, model, problem, exp, indices, grows, quant, method, lang, sc.label(lang),
                                         used, args.svg, cquant, cond)
@@ -206,7 +207,7 @@ def _handling(method: str) -> str:
 
 def _write_tables(d: Path, model: Any, problem: sa.Problem, exp: sa.Experiments, indices: list[sa.Index],
                   probs: list[cd.GoalRow], quant: dict[str, np.ndarray], design: sa.Design,
-                  cquant: dict[str, np.ndarray], cond: cd.Conditioning | None) -> list[str]:
+                  cquant: dict[str, np.ndarray], cond: cd.Conditioning | None, samples: bool = True) -> list[str]:
     write_csv(d / "indices.csv", ["method", "parameter", "output", "index", "value", "ci_low", "ci_high"],
               ([i.method, i.parameter, i.output, i.index, i.value, i.ci_low, i.ci_high] for i in indices))
     files = ["indices.csv"]
@@ -223,6 +224,8 @@ def _write_tables(d: Path, model: Any, problem: sa.Problem, exp: sa.Experiments,
         files.append("quantiles.csv")
     if cond is not None:
         files += sh.write_tables(d, problem, exp, cond)
+    if not samples:  # --no-samples: the per-sample table is optional (it grows with the number of runs)
+        return files
     free = sorted(exp.free)
     unit = {"u": design.u} if design.method == "morris" else {}  # Morris analysis needs the unit-grid design
     weight = np.full(exp.ok.size, np.nan)
