@@ -83,3 +83,16 @@ def test_no_samples_leaves_out_samples_npz_only(tmp_path, small_chunks):
                  "--out", str(out)]) == 0
     names = {p.name for p in out.iterdir()}
     assert "samples.npz" not in names and {"quantiles.csv", "goal_probability.csv", "manifest.json"} <= names
+
+
+def test_figures_drawn_by_workers_are_the_same_files(tmp_path):
+    outs = []
+    for w in (1, 2):
+        out = tmp_path / f"f{w}"
+        assert main(["sensitivity", str(ROOT / "scenarios/baseline.yaml"), "--method", "mc", "--samples", "200",
+                     "--seed", "3", "--history", "off", "--workers", str(w), "--out", str(out)]) == 0
+        outs.append(out)
+    pngs = sorted(p.name for p in outs[0].glob("*.png"))
+    assert len(pngs) >= 2
+    for name in pngs + ["report.md"]:
+        assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name

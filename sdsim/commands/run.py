@@ -6,6 +6,7 @@ import argparse
 import time
 from typing import Any
 
+from .. import parallel
 from ..goals import evaluate
 from ..report import Report
 from ..results import Staging, check_target, manifest, write_csv, write_json, write_timeseries, write_variables
@@ -81,7 +82,9 @@ def main(args: argparse.Namespace) -> int:
                 names = [n for n, ok in (("goals", bool(model.goals)),  # each figure if the model has its variables
                                          ("incubation_chain", plots.drawable(model, plots.CHAIN_NAMES)),
                                          ("rd", plots.drawable(model, plots.RD_NAMES))) if ok]
-                for name in names:
+                def draw(i: int, names: list[str] = names, title: str = title, run: Any = run, status: Any = status,
+                         d: Any = d) -> list[str]:
+                    name = names[i]
                     if name == "goals":
                         fig = plots.goal_panels(model, [(title, run)], lang,
                                                 plots.t("goals_title", lang, name=title, year=year), [status])
@@ -89,8 +92,12 @@ def main(args: argparse.Namespace) -> int:
                         fig = plots.chain_figure(model, run, lang, plots.t("chain_title", lang, name=title))
                     else:
                         fig = plots.rd_figure(model, run, lang, plots.t("rd_title", lang, name=title))
-                    files += [p.name for p in plots.save(fig, d / name, args.svg)]
-                    figures.append(name)
+                    return [p.name for p in plots.save(fig, d / name, args.svg)]
+
+                # the figures are independent: drawn by the free workers (the same files whatever their number)
+                for drawn in parallel.run_chunks(draw, len(names)):
+                    files += drawn
+                figures += names
             report = _report(model, sc, status, figures, args.lang)
             files += report.write(d)
             cal = res.calibration

@@ -25,7 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import conditioning as cd
-from .. import plots
+from .. import parallel, plots
 from .. import plots_sensitivity as ps
 from .. import sensitivity as sa
 from ..errors import InputError
@@ -250,35 +250,45 @@ def _write_figures(d: Path, model: Any, problem: sa.Problem, exp: sa.Experiments
     probs = [r.prior for r in grows]
     if problem.levers:
         title = f"{title}, {ps.tx('levers_mode', lang)}"
-    out: list[str] = []
+    jobs: list[tuple[str, Any]] = []  # (file name, a function drawing the figure)
     for goal in exp.outcome_names:
         if method == "oat":
-            name, fig = f"tornado_{goal}", ps.tornado(model, problem, indices, goal, lang, title)
+            jobs.append((f"tornado_{goal}", lambda g=goal: ps.tornado(model, problem, indices, g, lang, title)))
         elif method == "morris":
-            name, fig = f"morris_{goal}", ps.morris_figure(model, problem, indices, goal, lang, title,
-                                                           used["trajectories"])
+            jobs.append((f"morris_{goal}", lambda g=goal: ps.morris_figure(model, problem, indices, g, lang, title,
+                                                                          used["trajectories"])))
         elif method == "sobol":
-            name, fig = f"sobol_{goal}", ps.sobol_figure(model, problem, indices, goal, lang, title, used["blocks"],
-                                                         int(exp.ok.sum()), sa.CONF_LEVEL)
-        else:
-            continue
-        out += [p.name for p in plots.save(fig, d / name, svg)]
+            jobs.append((f"sobol_{goal}", lambda g=goal: ps.sobol_figure(model, problem, indices, g, lang, title,
+                                                                        used["blocks"], int(exp.ok.sum()),
+                                                                        sa.CONF_LEVEL)))
     if quant:
-        fig = ps.fan_chart(model, exp.run.years, quant, probs, lang, title, int(exp.ok.sum()))
-        if cond is not None:
-            pc.add_conditioning(fig, model, exp.run.years, cquant, grows, cond, lang)
-        out += [p.name for p in plots.save(fig, d / "fan_chart", svg)]
+        def fan() -> Any:
+            fig = ps.fan_chart(model, exp.run.years, quant, probs, lang, title, int(exp.ok.sum()))
+            if cond is not None:
+                pc.add_conditioning(fig, model, exp.run.years, cquant, grows, cond, lang)
+            return fig
+        jobs.append(("fan_chart", fan))
     if probs:
-        fig = ps.probability_figure(model, probs, lang, title, exp.n_failed, sa.CONF_LEVEL)
-        if cond is not None and cond.active:
-            pc.add_conditioned_probabilities(fig, grows, lang)
-        out += [p.name for p in plots.save(fig, d / "goal_probability", svg)]
+        def prob() -> Any:
+            fig = ps.probability_figure(model, probs, lang, title, exp.n_failed, sa.CONF_LEVEL)
+            if cond is not None and cond.active:
+                pc.add_conditioned_probabilities(fig, grows, lang)
+            return fig
+        jobs.append(("goal_probability", prob))
     if cond is not None and cond.rows:
-        fig = pc.hindcast_figure(model, exp.run, cond, lang, title)
-        out += [p.name for p in plots.save(fig, d / "history", svg)]
+        jobs.append(("history", lambda: pc.hindcast_figure(model, exp.run, cond, lang, title)))
     if cond is not None and cond.active:
-        fig = pc.lessons_figure(problem, cd.lessons(problem, design_x(exp), cond), cond, lang, title)
-        out += [p.name for p in plots.save(fig, d / "history_taught", svg)]
+        jobs.append(("history_taught", lambda: pc.lessons_figure(problem, cd.lessons(problem, design_x(exp), cond),
+                                                                 cond, lang, title)))
+
+    def draw(i: int) -> list[str]:
+        name, make = jobs[i]
+        return [p.name for p in plots.save(make(), d / name, svg)]
+
+    # the figures are independent: drawn by the free workers (the same files whatever their number)
+    out: list[str] = []
+    for drawn in parallel.run_chunks(draw, len(jobs)):
+        out += drawn
     return out
 
 
