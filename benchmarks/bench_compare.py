@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -19,19 +18,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 TARGET_S = 6.0
 
+from timing import machine, measure  # noqa: E402
 
-def end_to_end(files: list[str], repeat: int, lang: str) -> list[float]:
-    """Wall times of ``repeat`` fresh compare processes."""
-    times = []
+
+def end_to_end(files: list[str], repeat: int, lang: str):
+    """Wall and CPU times of ``repeat`` fresh compare processes (a :class:`timing.Timing`)."""
     with tempfile.TemporaryDirectory() as d:
-        for _ in range(repeat):
-            t = time.perf_counter()
-            subprocess.run([sys.executable, str(ROOT / "simulate.py"), "compare", *files, "--out", f"{d}/cmp",
-                            "--lang", lang], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
-            times.append(time.perf_counter() - t)
-    return times
+        return measure(lambda: subprocess.run([sys.executable, str(ROOT / "simulate.py"), "compare", *files, "--out",
+                                               f"{d}/cmp", "--lang", lang], check=True, cwd=ROOT,
+                                              stdout=subprocess.DEVNULL), repeat)
 
 
 def stages(files: list[str], lang: str) -> dict[str, float]:
@@ -85,11 +83,12 @@ def main() -> None:
     ap.add_argument("--lang", choices=("en", "zh"), default="en")
     a = ap.parse_args()
     files = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "scenarios").glob("*.yaml"))
-    times = end_to_end(files, a.repeat, a.lang)
+    print(machine())
+    tm = end_to_end(files, a.repeat, a.lang)
     print(f"python simulate.py compare scenarios/*.yaml ({len(files)} scenarios, --lang {a.lang}), "
           f"{a.repeat} fresh processes:")
-    print(f"  wall: best {min(times):.2f} s, median {statistics.median(times):.2f} s, worst {max(times):.2f} s "
-          f"(target <= {TARGET_S:g} s: {'met' if statistics.median(times) <= TARGET_S else 'NOT met'})")
+    print(f"  {tm.text()}, worst {max(tm.wall):.2f} s "
+          f"(target <= {TARGET_S:g} s: {'met' if tm.median <= TARGET_S else 'NOT met'})")
     print("\nWhere the time goes (one process):")
     for k, v in stages(files, a.lang).items():
         print(f"  {k:<45} {v:6.3f} s")

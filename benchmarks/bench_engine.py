@@ -1,20 +1,30 @@
-"""Engine speed: one run with calibration, runs per second at large n, batch calibration.
+"""Engine speed: one run with calibration, runs/s of the integrator, batch calibration, the realistic
+workload (every uncertainty varying, every run calibrated) and the command line.
 
-Run by hand: ``python benchmarks/bench_engine.py``. Prints figures; asserts nothing.
+Every figure is best / median wall time and median CPU time over at least 5 repeats, with the load
+average (see benchmarks/timing.py). Run by hand: ``python benchmarks/bench_engine.py [--repeat K]
+[--n N] [--workers 1,2]``. Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
 
+import argparse
+import inspect
 import subprocess
 import sys
-import time
+import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from timing import REPEAT, machine, measure  # noqa: E402
+
+from sdsim import sensitivity as sa  # noqa: E402
 from sdsim.compiler import compile_model  # noqa: E402
 from sdsim.engine import TimeGrid, lever_schedules, simulate  # noqa: E402
 from sdsim.model import load_model  # noqa: E402
@@ -22,71 +32,97 @@ from sdsim.runner import calibrated_params, lever_baseline, parameter_batch, run
 from sdsim.scenario import load_scenario  # noqa: E402
 
 
-def best(fn, repeat: int = 5) -> float:
-    """Best wall time of ``repeat`` calls (seconds)."""
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+def _kw(fn, workers):
+    """``workers=`` for functions that take it (None: the function's default)."""
+    return {"workers": workers} if workers is not None and "workers" in inspect.signature(fn).parameters else {}
 
 
-def sampled_sets(model, n: int, seed: int = 0) -> list[dict[str, float]]:
-    """n parameter sets drawn uniformly from the documented ranges of the assumptions."""
-    rng = np.random.default_rng(seed)
-    names = [k for k, p in model.params.items() if p.uncertain and not p.is_lever]
-    lo = np.array([model.params[k].range[0] for k in names])
-    hi = np.array([model.params[k].range[1] for k in names])
-    x = rng.uniform(lo, hi, size=(n, len(names)))
-    return names, x
+def realistic(cm, sc, n: int, repeat: int, workers: int | None) -> None:
+    """Every uncertainty varying (Latin hypercube over their distributions), every run calibrated, then run to
+    the scenario's end: what Monte Carlo and Sobol do. runs/s counts every sample (failed calibrations too)."""
+    problem = sa.define_problem(cm.model, sc)
+    design = sa.sample_mc(problem, n, 1)
+    kw = _kw(sa.run_experiments, workers)
+    tm = measure(lambda: sa.run_experiments(cm, problem, sc, design, **kw), repeat)
+    exp = tm.result
+    who = f"workers={workers}" if kw else "default workers"
+    print(f"realistic workload, n = {n:,}, {problem.d} uncertainties, calibrated, {sc.start if hasattr(sc, 'start') else 2020}"
+          f"-{sc.end}, dt 1/{round(1 / sc.dt)} ({who}; {exp.n_failed:,} without 2021 solution):")
+    print(f"    end to end {tm.text()}")
+    print(f"    calibrated runs/s: {tm.rate(n)}")
+    print(f"    last repeat: calibrate {exp.timings['calibrate_s']:.2f} s, simulate {exp.timings['simulate_s']:.2f} s")
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=REPEAT, help=f"repeats per figure (at least {REPEAT})")
+    ap.add_argument("--n", type=int, default=100_000, help="runs of the realistic workload (default 100,000)")
+    ap.add_argument("--workers", default="", help="comma-separated worker counts for the realistic workload, "
+                    "e.g. 1,2 (default: the library's default only)")
+    ap.add_argument("--skip", default="", help="comma-separated sections to skip: one,integrator,calibrate,"
+                    "realistic,cli")
+    a = ap.parse_args()
+    skip = set(a.skip.split(",")) - {""}
+    warnings.simplefilter("ignore")
+    print(machine())
     model = load_model(ROOT / "model")
-    t = time.perf_counter()
-    cm = compile_model(model)
-    print(f"compile model:                          {1000 * (time.perf_counter() - t):8.1f} ms")
+    tm = measure(lambda: compile_model(model), a.repeat)
+    cm = tm.result
+    print(f"compile model: {tm.text('ms')}")
     sc = load_scenario(ROOT / "scenarios/baseline.yaml", model)
-    sc.end = 2026
-    for dt in sorted({1 / 16, model.dt}, reverse=True):
-        sc.dt = dt
-        one = best(lambda: run_scenarios(cm, [sc]), 20)
-        print(f"one run incl. calibration (n=1, dt 1/{round(1 / dt)}): {1000 * one:6.1f} ms   (target <= 25 ms)")
+    dts = sorted({1 / 16, model.dt}, reverse=True)
 
-    grid = TimeGrid(2020, 2026, 1 / 16)
-    base, _ = calibrated_params(cm, parameter_batch(cm, [{}]), grid.dt, "euler")
-    for n in (1_000, 10_000, 100_000):
-        params = {k: (np.full(n, v) if k == "tech_attrition" else v) for k, v in base.items()}
-        levers = lever_schedules(cm, grid, lever_baseline(cm, params))
-        sec = best(lambda p=params, lv=levers, n=n: simulate(cm, p, lv, grid, "euler", n=n), 3)
-        print(f"model-runs/s at n={n:>7,} (2020-2026):  {n / sec:12,.0f}   ({sec:.3f} s)"
-              + ("   (target >= 100,000)" if n == 100_000 else ""))
+    if "one" not in skip:
+        one = load_scenario(ROOT / "scenarios/baseline.yaml", model)
+        one.end = 2026
+        for dt in dts:
+            one.dt = dt
+            tm = measure(lambda: run_scenarios(cm, [one]), max(a.repeat, 20))
+            print(f"one run incl. calibration (n=1, 2020-2026, dt 1/{round(1 / dt)}): {tm.text('ms')}")
 
-    names, x = sampled_sets(model, 10_000)
-    params = dict(parameter_batch(cm, [{}]))
-    for j, k in enumerate(names):
-        params[k] = x[:, j]
-    res = None
+    if "integrator" not in skip:
+        for dt in dts:
+            grid = TimeGrid(2020, 2026, dt)
+            base, _ = calibrated_params(cm, parameter_batch(cm, [{}]), grid.dt, "euler")
+            for n in (10_000, 100_000):
+                params = {k: (np.full(n, v) if k == "tech_attrition" else v) for k, v in base.items()}
+                levers = lever_schedules(cm, grid, lever_baseline(cm, params))
+                kw = _kw(simulate, 1)
+                tm = measure(lambda p=params, lv=levers, n=n, g=grid, kw=kw: simulate(cm, p, lv, g, "euler", n=n, **kw),
+                             a.repeat)
+                print(f"integrator only, one parameter varying, one worker, n={n:>7,} 2020-2026 dt 1/{round(1 / dt)}: "
+                      f"{tm.rate(n)}")
 
-    def cal(dt: float) -> None:
-        nonlocal res
-        res = calibrated_params(cm, params, dt, "euler", strict=False)[1]
+    if "calibrate" not in skip:
+        problem = sa.define_problem(model, sc)
+        design = sa.sample_mc(problem, 10_000, 0)
+        params = dict(parameter_batch(cm, [{}]))
+        for j, q in enumerate(problem.uncertainties):
+            params[q.name] = design.x[:, j]
+        for dt in dts:
+            kw = _kw(calibrated_params, 1)
+            tm = measure(lambda dt=dt, kw=kw: calibrated_params(cm, params, dt, "euler", strict=False, **kw)[1],
+                         a.repeat)
+            res = tm.result
+            print(f"calibrate 10,000 sets, all {problem.d} uncertainties varying (dt 1/{round(1 / dt)}, one worker): "
+                  f"{tm.text()}; {res.n_failed} without solution, {res.iterations} iterations")
 
-    for dt in sorted({1 / 16, model.dt}, reverse=True):
-        sec = best(lambda dt=dt: cal(dt), 3)
-        print(f"calibrate 10,000 sampled sets (dt 1/{round(1 / dt)}): {sec:6.2f} s    (target <= 2 s; "
-              f"{res.n_failed} without solution, {res.iterations} iterations)")
-    grid = TimeGrid(2020, 2026, model.dt)
-    params = {k: (np.full(100_000, v) if k == "tech_attrition" else v) for k, v in base.items()}
-    levers = lever_schedules(cm, grid, lever_baseline(cm, params))
-    sec = best(lambda: simulate(cm, params, levers, grid, "euler", n=100_000), 3)
-    print(f"model-runs/s at n=100,000 at the model's dt 1/{round(1 / model.dt)}: {100_000 / sec:10,.0f}")
+    if "realistic" not in skip:
+        counts = [int(w) for w in a.workers.split(",") if w] or [None]
+        for w in counts:
+            realistic(cm, sc, a.n, a.repeat, w)
 
-    t = time.perf_counter()
-    subprocess.run([sys.executable, str(ROOT / "simulate.py"), "run", "scenarios/baseline.yaml", "--out",
-                    str(ROOT / "results")], cwd=ROOT, check=True, capture_output=True)
-    print(f"simulate.py run scenarios/baseline.yaml: {time.perf_counter() - t:8.2f} s    (target <= 4 s wall)")
+    if "cli" not in skip:
+        with tempfile.TemporaryDirectory() as d:
+            for extra in ([], ["--no-plots"]):
+                cmd = [sys.executable, str(ROOT / "simulate.py"), "run", "scenarios/baseline.yaml", "--out", d, *extra]
+                tm = measure(lambda cmd=cmd: subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True), a.repeat)
+                print(f"simulate.py run scenarios/baseline.yaml {' '.join(extra)}: {tm.text()}")
+            for cmd in (["--help"], ["describe"]):
+                full = [sys.executable, str(ROOT / "simulate.py"), *cmd]
+                tm = measure(lambda full=full: subprocess.run(full, cwd=ROOT, check=True, capture_output=True),
+                             a.repeat)
+                print(f"simulate.py {' '.join(cmd)}: {tm.text()}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ integration, analysis (SALib's bootstrap included for Morris and Sobol), then th
 folder). Targets (issue 6): Monte Carlo of 10,000 calibrated samples <= 5 s; Sobol' N = 1024 over
 all uncertainties <= 10 s without the SALib analysis and <= 20 s in all.
 
-Run by hand: ``python benchmarks/bench_sensitivity.py [--repeat K]``. Prints figures; asserts nothing.
+Run by hand: ``python benchmarks/bench_sensitivity.py [--repeat K] [--methods sobol,mc]``. Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import io
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -23,6 +24,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from timing import REPEAT, machine, measure  # noqa: E402
 
 from sdsim import cli  # noqa: E402
 from sdsim import sensitivity as sa  # noqa: E402
@@ -67,50 +72,44 @@ def library_path(cm, problem, sc, method: str) -> dict[str, float]:
 
 
 def command(method: str, plots: bool) -> float:
-    """Wall time of the whole command, in-process (model load, files, figures)."""
+    """Run the whole command in-process (model load, files, figures); time it with :func:`measure`."""
     with tempfile.TemporaryDirectory() as d:
         argv = ["sensitivity", str(SCENARIO), "--method", method, "--out", os.path.join(d, "r")]
         if not plots:
             argv.append("--no-plots")
-        t = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             code = cli.main(argv)
-        wall = time.perf_counter() - t
     if code != 0:
         raise SystemExit(f"{method}: exit code {code}")
-    return wall
+    return 0.0
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=1, help="repeat each measurement, keep the fastest")
+    ap.add_argument("--repeat", type=int, default=REPEAT, help=f"repeats of each measurement (at least {REPEAT})")
+    ap.add_argument("--methods", default=",".join(sa.METHODS), help="comma-separated methods (default: all)")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     model = load_model(ROOT / "model")
     cm = compile_model(model)
     sc = load_scenario(SCENARIO, model)
     problem = sa.define_problem(model, sc)
-    print(f"baseline scenario, {problem.d} uncertainties, seed {SEED}, {os.cpu_count()} CPUs\n")
-    header = f"{'method':<7} {'size':>12} {'rows':>7} {'sample':>7} {'calib.':>7} {'simul.':>7} " \
-             f"{'analyse':>8} {'w/o anal.':>9} {'total':>7} {'command':>8} {'+figures':>9}"
-    print(header)
-    print("-" * len(header))
-    for method in sa.METHODS:
-        runs = [library_path(cm, problem, sc, method) for _ in range(args.repeat)]
-        r = min(runs, key=lambda x: x["sample"] + x["calibrate"] + x["simulate"] + x["analyse"])
-        core = r["sample"] + r["calibrate"] + r["simulate"]
-        cmd = min(command(method, False) for _ in range(args.repeat))
-        fig = min(command(method, True) for _ in range(args.repeat))
-        size = {"oat": "2 per input", "morris": "20 traj.", "sobol": "N = 1024", "mc": "10,000"}[method]
-        print(f"{method:<7} {size:>12} {int(r['rows']):>7,} {r['sample']:>6.2f}s {r['calibrate']:>6.2f}s "
-              f"{r['simulate']:>6.2f}s {r['analyse']:>7.2f}s {core:>8.2f}s {core + r['analyse']:>6.2f}s "
-              f"{cmd:>7.2f}s {fig:>8.2f}s")
-        if r["failed"]:
-            print(f"        ({int(r['failed'])} samples without calibration solution)")
-    print("\ncolumns: rows = experiments (each calibrated to 2021); w/o anal. = sample + calibrate + simulate;")
-    print("total = w/o anal. + analyse (SALib bootstrap, quantiles, probabilities); command = the CLI without")
-    print("figures (load, compile, CSV, npz, manifest); +figures = the CLI with its PNG figures.")
-    print("targets: mc total <= 5 s; sobol w/o anal. <= 10 s and total <= 20 s.")
+    print(machine())
+    print(f"baseline scenario, {problem.d} uncertainties, seed {SEED}; each figure: best / median wall, median CPU "
+          f"over {max(args.repeat, REPEAT)} repeats\n")
+    for method in args.methods.split(","):
+        size = {"oat": "2 per input", "morris": "20 trajectories", "sobol": "N = 1024", "mc": "10,000"}[method]
+        stages: list[dict[str, float]] = []
+        lib = measure(lambda m=method, st=stages: st.append(library_path(cm, problem, sc, m)), args.repeat)
+        r = stages[-1]
+        cmd = measure(lambda m=method: command(m, False), args.repeat)
+        fig = measure(lambda m=method: command(m, True), args.repeat)
+        print(f"{method} ({size}, {int(r['rows']):,} rows, {int(r['failed']):,} without 2021 solution):")
+        med = {k: statistics.median(x[k] for x in stages) for k in ("sample", "calibrate", "simulate", "analyse")}
+        print("    library stages (median s): " + ", ".join(f"{k} {v:.2f}" for k, v in med.items()))
+        print(f"    library total:          {lib.text()}")
+        print(f"    command, no figures:    {cmd.text()}")
+        print(f"    command, with figures:  {fig.text()}")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 reproduces its targets (MODEL_SPEC §5).
 
 One vectorised Newton method for the whole batch: each iteration simulates the calibration
-window once for all unconverged sets (and, where a Jacobian is needed, their p finite-difference
-perturbations) as one batch, then solves the small p x p linear systems with one
+window once for all unconverged sets (and, where a Jacobian is needed, their finite-difference
+perturbations: one run per group of free parameters no target depends on together, see :func:`fd_groups`)
+as one batch, then solves the small p x p linear systems with one
 ``numpy.linalg.solve``. The Jacobian is computed by finite differences in the first iteration
 only and then refined by Broyden's rank-one updates, so later iterations cost one run per set.
 Sets whose solution leaves the bounds, or that do not converge, are flagged, never dropped
@@ -17,12 +18,14 @@ from typing import Any
 
 import numpy as np
 
+from . import parallel
 from .compiler import Compiled
 from .engine import Run, TimeGrid, lever_schedules, simulate
 
 TOLERANCE = 1e-10  # relative residual at which a set counts as solved
 MAX_ITER = 40
 FD_STEP = 1e-7  # relative finite-difference step
+GROUPED_FD = True  # perturb independent free parameters together (fd_groups); False: one run per free parameter
 
 
 @dataclass
@@ -96,6 +99,74 @@ def _bounds(cm: Compiled, params: dict[str, Any], n: int, dt: float, x: np.ndarr
     return lo, hi
 
 
+def dependence(cm: Compiled) -> np.ndarray:
+    """(k, p) bool: target k can depend on free parameter j (a path in the model's equations, through stocks).
+
+    Conservative: every name an equation, a stock's flows or initial value, a series' growth, a delay's
+    initial value or a scaled table mentions is an edge; anything else counts as depending on everything.
+    """
+    model = cm.model
+    free = [f.name for f in model.calibration.free]
+    uses: dict[str, set[str]] = {}
+    for group in (model.flows, model.aux, getattr(model, "annual", {}) or {}):
+        for n, v in group.items():
+            names = set(v.expr.names)
+            if v.fixed_delay is not None:
+                names |= v.fixed_delay[0].names | v.fixed_delay[1].names
+            for tb in v.expr.tables:
+                names.add(f"{tb}_y_scale")
+            uses[n] = names
+    for n, v in model.stocks.items():
+        uses[n] = set(v.expr.names) | set(v.inflows) | set(v.outflows)
+    for n, sr in model.series.items():
+        uses[n] = {sr.growth}
+
+    def reach(start: set[str]) -> set[str]:
+        seen: set[str] = set()
+        stack = list(start)
+        while stack:
+            n = stack.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            stack.extend(uses.get(n, ()))
+        return seen
+
+    dep = np.ones((len(model.calibration.targets), len(free)), bool)
+    for k, t in enumerate(model.calibration.targets):
+        if t.variable:
+            start = {t.variable}
+        elif t.inflows_of in model.stocks:
+            start = set(model.stocks[t.inflows_of].inflows)
+        else:
+            continue
+        if not all(n in uses for n in start):
+            continue  # unknown structure: depends on everything
+        r = reach(start)
+        dep[k] = [f in r for f in free]
+    return dep
+
+
+def fd_groups(dep: np.ndarray) -> list[list[int]]:
+    """Free parameters perturbed together in one finite-difference run (Curtis-Powell-Reid).
+
+    Parameters share a group when no target depends on two of them, so each target's difference is
+    caused by one parameter only and the Jacobian is the same as with one run per parameter.
+    """
+    groups: list[list[int]] = []
+    rows: list[np.ndarray] = []
+    for j in range(dep.shape[1]):
+        for g, used in zip(groups, rows, strict=True):
+            if not (used & dep[:, j]).any():
+                g.append(j)
+                used |= dep[:, j]
+                break
+        else:
+            groups.append([j])
+            rows.append(dep[:, j].copy())
+    return groups
+
+
 CHUNK = 8192  # parameter sets solved together; larger batches are solved chunk by chunk (cache use)
 
 
@@ -105,13 +176,16 @@ def calibrate(
     lever_baseline: dict[str, Any],
     dt: float | None = None,
     method: str = "euler",
+    workers: int | None = None,
 ) -> CalibrationResult:
     """Solve the free parameters for every parameter set in ``params``.
 
     ``params`` maps parameter and fact names to numbers or (n,) arrays (the free parameters'
     values are the starting guesses); ``lever_baseline`` maps levers to baseline values.
     The calibration window always runs with baseline levers. Batches larger than :data:`CHUNK`
-    are solved in chunks (each chunk one vectorised solve) and joined.
+    are solved in chunks (each chunk one vectorised solve) and joined; ``workers`` processes
+    (default: every available core, see :mod:`sdsim.parallel`) solve the chunks, with results
+    bit-identical whatever the number of workers (the chunks do not depend on it).
     """
     dt = cm.model.dt if dt is None else dt
     n = max(_size(params), _size(lever_baseline))
@@ -121,14 +195,19 @@ def calibrate(
                                  np.zeros((n, 0)), np.zeros((n, 0)), 0)
     if n <= CHUNK:
         return _calibrate(cm, params, lever_baseline, dt, method)
-    parts = []
-    for lo in range(0, n, CHUNK):
-        sel = np.arange(lo, min(n, lo + CHUNK))
-        parts.append(_calibrate(
+    slices = parallel.chunks(n, CHUNK)
+    free = {f.name for f in cm.model.calibration.free}
+
+    def chunk(i: int) -> CalibrationResult:
+        sel = np.arange(slices[i].start, slices[i].stop)
+        q = _calibrate(
             cm, {k: _take(v, sel) if np.size(v) == n else v for k, v in params.items()},
             {k: _take(v, sel) if np.size(v) == n else v for k, v in lever_baseline.items()}, dt, method,
-        ))
-    free = {f.name for f in cm.model.calibration.free}
+        )
+        q.params = {k: v for k, v in q.params.items() if k in free}  # only what is joined below travels back
+        return q
+
+    parts = parallel.run_chunks(chunk, len(slices), workers)
     out = dict(params)
     for f in free:
         out[f] = np.concatenate([np.broadcast_to(q.params[f], (q.ok.size,)) for q in parts])
@@ -166,6 +245,12 @@ def _calibrate(
     done = np.zeros(n, bool)
     bad = np.zeros(n, bool)
     active = np.arange(n)
+    dep = dependence(cm)
+    groups = fd_groups(dep) if GROUPED_FD else [[j] for j in range(p)]
+    group_of = np.empty(p, int)
+    for g, cols in enumerate(groups):
+        group_of[cols] = g
+    ng = len(groups)
     it = 0
     while it < MAX_ITER and active.size:
         it += 1
@@ -173,11 +258,13 @@ def _calibrate(
         xa = x[active]
         need = np.flatnonzero(fresh[active])  # positions in ``active`` that get a new Jacobian
         h = FD_STEP * np.maximum(np.abs(xa[need]), 1e-3)  # (m', p)
-        # one batch: the m current points, then p perturbed copies of the m' points needing a Jacobian
-        rows = np.concatenate([np.arange(m), np.tile(need, p)])
+        # one batch: the m current points, then one perturbed copy of the m' points needing a Jacobian per
+        # group of free parameters that no target depends on together (fd_groups)
+        rows = np.concatenate([np.arange(m), np.tile(need, ng)])
         X = xa[rows].copy()
         for j in range(p):
-            X[m + j * need.size : m + (j + 1) * need.size, j] += h[:, j]
+            g = group_of[j]
+            X[m + g * need.size : m + (g + 1) * need.size, j] += h[:, j]
         sel = active[rows]
         big = {k: _take(v, sel) if np.size(v) == n else v for k, v in params.items()}
         for j, f in enumerate(free):
@@ -188,8 +275,9 @@ def _calibrate(
         r = (vals[:m] - targets[active]) / sc  # (m, k)
         achieved[active] = vals[:m]
         if need.size:
-            pert = vals[m:].reshape(p, need.size, p)  # (j, m', k)
+            pert = vals[m:].reshape(ng, need.size, -1)[group_of]  # (j, m', k): the run that perturbed j
             d = (pert - vals[need][None]) / sc[need][None] / h.T[:, :, None]
+            d = np.where(dep.T[:, None, :], d, 0.0)  # a target that cannot depend on j: exactly 0, as one run per j gave
             jac[active[need]] = np.transpose(d, (1, 2, 0))  # (m', k, j)
         finite = np.isfinite(r).all(axis=1)
         norm = np.abs(r).max(axis=1)

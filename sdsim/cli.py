@@ -36,6 +36,21 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="DIR", help="model folder (default: ./model, else the repository's)")
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def _workers(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=_positive, metavar="N", help="processes for calibration and integration of "
+                   "large batches (default: every available core); results are identical whatever N")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per job."""
     parser = _Parser(prog="simulate.py", description="Yubei innovation scenario simulator (system dynamics).")
@@ -62,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override in every scenario")
     p.add_argument("--lang", choices=("en", "zh"), default="en")
     p.add_argument("--svg", action="store_true", help="also write SVG figures")
+    _workers(p)
     _common(p)
 
     p = sub.add_parser("sensitivity", help=COMMANDS["sensitivity"], description=COMMANDS["sensitivity"])
@@ -72,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", metavar="A,B,C", help="analyse only these uncertainties")
     p.add_argument("--levers", action="store_true", help="analyse the levers over their policy ranges instead")
     p.add_argument("--second-order", action="store_true", help="Sobol second-order indices")
+    p.add_argument("--no-samples", action="store_true", help="do not write samples.npz (one row per sample)")
     p.add_argument("--history", choices=("match", "weights", "off"), default="match",
                    help="mc only: condition on the history file's observations: match (default: keep the samples "
                         "that agree), weights (tempered likelihood weights), off (prior only)")
@@ -84,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lang", choices=("en", "zh"), default="en")
     p.add_argument("--svg", action="store_true", help="also write SVG figures")
     p.add_argument("--no-plots", action="store_true", help="skip figures")
+    _workers(p)
     _common(p)
 
     p = sub.add_parser("optimize", help=COMMANDS["optimize"], description=COMMANDS["optimize"])
@@ -116,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help=COMMANDS["check"], description=COMMANDS["check"])
     p.add_argument("scenario", nargs="?", metavar="SCENARIO")
+    _workers(p)
     _common(p)
 
     p = sub.add_parser("export", help=COMMANDS["export"], description=COMMANDS["export"])
@@ -147,7 +166,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return 2
         module = importlib.import_module(f"sdsim.commands.{args.command}")
-        return int(module.main(args) or 0)
+        from . import parallel
+
+        parallel.set_default(getattr(args, "workers", None))
+        try:
+            return int(module.main(args) or 0)
+        finally:
+            parallel.set_default(None)
     except InputError as exc:
         print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return 2

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from . import parallel
 from .compiler import Compiled
 from .errors import InputError
 from .timefuncs import TimeFunction
@@ -191,13 +192,16 @@ def simulate(
     grid: TimeGrid,
     method: str = "euler",
     n: int | None = None,
+    workers: int | None = None,
 ) -> Run:
     """Integrate ``n`` runs from grid.start to grid.end.
 
     ``params`` maps every parameter and fact to a number or an (n,) array; ``levers`` comes
     from :func:`lever_schedules`. Batches larger than :data:`CHUNK` are integrated chunk by
     chunk into the same record arrays (same results, better cache use); a single run is
-    integrated over Python floats (same results, less overhead per step).
+    integrated over Python floats (same results, less overhead per step). ``workers`` processes
+    (default: every available core, see :mod:`sdsim.parallel`) integrate the chunks into shared
+    memory; the results are bit-identical whatever the number of workers.
     """
     if method not in METHODS:
         raise InputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -209,17 +213,23 @@ def simulate(
               for k, v in params.items()}
     sr_step, sr_year = series_values(cm, grid, levers)
     ny = grid.end - grid.start + 1
-    rec_s = np.empty((ny, len(cm.stocks), n))
-    rec_r = np.empty((ny, len(cm.rates), n))
-    rec_a = np.empty((ny, len(cm.aux), n))
+    parts = parallel.chunks(n, CHUNK)
+    forked = len(parts) > 1 and parallel.resolve(workers) > 1
+    alloc = parallel.shared_empty if forked else np.empty
+    rec_s = alloc((ny, len(cm.stocks), n))
+    rec_r = alloc((ny, len(cm.rates), n))
+    rec_a = alloc((ny, len(cm.aux), n))
+
+    def chunk(i: int) -> None:  # chunk i of the runs into its slice of the records
+        sl = parts[i]
+        _integrate(
+            cm, {k: _part(v, n, sl) for k, v in params.items()}, {k: _part(v, n, sl) for k, v in levers.items()},
+            {k: _part(v, n, sl) for k, v in sr_step.items()}, grid, method, sl.stop - sl.start,
+            rec_s[:, :, sl], rec_r[:, :, sl], rec_a[:, :, sl],
+        )
+
     if not (n == 1 and _integrate_scalar(cm, params, levers, sr_step, grid, method, rec_s, rec_r, rec_a)):
-        for lo in range(0, n, CHUNK):  # each chunk of runs into its slice of the records
-            sl = slice(lo, min(n, lo + CHUNK))
-            _integrate(
-                cm, {k: _part(v, n, sl) for k, v in params.items()}, {k: _part(v, n, sl) for k, v in levers.items()},
-                {k: _part(v, n, sl) for k, v in sr_step.items()}, grid, method, sl.stop - sl.start,
-                rec_s[:, :, sl], rec_r[:, :, sl], rec_a[:, :, sl],
-            )
+        parallel.run_chunks(chunk, len(parts), workers if forked else 1)
     names = {s: ("stocks", i) for i, s in enumerate(cm.stocks)}
     names.update({r: ("rates", i) for i, r in enumerate(cm.rates)})
     names.update({a: ("aux", i) for i, a in enumerate(cm.aux)})

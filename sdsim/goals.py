@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import special
 
 from .engine import Run
 from .model import Goal, Model
@@ -46,8 +45,41 @@ def poisson_probability(goal: Goal, expected: np.ndarray) -> np.ndarray:
     """P(count passes the test) when the count is Poisson with mean ``expected``."""
     # N >= T  <=>  N > ceil(T) - 1;   N > T  <=>  N > floor(T)   (N an integer count)
     k = np.ceil(goal.threshold) - 1 if goal.test == ">=" else np.floor(goal.threshold)
-    # P(N > k) for N ~ Poisson(mu): scipy.stats.poisson.sf, without the import time of scipy.stats
-    return special.pdtrc(k, np.maximum(expected, 0.0))
+    return poisson_sf(int(k), np.maximum(expected, 0.0))
+
+
+def poisson_sf(k: int, mu: np.ndarray) -> np.ndarray:
+    """P(N > k) for N ~ Poisson(mu) (scipy.special.pdtrc, to a few units in the last place, without importing scipy).
+
+    Below the mode (mu < k + 1) the upper tail is summed directly (its terms fall geometrically, no
+    cancellation, so small probabilities keep their relative precision); above it, 1 - P(N <= k) (>= about
+    1/2, no cancellation to speak of).
+    """
+    mu = np.asarray(mu, dtype=float)
+    if k < 0:
+        return np.where(np.isnan(mu), np.nan, 1.0)
+    with np.errstate(all="ignore"):
+        term = np.exp(-mu)  # P(N = 0)
+        lower = term.copy()
+        for i in range(1, k + 1):
+            term = term * mu / i
+            lower = lower + term
+        upper = np.zeros_like(mu)
+        small = mu < k + 1
+        if small.any():
+            t = term[small] * mu[small] / (k + 1)  # P(N = k + 1)
+            acc = t.copy()
+            m = mu[small]
+            j = k + 2
+            while True:  # terms shrink at least by m / (k + 2) < 1 per step
+                t = t * m / j
+                acc = acc + t
+                if not (t > 1e-17 * acc).any():
+                    break
+                j += 1
+            upper[small] = acc
+        out = np.where(small, upper, 1.0 - lower)
+    return np.where(np.isnan(mu), np.nan, out)
 
 
 def evaluate(model: Model, run: Run, from_year: int | None = None, params: dict[str, Any] | None = None

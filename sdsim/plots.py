@@ -25,6 +25,7 @@ matplotlib.rcParams["text.parse_math"] = False
 from .engine import Run  # noqa: E402
 from .goals import GoalStatus, holds  # noqa: E402
 from .model import Model  # noqa: E402
+from .textable import fmt_gap, fmt_value  # noqa: E402,F401  (re-exported: plots.fmt_value)
 
 DPI = 150
 _CJK_CANDIDATES = (
@@ -121,22 +122,6 @@ def setup_language(lang: str, warn: bool = True) -> str:
     plt.rcParams["font.family"] = [name, "DejaVu Sans"]
     plt.rcParams["axes.unicode_minus"] = False
     return "zh"
-
-
-def fmt_value(v: float, units: str = "") -> str:
-    """Display a value; shares (units dmnl) as percentages."""
-    if units == "dmnl":
-        return f"{100 * v:.3g}%"
-    if abs(v) < 1:
-        return f"{v:.3g}"
-    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
-
-
-def fmt_gap(gap: float, gap_pct: float, units: str) -> str:
-    """A gap to a goal: percentage points for shares (40.7 % vs 50 % is -9.3 pp), else relative %."""
-    if units == "dmnl":
-        return f"{100 * gap:+.1f} pp"
-    return f"{gap_pct:+.0f}%"
 
 
 def save(fig: plt.Figure, path: Path, svg: bool = False) -> list[Path]:

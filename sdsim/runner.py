@@ -41,10 +41,13 @@ def lever_baseline(cm: Compiled, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def calibrated_params(
-    cm: Compiled, params: dict[str, Any], dt: float, method: str, strict: bool = True
+    cm: Compiled, params: dict[str, Any], dt: float, method: str, strict: bool = True, workers: int | None = None
 ) -> tuple[dict[str, Any], CalibrationResult]:
-    """Solve the free parameters; with ``strict``, a set with no solution is an InputError."""
-    res = calibrate(cm, params, lever_baseline(cm, params), dt, method)
+    """Solve the free parameters; with ``strict``, a set with no solution is an InputError.
+
+    ``workers``: processes solving chunks of a large batch (default: every available core).
+    """
+    res = calibrate(cm, params, lever_baseline(cm, params), dt, method, workers=workers)
     if strict and not res.ok.all():
         i = int(np.flatnonzero(~res.ok)[0])
         raise InputError(f"calibration has no solution for this parameter set: {res.reason[i]}")

@@ -39,3 +39,19 @@ def num(v: float, digits: int = 4) -> str:
     if a >= 100:
         return f"{v:.1f}"
     return f"{v:.{digits}g}"
+
+
+def fmt_value(v: float, units: str = "") -> str:
+    """Display a value; shares (units dmnl) as percentages."""
+    if units == "dmnl":
+        return f"{100 * v:.3g}%"
+    if abs(v) < 1:
+        return f"{v:.3g}"
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+
+def fmt_gap(gap: float, gap_pct: float, units: str) -> str:
+    """A gap to a goal: percentage points for shares (40.7 % vs 50 % is -9.3 pp), else relative %."""
+    if units == "dmnl":
+        return f"{100 * gap:+.1f} pp"
+    return f"{gap_pct:+.0f}%"

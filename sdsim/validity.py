@@ -23,7 +23,6 @@ from . import units
 from .calibrate import CalibrationResult, calibrate
 from .checkspec import CheckSpec, Expectation, Figure, RealityCheck, load_checks
 from .compiler import Compiled, compile_model
-from .corners import corner_rows
 from .engine import Run, TimeGrid, series_values, simulate
 from .goals import evaluate
 from .history import hindcast
@@ -530,6 +529,8 @@ def run_checks(model: Model, cm: Compiled, sc: Scenario | None = None, lang: str
     if model.history is not None:
         rows += hindcast_rows(model, ref.run)
     if spec.corners is not None:
+        from .corners import corner_rows  # scipy.stats only when corners are checked
+
         rows += corner_rows(cm, spec.corners, sc, Row, lang)
     return rows
 

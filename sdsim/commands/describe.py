@@ -12,7 +12,6 @@ import os
 import tempfile
 from pathlib import Path
 
-from .. import diagram, plots
 from ..checkspec import load_checks
 from ..describe import TEXT, document, to_markdown, to_text
 from ..errors import InputError
@@ -52,12 +51,16 @@ def main(args: argparse.Namespace) -> int:
     spec = load_checks(model) if (model.directory / "checks.yaml").is_file() else None
     lang = args.lang
     if args.format == "md" or lang == "zh":
+        from .. import plots  # matplotlib only for the diagram or a CJK font check
+
         lang = plots.setup_language(lang)
     loops, solved = loop_samples(cm, baseline_scenario(model), spec)
     title = f"{TEXT['title'][lang]}: {model.directory.name}/"
     if args.format == "text":
         print(to_text(document(model, loops, solved, lang), title), end="")
         return 0
+    from .. import diagram
+
     docs = model.directory.resolve().parent / "docs"
     suffix = "" if lang == "en" else f".{lang}"
     png = docs / f"stock_flow{suffix}.png"

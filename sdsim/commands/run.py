@@ -6,12 +6,13 @@ import argparse
 import time
 from typing import Any
 
-from .. import plots
+from .. import parallel
 from ..goals import evaluate
 from ..report import Report
 from ..results import Staging, check_target, manifest, write_csv, write_json, write_timeseries, write_variables
 from ..runner import run_scenarios
 from ..scenario import goal_year, policy_start
+from ..textable import fmt_value
 from .common import (
     GOAL_HEADER,
     SCOPE_NOTE,
@@ -43,6 +44,8 @@ def main(args: argparse.Namespace) -> int:
     for sc in scs:
         check_target(out_path(args.out, sc))
     results = run_scenarios(cm, scs)
+    if not args.no_plots:  # matplotlib is imported only when figures are drawn
+        from .. import plots
     lang = plots.setup_language(args.lang) if not args.no_plots else args.lang  # figures need a CJK font
     year = goal_year(model)
     done: list[tuple[Any, list[str]]] = []
@@ -79,7 +82,9 @@ def main(args: argparse.Namespace) -> int:
                 names = [n for n, ok in (("goals", bool(model.goals)),  # each figure if the model has its variables
                                          ("incubation_chain", plots.drawable(model, plots.CHAIN_NAMES)),
                                          ("rd", plots.drawable(model, plots.RD_NAMES))) if ok]
-                for name in names:
+                def draw(i: int, names: list[str] = names, title: str = title, run: Any = run, status: Any = status,
+                         d: Any = d) -> list[str]:
+                    name = names[i]
                     if name == "goals":
                         fig = plots.goal_panels(model, [(title, run)], lang,
                                                 plots.t("goals_title", lang, name=title, year=year), [status])
@@ -87,8 +92,12 @@ def main(args: argparse.Namespace) -> int:
                         fig = plots.chain_figure(model, run, lang, plots.t("chain_title", lang, name=title))
                     else:
                         fig = plots.rd_figure(model, run, lang, plots.t("rd_title", lang, name=title))
-                    files += [p.name for p in plots.save(fig, d / name, args.svg)]
-                    figures.append(name)
+                    return [p.name for p in plots.save(fig, d / name, args.svg)]
+
+                # the figures are independent: drawn by the free workers (the same files whatever their number)
+                for drawn in parallel.run_chunks(draw, len(names)):
+                    files += drawn
+                figures += names
             report = _report(model, sc, status, figures, args.lang)
             files += report.write(d)
             cal = res.calibration
@@ -163,7 +172,7 @@ def _report(model: Any, sc: Any, status: dict, figures: list[str], lang: str) ->
     captions = {
         "goals": tr("goals_fig", obs=model.calibration.end, year=year),
         "incubation_chain": tr("incubation_chain_fig"),
-        "rd": tr("rd_fig", goal=f"{rd_goal.test} {plots.fmt_value(rd_goal.threshold, rd_goal.units)}" if rd_goal else ""),
+        "rd": tr("rd_fig", goal=f"{rd_goal.test} {fmt_value(rd_goal.threshold, rd_goal.units)}" if rd_goal else ""),
     }
     for name in figures:
         report.image(f"{name}.png", captions[name])

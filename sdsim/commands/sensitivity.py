@@ -25,7 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import conditioning as cd
-from .. import plots
+from .. import parallel, plots
 from .. import plots_sensitivity as ps
 from .. import sensitivity as sa
 from ..errors import InputError
@@ -160,7 +160,8 @@ def main(args: argparse.Namespace) -> int:
         bar.set_description("writing results and figures")
         t0 = time.perf_counter()
         with result_dir(target) as d:
-            files = _write_tables(d, model, problem, exp, indices, grows, quant, design, cquant, cond)
+            files = _write_tables(d, model, problem, exp, indices, grows, quant, design, cquant, cond,
+                                   samples=not getattr(args, "no_samples", False))
             if not no_plots:
                 files += _write_figures(d, model, problem, exp, indices, grows, quant, method, lang, sc.label(lang),
                                         used, args.svg, cquant, cond)
@@ -282,7 +283,7 @@ def _handling(method: str) -> str:
 
 def _write_tables(d: Path, model: Any, problem: sa.Problem, exp: sa.Experiments, indices: list[sa.Index],
                   probs: list[cd.GoalRow], quant: dict[str, np.ndarray], design: sa.Design,
-                  cquant: dict[str, np.ndarray], cond: cd.Conditioning | None) -> list[str]:
+                  cquant: dict[str, np.ndarray], cond: cd.Conditioning | None, samples: bool = True) -> list[str]:
     write_csv(d / "indices.csv", ["method", "parameter", "output", "index", "value", "ci_low", "ci_high", "note"],
               ([i.method, i.parameter, i.output, i.index, i.value, i.ci_low, i.ci_high,
                 ("unaffected by these inputs" if i.index == "relative_spread" else "round-off, not an effect")
@@ -301,6 +302,8 @@ def _write_tables(d: Path, model: Any, problem: sa.Problem, exp: sa.Experiments,
         files.append("quantiles.csv")
     if cond is not None:
         files += sh.write_tables(d, problem, exp, cond)
+    if not samples:  # --no-samples: the per-sample table is optional (it grows with the number of runs)
+        return files
     free = sorted(exp.free)
     unit = {"u": design.u} if design.method == "morris" else {}  # Morris analysis needs the unit-grid design
     weight = np.full(exp.ok.size, np.nan)
@@ -325,40 +328,50 @@ def _write_figures(d: Path, model: Any, problem: sa.Problem, exp: sa.Experiments
     probs = [r.prior for r in grows]
     if problem.levers:
         title = f"{title}, {ps.tx('levers_mode', lang)}"
-    out: list[str] = []
+    jobs: list[tuple[str, Any]] = []  # (file name, a function drawing the figure)
     flat = sa.unaffected_outputs(indices)
     for goal in exp.outcome_names:
         if goal in flat and method != "mc":
-            name, fig = f"{ {'oat': 'tornado'}.get(method, method)}_{goal}", ps.unaffected_figure(
-                model, problem, goal, lang, title, flat[goal], method,
-                float(np.nanmedian(exp.outcomes[exp.ok, exp.outcome_names.index(goal)])))
+            med = float(np.nanmedian(exp.outcomes[exp.ok, exp.outcome_names.index(goal)]))
+            jobs.append((f"{ {'oat': 'tornado'}.get(method, method)}_{goal}",
+                         lambda g=goal, m=med: ps.unaffected_figure(model, problem, g, lang, title, flat[g], method, m)))
         elif method == "oat":
-            name, fig = f"tornado_{goal}", ps.tornado(model, problem, indices, goal, lang, title)
+            jobs.append((f"tornado_{goal}", lambda g=goal: ps.tornado(model, problem, indices, g, lang, title)))
         elif method == "morris":
-            name, fig = f"morris_{goal}", ps.morris_figure(model, problem, indices, goal, lang, title,
-                                                           used["trajectories"])
+            jobs.append((f"morris_{goal}", lambda g=goal: ps.morris_figure(model, problem, indices, g, lang, title,
+                                                                          used["trajectories"])))
         elif method == "sobol":
-            name, fig = f"sobol_{goal}", ps.sobol_figure(model, problem, indices, goal, lang, title, used["blocks"],
-                                                         int(exp.ok.sum()), sa.CONF_LEVEL)
-        else:
-            continue
-        out += [p.name for p in plots.save(fig, d / name, svg)]
+            jobs.append((f"sobol_{goal}", lambda g=goal: ps.sobol_figure(model, problem, indices, g, lang, title,
+                                                                        used["blocks"], int(exp.ok.sum()),
+                                                                        sa.CONF_LEVEL)))
     if quant:
-        fig = ps.fan_chart(model, exp.run.years, quant, probs, lang, title, int(exp.ok.sum()))
-        if cond is not None:
-            pc.add_conditioning(fig, model, exp.run.years, cquant, grows, cond, lang)
-        out += [p.name for p in plots.save(fig, d / "fan_chart", svg)]
+        def fan() -> Any:
+            fig = ps.fan_chart(model, exp.run.years, quant, probs, lang, title, int(exp.ok.sum()))
+            if cond is not None:
+                pc.add_conditioning(fig, model, exp.run.years, cquant, grows, cond, lang)
+            return fig
+        jobs.append(("fan_chart", fan))
     if probs:
-        fig = ps.probability_figure(model, probs, lang, title, exp.n_failed, sa.CONF_LEVEL)
-        if cond is not None and cond.active:
-            pc.add_conditioned_probabilities(fig, grows, lang)
-        out += [p.name for p in plots.save(fig, d / "goal_probability", svg)]
+        def prob() -> Any:
+            fig = ps.probability_figure(model, probs, lang, title, exp.n_failed, sa.CONF_LEVEL)
+            if cond is not None and cond.active:
+                pc.add_conditioned_probabilities(fig, grows, lang)
+            return fig
+        jobs.append(("goal_probability", prob))
     if cond is not None and cond.rows:
-        fig = pc.hindcast_figure(model, exp.run, cond, lang, title)
-        out += [p.name for p in plots.save(fig, d / "history", svg)]
+        jobs.append(("history", lambda: pc.hindcast_figure(model, exp.run, cond, lang, title)))
     if cond is not None and cond.active:
-        fig = pc.lessons_figure(problem, cd.lessons(problem, design_x(exp), cond), cond, lang, title)
-        out += [p.name for p in plots.save(fig, d / "history_taught", svg)]
+        jobs.append(("history_taught", lambda: pc.lessons_figure(problem, cd.lessons(problem, design_x(exp), cond),
+                                                                 cond, lang, title)))
+
+    def draw(i: int) -> list[str]:
+        name, make = jobs[i]
+        return [p.name for p in plots.save(make(), d / name, svg)]
+
+    # the figures are independent: drawn by the free workers (the same files whatever their number)
+    out: list[str] = []
+    for drawn in parallel.run_chunks(draw, len(jobs)):
+        out += drawn
     return out
 
 
