@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from .. import plots
+from .. import parallel, plots
 from ..engine import Run
 from ..errors import InputError
 from ..goals import GoalStatus, evaluate, holds
@@ -209,12 +209,18 @@ def main(args: argparse.Namespace) -> int:
         files = ["compare.csv"]
         labels = [r.scenario.label(lang) for r in results]
         ref = names.index("baseline") if "baseline" in names else None
-        fig = plots.overlay_figure(model, [(lab, r.run) for lab, r in zip(labels, results, strict=True)], lang,
-                                   plots.t("overlay_title", lang), reference=ref)
-        files += [p.name for p in plots.save(fig, d / "overlay", args.svg)]
-        fig = plots.goal_matrix(model, list(zip(labels, status, strict=True)), lang,
-                                plots.t("matrix_title", lang, year=year), dips)
-        files += [p.name for p in plots.save(fig, d / "matrix", args.svg)]
+
+        def draw(i: int) -> list[str]:  # the two figures are independent: drawn by the free workers
+            if i == 0:
+                fig = plots.overlay_figure(model, [(lab, r.run) for lab, r in zip(labels, results, strict=True)],
+                                           lang, plots.t("overlay_title", lang), reference=ref)
+                return [p.name for p in plots.save(fig, d / "overlay", args.svg)]
+            fig = plots.goal_matrix(model, list(zip(labels, status, strict=True)), lang,
+                                    plots.t("matrix_title", lang, year=year), dips)
+            return [p.name for p in plots.save(fig, d / "matrix", args.svg)]
+
+        for drawn in parallel.run_chunks(draw, 2):
+            files += drawn
         files += report(model, results, status, dips, list(dict.fromkeys(warnings)), summary).write(d)
         write_json(d / "manifest.json", manifest(
             model, "compare", time.perf_counter() - t0,
