@@ -44,7 +44,6 @@ KEYS = (
 )
 OWN_KEYS = ("name", "title", "description")  # describe the file itself: not inherited
 SET_KEYS = ("end", "dt", "method", "recalibrate", "policy_start")  # top-level keys `--set` may change besides levers/parameters
-MAX_END = 2035  # the Yubei model's horizon; a model's own is structure.yaml max_end (default t0 + MAX_YEARS)
 MAX_YEARS = 15
 DEFAULT_DT = 1 / 32  # only for scenarios built in code; files take the model's dt (structure.yaml)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
