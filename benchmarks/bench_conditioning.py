@@ -25,14 +25,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from timing import baseline_problem  # noqa: E402
 
 from sdsim import cli  # noqa: E402
 from sdsim import conditioning as cd  # noqa: E402
 from sdsim import sensitivity as sa  # noqa: E402
-from sdsim.compiler import compile_model  # noqa: E402
-from sdsim.model import load_model  # noqa: E402
 from sdsim.results import output_names  # noqa: E402
-from sdsim.scenario import load_scenario  # noqa: E402
 
 SCENARIO = ROOT / "scenarios" / "baseline.yaml"
 SEED = 1
@@ -85,10 +85,7 @@ def main() -> None:
     ap.add_argument("--history", choices=cd.MODES, default="match")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
-    model = load_model(ROOT / "model")
-    cm = compile_model(model)
-    sc = load_scenario(SCENARIO, model)
-    problem = sa.define_problem(model, sc)
+    model, cm, sc, problem = baseline_problem(ROOT)
     library_path(cm, problem, sc, 200, args.history)  # warm-up (imports, caches)
     runs = [library_path(cm, problem, sc, args.samples, args.history) for _ in range(args.repeat)]
     cmd = [command(args.samples, args.history) for _ in range(args.repeat)]

@@ -27,14 +27,11 @@ sys.path.insert(0, str(ROOT))
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from timing import REPEAT, machine, measure  # noqa: E402
+from timing import REPEAT, baseline_problem, machine, measure  # noqa: E402
 
 from sdsim import cli  # noqa: E402
 from sdsim import sensitivity as sa  # noqa: E402
-from sdsim.compiler import compile_model  # noqa: E402
-from sdsim.model import load_model  # noqa: E402
 from sdsim.results import output_names  # noqa: E402
-from sdsim.scenario import load_scenario  # noqa: E402
 
 SCENARIO = ROOT / "scenarios" / "baseline.yaml"
 SEED = 12345
@@ -90,10 +87,7 @@ def main() -> None:
     ap.add_argument("--methods", default=",".join(sa.METHODS), help="comma-separated methods (default: all)")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
-    model = load_model(ROOT / "model")
-    cm = compile_model(model)
-    sc = load_scenario(SCENARIO, model)
-    problem = sa.define_problem(model, sc)
+    model, cm, sc, problem = baseline_problem(ROOT)
     print(machine())
     print(f"baseline scenario, {problem.d} uncertainties, seed {SEED}; each figure: best / median wall, median CPU "
           f"over {max(args.repeat, REPEAT)} repeats\n")

@@ -92,3 +92,17 @@ def machine() -> str:
     avail = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     la = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     return f"{name}, {avail} cores available; load average {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}"
+
+
+def baseline_problem(root: Any) -> tuple[Any, Any, Any, Any]:
+    """(model, compiled model, baseline scenario, uncertainty problem) of the repository at ``root``: the set-up
+    every ensemble benchmark shares."""
+    from sdsim import sensitivity as sa
+    from sdsim.compiler import compile_model
+    from sdsim.model import load_model
+    from sdsim.scenario import load_scenario
+
+    model = load_model(root / "model")
+    cm = compile_model(model)
+    sc = load_scenario(root / "scenarios" / "baseline.yaml", model)
+    return model, cm, sc, sa.define_problem(model, sc)
