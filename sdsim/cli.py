@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from .errors import InputError, one_line
 
@@ -55,7 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per job."""
     parser = _Parser(prog="simulate.py", description="Yubei innovation scenario simulator (system dynamics).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    _add_run(sub)
+    _add_compare(sub)
+    _add_sensitivity(sub)
+    _add_optimize(sub)
+    _add_model_commands(sub)
+    _add_serve(sub)
+    return parser
 
+
+def _add_run(sub: Any) -> None:
+    """``run`` and ``init``."""
     p = sub.add_parser("run", help=COMMANDS["run"], description=COMMANDS["run"])
     p.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="scenario YAML file(s) or names (e.g. baseline: "
                    "./scenarios, beside the model, then the bundled ones)")
@@ -70,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("init", help=COMMANDS["init"], description=COMMANDS["init"])
     p.add_argument("dir", metavar="DIR", help="a new (or empty) folder")
 
+
+def _add_compare(sub: Any) -> None:
+    """``compare``."""
     p = sub.add_parser("compare", help=COMMANDS["compare"], description=COMMANDS["compare"])
     p.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="scenario YAML files")
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/compare, or results/compare+<overrides> "
@@ -80,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     _workers(p)
     _common(p)
 
+
+def _add_sensitivity(sub: Any) -> None:
+    """``sensitivity``."""
     p = sub.add_parser("sensitivity", help=COMMANDS["sensitivity"], description=COMMANDS["sensitivity"])
     p.add_argument("scenario", metavar="SCENARIO")
     p.add_argument("--method", choices=("oat", "morris", "sobol", "mc"), default="oat")
@@ -104,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     _workers(p)
     _common(p)
 
+
+def _add_optimize(sub: Any) -> None:
+    """``optimize``."""
     p = sub.add_parser("optimize", help=COMMANDS["optimize"], description=COMMANDS["optimize"])
     p.add_argument("scenario", metavar="SCENARIO", help="input scenario (the package never goes below its levers)")
     p.add_argument("--goals", metavar="A,B", help="goal ids to meet (default: all)")
@@ -123,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plots", action="store_true", help="skip figures")
     _common(p)
 
+
+def _add_model_commands(sub: Any) -> None:
+    """``calibrate``, ``describe``, ``check`` and ``export``: commands about the model itself."""
     p = sub.add_parser("calibrate", help=COMMANDS["calibrate"], description=COMMANDS["calibrate"])
     p.add_argument("scenario", nargs="?", metavar="SCENARIO", help="calibrate under this scenario's parameter overrides")
     _common(p)
@@ -143,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="FILE", help="output file (default: results/<scenario>.xmile)")
     _common(p)
 
+
+def _add_serve(sub: Any) -> None:
+    """``serve``."""
     p = sub.add_parser("serve", help=COMMANDS["serve"], description=COMMANDS["serve"])
     p.add_argument("--port", type=int, default=8050, help="port (default 8050; 0: any free port)")
     p.add_argument("--host", default="127.0.0.1", metavar="ADDR",
@@ -154,7 +180,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=12345, metavar="S", help="ensemble random seed (default 12345)")
     p.add_argument("--verbose", action="store_true", help="log every request")
     _common(p)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

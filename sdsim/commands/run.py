@@ -47,74 +47,91 @@ def main(args: argparse.Namespace) -> int:
     if not args.no_plots:  # matplotlib is imported only when figures are drawn
         from .. import plots
     lang = plots.setup_language(args.lang) if not args.no_plots else args.lang  # figures need a CJK font
-    year = goal_year(model)
     done: list[tuple[Any, list[str]]] = []
     # every scenario is written to a temporary folder first; all are put in place together at the end,
     # so an error in the second scenario leaves the first one's earlier result untouched
     with Staging() as staging:
         for res in results:
-            sc, run = res.scenario, res.run
-            status = evaluate(model, run, params=res.params)
-            print(heading(sc))
-            for w in sc.warnings:
-                print(f"  warning: {w}")
-            print(goal_table(status))
-            rep_table = reported_table(status)
-            if rep_table:
-                print(rep_table)
-            target = out_path(args.out, sc)
-            d = staging.add(target)
-            write_timeseries(d / "timeseries.csv", model, run)
-            write_variables(d / "variables.csv", model, run)
-            write_csv(
-                d / "goals.csv",
-                ["goal", "variable", f"value_{year}", "test", "threshold",
-                 "met", "first_year_met", "gap", "gap_pct", "probability", "value_reported", "threshold_reported",
-                 "rebased_target", "rebased_target_year"],
-                ([g, st.goal.variable, st.value[0], st.goal.test, st.goal.threshold, bool(st.met[0]),
-                  int(st.first_year[0]) or "", st.gap[0], st.gap_pct[0], st.probability[0], *reported_cells(st)]
-                 for g, st in status.items()),
-            )
-            files = ["timeseries.csv", "variables.csv", "goals.csv"]
-            figures = []
-            if not args.no_plots:
-                title = sc.label(lang) + (f" [{', '.join(sc.overrides)}]" if sc.overrides else "")
-                names = [n for n, ok in (("goals", bool(model.goals)),  # each figure if the model has its variables
-                                         ("incubation_chain", plots.drawable(model, plots.CHAIN_NAMES)),
-                                         ("rd", plots.drawable(model, plots.RD_NAMES))) if ok]
-                def draw(i: int, names: list[str] = names, title: str = title, run: Any = run, status: Any = status,
-                         d: Any = d) -> list[str]:
-                    name = names[i]
-                    if name == "goals":
-                        fig = plots.goal_panels(model, [(title, run)], lang,
-                                                plots.t("goals_title", lang, name=title, year=year), [status])
-                    elif name == "incubation_chain":
-                        fig = plots.chain_figure(model, run, lang, plots.t("chain_title", lang, name=title))
-                    else:
-                        fig = plots.rd_figure(model, run, lang, plots.t("rd_title", lang, name=title))
-                    return [p.name for p in plots.save(fig, d / name, args.svg)]
-
-                # the figures are independent: drawn by the free workers (the same files whatever their number)
-                for drawn in parallel.run_chunks(draw, len(names)):
-                    files += drawn
-                figures += names
-            report = _report(model, sc, status, figures, args.lang)
-            files += report.write(d)
-            cal = res.calibration
-            write_json(d / "manifest.json", manifest(
-                model, "run", time.perf_counter() - t0,
-                scenario=sc.resolved(), parameters=res.params, random_seed=None,
-                calibration=None if cal is None else {
-                    "max_abs_relative_residual": cal.max_residual,
-                    "iterations": cal.iterations,
-                },
-                files=files + ["manifest.json"], language=lang,
-            ))
-            done.append((target, files))
-            print()
+            done.append(_write_result(args, model, res, staging, lang, t0))
     for target, files in done:
         print(f"  -> {target}/ ({', '.join(files)}, manifest.json)")
     return 0
+
+
+def _write_result(args: argparse.Namespace, model: Any, res: Any, staging: Staging, lang: str,
+                  t0: float) -> tuple[Any, list[str]]:
+    """Print one scenario's goal table and write its files into ``staging``; returns (target, files)."""
+    sc, run = res.scenario, res.run
+    year = goal_year(model)
+    status = evaluate(model, run, params=res.params)
+    print(heading(sc))
+    for w in sc.warnings:
+        print(f"  warning: {w}")
+    print(goal_table(status))
+    rep_table = reported_table(status)
+    if rep_table:
+        print(rep_table)
+    target = out_path(args.out, sc)
+    d = staging.add(target)
+    write_timeseries(d / "timeseries.csv", model, run)
+    write_variables(d / "variables.csv", model, run)
+    write_csv(
+        d / "goals.csv",
+        ["goal", "variable", f"value_{year}", "test", "threshold",
+         "met", "first_year_met", "gap", "gap_pct", "probability", "value_reported", "threshold_reported",
+         "rebased_target", "rebased_target_year"],
+        ([g, st.goal.variable, st.value[0], st.goal.test, st.goal.threshold, bool(st.met[0]),
+          int(st.first_year[0]) or "", st.gap[0], st.gap_pct[0], st.probability[0], *reported_cells(st)]
+         for g, st in status.items()),
+    )
+    files = ["timeseries.csv", "variables.csv", "goals.csv"]
+    figures: list[str] = []
+    if not args.no_plots:
+        figures, drawn = _draw_figures(args, model, sc, run, status, d, lang)
+        files += drawn
+    report = _report(model, sc, status, figures, args.lang)
+    files += report.write(d)
+    cal = res.calibration
+    write_json(d / "manifest.json", manifest(
+        model, "run", time.perf_counter() - t0,
+        scenario=sc.resolved(), parameters=res.params, random_seed=None,
+        calibration=None if cal is None else {
+            "max_abs_relative_residual": cal.max_residual,
+            "iterations": cal.iterations,
+        },
+        files=files + ["manifest.json"], language=lang,
+    ))
+    print()
+    return target, files
+
+
+def _draw_figures(args: argparse.Namespace, model: Any, sc: Any, run: Any, status: Any, d: Any,
+                  lang: str) -> tuple[list[str], list[str]]:
+    """The run figures of one scenario in folder ``d``; returns (figure names, files written)."""
+    from .. import plots
+
+    year = goal_year(model)
+    title = sc.label(lang) + (f" [{', '.join(sc.overrides)}]" if sc.overrides else "")
+    names = [n for n, ok in (("goals", bool(model.goals)),  # each figure if the model has its variables
+                             ("incubation_chain", plots.drawable(model, plots.CHAIN_NAMES)),
+                             ("rd", plots.drawable(model, plots.RD_NAMES))) if ok]
+
+    def draw(i: int) -> list[str]:
+        name = names[i]
+        if name == "goals":
+            fig = plots.goal_panels(model, [(title, run)], lang,
+                                    plots.t("goals_title", lang, name=title, year=year), [status])
+        elif name == "incubation_chain":
+            fig = plots.chain_figure(model, run, lang, plots.t("chain_title", lang, name=title))
+        else:
+            fig = plots.rd_figure(model, run, lang, plots.t("rd_title", lang, name=title))
+        return [p.name for p in plots.save(fig, d / name, args.svg)]
+
+    # the figures are independent: drawn by the free workers (the same files whatever their number)
+    files: list[str] = []
+    for drawn in parallel.run_chunks(draw, len(names)):
+        files += drawn
+    return names, files
 
 
 REPORT_TEXT = {
