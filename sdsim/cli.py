@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from .errors import InputError, one_line
 
@@ -29,7 +29,7 @@ COMMANDS = {
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # exit code 2 with one line, no usage dump
+    def error(self, message: str) -> NoReturn:  # exit code 2 with one line, no usage dump
         raise InputError(f"{self.prog}: {message} (see --help)")
 
 

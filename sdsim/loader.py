@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +137,7 @@ def _add_costs(aux: dict[str, Variable], params: dict[str, Parameter], file: str
         )
 
 
-def _labels(entry: dict, file: str, path: str) -> dict[str, str]:
+def _labels(entry: dict, file: str, path: str) -> dict[str, Any]:  # keyword arguments of the data types
     return {k: as_str(entry[k], file, join(path, k)) for k in _LABEL_KEYS if k in entry}
 
 
@@ -150,7 +151,7 @@ def _pair(value: Any, file: str, path: str) -> tuple[float, float]:
     return lo, hi
 
 
-def _provenance(entry: dict, file: str, path: str) -> dict[str, str]:
+def _provenance(entry: dict, file: str, path: str) -> dict[str, Any]:  # keyword arguments of the data types
     kind = entry.get("provenance")
     if kind not in PROVENANCE_KINDS:
         raise ModelError(
@@ -159,7 +160,7 @@ def _provenance(entry: dict, file: str, path: str) -> dict[str, str]:
     needs = {"seed": "quote", "derived": "formula", "external": "source"}.get(kind)
     if needs and not entry.get(needs):
         raise ModelError(f"provenance {kind} needs a '{needs}'", file, path)
-    out = {"provenance": kind}
+    out: dict[str, Any] = {"provenance": kind}
     for k in ("quote", "formula", "source"):
         if k in entry:
             out[k] = as_str(entry[k], file, join(path, k))
@@ -287,7 +288,7 @@ def _load_structure(data: Any, file: str, series_values: dict[str, dict]) -> dic
     return out
 
 
-def _load_stocks(data: Any, file: str, sectors: dict) -> dict[str, Variable]:
+def _load_stocks(data: Any, file: str, sectors: Mapping[str, Any]) -> dict[str, Variable]:
     """The ``stocks:`` section."""
     stocks: dict[str, Variable] = {}
     for name, e in as_mapping(data.get("stocks"), file, "stocks").items():
@@ -300,7 +301,7 @@ def _load_stocks(data: Any, file: str, sectors: dict) -> dict[str, Variable]:
             raise ModelError(
                 f"unknown sector {e.get('sector')!r}{suggest(str(e.get('sector')), sectors)}", file, join(path, "sector")
             )
-        lists = {}
+        lists: dict[str, Any] = {}
         for k in ("inflows", "outflows"):
             v = e.get(k) or []
             if not isinstance(v, list) or not all(isinstance(x, str) for x in v):

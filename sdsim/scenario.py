@@ -286,7 +286,7 @@ def parse_parameter(name: Any, value: Any, model: Model, file: str, path: str) -
     v = as_number(value, file, path)
     p = model.params.get(name)
     f = model.facts.get(name)
-    nonneg = (p.range[0] >= 0 if p.range is not None else p.value >= 0) if p is not None else f.value >= 0
+    nonneg = (p.range[0] >= 0 if p.range is not None else p.value >= 0) if p is not None else f.value >= 0  # type: ignore[union-attr]  # a known name is a parameter or a fact
     if nonneg and v < 0:
         raise InputError(f"expected a number >= 0, got {value!r}", file, path)
     if v == 0 and p is not None and _is_duration(p, model):

@@ -97,7 +97,7 @@ class _Emitter:
     def _const(self, node: ast.AST) -> float | None:
         """Value of a literal or a constant's name, else None."""
         if isinstance(node, ast.Constant):
-            return float(node.value)
+            return float(node.value)  # type: ignore[arg-type]  # parse() admits int and float constants only
         if isinstance(node, ast.Name) and node.id in self.consts:
             return self.consts[node.id]
         return None
@@ -116,7 +116,7 @@ class _Emitter:
     def emit(self, node: ast.AST) -> tuple[str, int]:
         """(text, precedence) of ``node``; operands are parenthesised so evaluation order is kept."""
         if isinstance(node, ast.Constant):
-            v = float(node.value)
+            v = float(node.value)  # type: ignore[arg-type]  # parse() admits int and float constants only
             return (num(v), _ATOM) if v >= 0 else (f"({num(v)})", _ATOM)
         if isinstance(node, ast.Name):
             return ("TIME" if node.id == "time" else node.id), _ATOM
@@ -334,11 +334,11 @@ def _flow_copies(model: Model) -> tuple[dict[tuple[str, str], str], list[tuple[s
     """
     src: dict[str, list[str]] = {f: [] for f in model.flows}
     snk: dict[str, list[str]] = {f: [] for f in model.flows}
-    for s in model.stocks.values():
-        for f in s.outflows:
-            src[f].append(s.name)
-        for f in s.inflows:
-            snk[f].append(s.name)
+    for st in model.stocks.values():
+        for f in st.outflows:
+            src[f].append(st.name)
+        for f in st.inflows:
+            snk[f].append(st.name)
     rename: dict[tuple[str, str], str] = {}
     copies: list[tuple[str, str, str]] = []
     for f in model.flows:

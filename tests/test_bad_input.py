@@ -299,6 +299,22 @@ def test_a_list_where_a_mapping_or_name_goes_in_a_model_file(tmp_path, capsys, f
     assert file in line and key in line
 
 
+def _first_observation(data: dict) -> dict:
+    return next(e for e in data["rows"].values() if e["kind"] == "observation")
+
+
+@pytest.mark.parametrize("edit, path, fragment", [
+    (lambda d: _first_observation(d).update(sets=["no_such_parameter"]), ".sets.0", "unknown parameter"),
+    (lambda d: _first_observation(d).update(interval=["low", 1]) or _first_observation(d).pop("tolerance", None),
+     ".interval.0", "low"),
+])
+def test_bad_entries_in_a_history_row_name_their_list_item(tmp_path, capsys, edit, path, fragment):
+    d = model_copy(tmp_path, "history.yaml", edit)
+    assert main(["describe", "--model", str(d)]) == 2
+    line = one_line(capsys)
+    assert "history.yaml" in line and path in line and fragment in line
+
+
 @pytest.mark.parametrize("equation, fragment", [
     ("k / (2 - 2)", "zero"), ("1 / 0", "divides by zero"), ("k * 10 ** 1000", "overflows"),
     ("k * (1e300 * 1e300)", "not a finite"), ("+".join(["k"] * 3000), "characters"), ("-" * 3000 + "k", "characters"),
