@@ -10,7 +10,7 @@ import hashlib
 import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import expressions as ex
 from .errors import ModelError
@@ -28,7 +28,22 @@ from .model import (
     Variable,
     cost_name,
 )
-from .yamlio import as_dt, as_mapping, as_name, as_number, as_str, check_keys, describe_value, join, load_file, suggest
+from .yamlio import (
+    MAX_YAML_BYTES,
+    as_dt,
+    as_mapping,
+    as_name,
+    as_number,
+    as_str,
+    check_keys,
+    describe_value,
+    join,
+    load_file,
+    suggest,
+)
+
+if TYPE_CHECKING:
+    from .compiler import Compiled
 
 PROVENANCE_KINDS = ("seed", "derived", "external", "assumption", "calibrated")
 DISTRIBUTIONS = ("uniform", "loguniform", "triangular", "truncnormal")
@@ -44,6 +59,41 @@ def default_model_dir() -> Path:
     from .bundled import model_dir
 
     return model_dir()
+
+
+_LOADED: dict[tuple[str, str], tuple[Model, Compiled]] = {}  # (folder, digest of its files) -> (model, compiled)
+_LOADED_MAX = 4
+
+
+def load_compiled(directory: str | Path | None = None) -> tuple[Model, Compiled]:
+    """The model in ``directory`` (as :func:`load_model`) and its compiled form, cached in this process.
+
+    The cache is keyed by the folder and a digest of its YAML files, so an edited model file is
+    loaded again; a command run several times in one process (tests, notebooks) loads and compiles
+    an unchanged model once. Callers must not modify the returned objects.
+    """
+    d = Path(directory) if directory is not None else default_model_dir()
+    if not d.is_dir():
+        return _load_and_compile(d)  # the usual error
+    digest = hashlib.sha256()
+    for f in sorted(d.glob("*.yaml")):
+        if f.is_file():  # regular files only (never read a pipe); one too large to load is refused by load_model
+            st = f.stat()
+            body = f.read_bytes() if st.st_size <= MAX_YAML_BYTES else f"{st.st_size}:{st.st_mtime_ns}".encode()
+            digest.update(f.name.encode() + b"\0" + hashlib.sha256(body).digest())
+    key = (str(d.resolve()), digest.hexdigest())
+    if key not in _LOADED:
+        _LOADED[key] = _load_and_compile(d)
+        while len(_LOADED) > _LOADED_MAX:
+            del _LOADED[next(iter(_LOADED))]
+    return _LOADED[key]
+
+
+def _load_and_compile(d: Path) -> tuple[Model, Compiled]:
+    from .compiler import compile_model  # the compiler imports the model's types
+
+    model = load_model(d)
+    return model, compile_model(model)
 
 
 def load_model(directory: str | Path | None = None) -> Model:

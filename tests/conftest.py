@@ -11,6 +11,7 @@ import yaml
 
 from sdsim.compiler import Compiled, compile_model
 from sdsim.engine import Run, TimeGrid, lever_schedules, simulate
+from sdsim.loader import load_compiled
 from sdsim.model import Model, load_model
 from sdsim.runner import calibrated_params, parameter_batch, scenario_levers
 
@@ -20,12 +21,14 @@ MODEL_DIR = ROOT / "model"
 
 @pytest.fixture(scope="session")
 def model() -> Model:
-    return load_model(MODEL_DIR)
+    """The Yubei model, loaded once per session: the same object the CLI's cached loading gives (tests never
+    modify it)."""
+    return load_compiled(MODEL_DIR)[0]
 
 
 @pytest.fixture(scope="session")
 def cm(model: Model) -> Compiled:
-    return compile_model(model)
+    return load_compiled(MODEL_DIR)[1]
 
 
 def run_model(

@@ -112,11 +112,10 @@ def test_the_memory_estimate_refuses_what_the_machine_cannot_hold(model, monkeyp
 
 def test_a_large_parameter_file_loads_in_linear_time(tmp_path):
     """Key checks use sets: 20,000 entries are checked without comparing each with every other."""
-    import yaml
-
     entries = {f"p{i}": {"value": i, "units": "dmnl"} for i in range(20_000)}
-    text = yaml.safe_dump({"parameters": entries})
+    text = "parameters:\n" + "".join(f"  p{i}:\n    value: {i}\n    units: dmnl\n" for i in range(20_000))
     data = yamlio.load_text(text, "big.yaml")
+    assert data["parameters"] == entries
     seen = yamlio.check_keys(data["parameters"], list(entries), "big.yaml", "parameters")
     assert len(seen) == 20_000
 
@@ -261,7 +260,7 @@ def test_docs_being_a_file_gives_one_line(tmp_path, capsys):
 def test_dollar_signs_in_titles_are_text_not_tex(tmp_path, capsys):
     dollar = scenario(tmp_path, f"name: dollar\ntitle: 'Costs $\\frac{{1 and $x^'\nextends: {BASELINE}\n")
     out = tmp_path / "r"
-    assert main(["run", str(BASELINE), str(dollar), "--out", str(out)]) == 0
+    assert main(["run", str(dollar), "--out", str(out)]) == 0
     assert (out / "dollar" / "goals.png").stat().st_size > 0
     assert main(["compare", str(BASELINE), str(dollar), "--out", str(tmp_path / "c")]) == 0
     assert "$\\frac{1" in (tmp_path / "c" / "report.md").read_text(encoding="utf-8")

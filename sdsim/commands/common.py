@@ -7,18 +7,18 @@ import hashlib
 import re
 from pathlib import Path
 
-from ..compiler import Compiled, compile_model
+from ..compiler import Compiled
 from ..errors import InputError
 from ..goals import GoalStatus
-from ..model import Model, load_model
+from ..loader import load_compiled
+from ..model import Model
 from ..scenario import Scenario, apply_set, load_scenario
 from ..textable import num, render
 
 
 def load(args: argparse.Namespace) -> tuple[Model, Compiled]:
-    """Load and compile the model named by ``--model`` (or the default one)."""
-    model = load_model(getattr(args, "model", None))
-    return model, compile_model(model)
+    """Load and compile the model named by ``--model`` (or the default one); cached while its files are unchanged."""
+    return load_compiled(getattr(args, "model", None))
 
 
 def require_goals(model: Model, command: str) -> None:
