@@ -60,12 +60,12 @@ SCENARIOS = {
             "gdp_growth": {"table": {2023: 0.05, 2026: 0.07}},
         },
     },
-    # pulses (a registry re-screening and a one-year burst of institutions), with dt = 1/64, from the model's
+    # pulses (a registry re-screening and a one-year burst of institutions), with dt = 1/16, from the model's
     # default policy start (2024). The time steps differ between the scenarios (the baseline runs at the model's
     # dt, 1/32): PySD evaluates graphical functions slowly, so the coarser ones keep this test quick.
     "pulses": {
         "end": 2028,
-        "dt": 0.015625,
+        "dt": 0.0625,
         "levers": {
             "registry_review": {"pulse": {"at": 2024, "size": 0.3}},
             "national_rd_institution_rate": {"pulse": {"at": 2025, "size": 2}},
