@@ -137,7 +137,7 @@ def test_yubei_model_passes_check(yubei_rows, name):
 
 
 def _hindcast_model_value(model, run, row) -> float:
-    """The model's value of a history row, computed here from the yearly run (MODEL_SPEC §1b, history.yaml):
+    """The model's value of a history row, computed here from the yearly run (docs/history.md, history.yaml):
     stocks interpolated linearly between year ends (before t0: extrapolated back with the first year's net
     change), a flow over (from, to] as its share of the year's total."""
     years = list(run.years)
