@@ -16,3 +16,14 @@ def test_ci_runs_the_readme_test_command():
     assert ci[-1] == command
     for step in ("ruff check .", "mypy sdsim", "pytest"):
         assert step in command
+
+
+def test_every_docs_page_the_code_or_model_cites_exists():
+    """Outputs cite the repository's own pages (docs/<name>.md), never a document users do not have."""
+    cited: set[str] = set()
+    files = [*(ROOT / "sdsim").rglob("*.py"), *(ROOT / "sdsim" / "text").glob("*.yaml"), *(ROOT / "model").glob("*.yaml")]
+    for f in files:
+        cited |= set(re.findall(r"docs/([\w.-]+\.md)", f.read_text(encoding="utf-8")))
+    assert cited
+    missing = sorted(p for p in cited if not (ROOT / "docs" / p).is_file())
+    assert not missing, missing
