@@ -27,6 +27,7 @@ def run_dir(tmp_path_factory) -> Path:
     return out / "baseline"
 
 
+@pytest.mark.xdist_group("run_dir")  # shares the module fixture run_dir (built once)
 def test_run_writes_consistent_files(run_dir, model):
     names = {p.name for p in run_dir.iterdir()}
     assert {"timeseries.csv", "variables.csv", "goals.csv", "manifest.json", "goals.png",
@@ -57,6 +58,7 @@ def test_run_writes_consistent_files(run_dir, model):
     assert variables["tech_enterprises"]["zh"] == model.stocks["tech_enterprises"].zh
 
 
+@pytest.mark.xdist_group("run_dir")  # shares the module fixture run_dir (built once)
 def test_manifest_allows_reproduction(run_dir, model):
     man = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
     assert man["command"] == "run"
