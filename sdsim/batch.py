@@ -282,6 +282,10 @@ class BatchResult:
             return np.full(self.n, "", dtype=object)
         return np.broadcast_to(self.calibration.reason, (self.n,)).copy()
 
+    def lever_columns(self, idx: Any) -> dict[str, np.ndarray]:
+        """(steps + 1, m) lever schedules of the simulated runs at positions ``idx`` of ``run``."""
+        return {k: v[:, idx] if v.shape[1] > 1 else v for k, v in self.levers.items()}
+
     def calibration_row(self, j: int) -> CalibrationResult | None:
         """Run j's calibration as a result of one set (a shared solve gives its single set)."""
         res = self.calibration
@@ -334,11 +338,13 @@ def run_batch(
     calibrate: bool = True,
     strict: bool = False,
     only_ok: bool = False,
+    fixed: Mapping[str, float] | None = None,
     workers: int | None = None,
 ) -> BatchResult:
     """Calibrate (unless ``calibrate`` is false), schedule the levers and integrate every run of ``batch``.
 
     ``levers``: one :class:`LeverPlan` for all runs, one per run, or ready (steps + 1, n) schedules.
+    ``fixed``: values set in every run after the calibration (not re-calibrated: ``recalibrate: false``).
     ``strict``: a run without a calibration solution is an InputError; ``only_ok``: integrate only the
     runs that were calibrated (``result.simulated`` lists them; an InputError when there are none).
     Numpy's floating-point warnings are silenced: failures are detected from the results and reported.
@@ -350,6 +356,8 @@ def run_batch(
         solved = batch
         if calibrate:
             solved, res = calibrate_batch(cm, batch, grid.dt, method, strict=strict, workers=workers)
+        if fixed:
+            solved = solved.with_values({k: np.full(batch.n, float(v)) for k, v in fixed.items()})
         ok = np.ones(batch.n, bool) if res is None else np.broadcast_to(res.ok, (batch.n,)).copy()
         sim = np.arange(batch.n)
         sub, plan = solved, levers
