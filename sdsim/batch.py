@@ -77,6 +77,25 @@ class ParamBatch:
         return cls(len(overrides), out)
 
     @classmethod
+    def from_design(cls, cm: Compiled, overrides: Mapping[str, float], columns: Mapping[str, Any]) -> ParamBatch:
+        """One parameter set (the baseline with ``overrides``) run once per row of a design.
+
+        ``columns`` maps parameter names to (n,) per-run values (NaN: the set's own value); every
+        other value is shared by all runs.
+        """
+        if not columns:
+            raise ValueError("from_design needs at least one design column")
+        central = cls.from_overrides(cm, [overrides])
+        cols = {k: np.array(v, dtype=float) for k, v in columns.items()}
+        sizes = {v.shape for v in cols.values()}
+        if len(sizes) != 1 or len(next(iter(sizes))) != 1:
+            raise ValueError(f"design columns must be 1-d and of one length, got shapes {sorted(sizes)}")
+        n = next(iter(sizes))[0]
+        for k, v in cols.items():
+            v[np.isnan(v)] = central.value(k, 0)
+        return central.repeat(n).with_values(cols)
+
+    @classmethod
     def concat(cls, batches: Sequence[ParamBatch]) -> ParamBatch:
         """The runs of ``batches`` one after the other (a value shared by all of them stays shared)."""
         if not batches:
@@ -267,7 +286,7 @@ class BatchResult:
     ok: np.ndarray
     levers: dict[str, np.ndarray]
     grid: TimeGrid
-    run: Run | None
+    run: Run
     simulated: np.ndarray  # (m,) indices of the runs in ``run``
 
     @property
