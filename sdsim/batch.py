@@ -15,7 +15,8 @@ calendar years.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,19 +78,19 @@ class ParamBatch:
         return cls(len(overrides), out)
 
     @classmethod
-    def from_design(cls, cm: Compiled, overrides: Mapping[str, float], columns: Mapping[str, Any]) -> ParamBatch:
+    def from_design(cls, cm: Compiled, overrides: Mapping[str, float], columns: Mapping[str, Any],
+                    n: int | None = None) -> ParamBatch:
         """One parameter set (the baseline with ``overrides``) run once per row of a design.
 
         ``columns`` maps parameter names to (n,) per-run values (NaN: the set's own value); every
-        other value is shared by all runs.
+        other value is shared by all runs. ``n`` is needed only without columns (a design of lever
+        settings alone: ``n`` runs of the same parameter set).
         """
-        if not columns:
-            raise ValueError("from_design needs at least one design column")
         central = cls.from_overrides(cm, [overrides])
         cols = {k: np.array(v, dtype=float) for k, v in columns.items()}
-        sizes = {v.shape for v in cols.values()}
+        sizes = {v.shape for v in cols.values()} | ({(n,)} if n is not None else set())
         if len(sizes) != 1 or len(next(iter(sizes))) != 1:
-            raise ValueError(f"design columns must be 1-d and of one length, got shapes {sorted(sizes)}")
+            raise ValueError(f"design columns must be 1-d and of one length (n = {n}), got shapes {sorted(sizes)}")
         n = next(iter(sizes))[0]
         for k, v in cols.items():
             v[np.isnan(v)] = central.value(k, 0)
@@ -288,6 +289,7 @@ class BatchResult:
     grid: TimeGrid
     run: Run
     simulated: np.ndarray  # (m,) indices of the runs in ``run``
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: calibrate_s, simulate_s
 
     @property
     def n(self) -> int:
@@ -359,6 +361,7 @@ def run_batch(
     only_ok: bool = False,
     fixed: Mapping[str, float] | None = None,
     workers: int | None = None,
+    on_stage: Callable[[str, int], None] | None = None,
 ) -> BatchResult:
     """Calibrate (unless ``calibrate`` is false), schedule the levers and integrate every run of ``batch``.
 
@@ -366,15 +369,21 @@ def run_batch(
     ``fixed``: values set in every run after the calibration (not re-calibrated: ``recalibrate: false``).
     ``strict``: a run without a calibration solution is an InputError; ``only_ok``: integrate only the
     runs that were calibrated (``result.simulated`` lists them; an InputError when there are none).
+    ``on_stage(stage, runs)`` is called before "calibrate" and "simulate" and at the end ("done"), e.g. for a
+    progress bar; ``result.timings`` holds the seconds of each stage.
     Numpy's floating-point warnings are silenced: failures are detected from the results and reported.
     The pipeline depends only on the runs it is given, so a large design can be run chunk by chunk
     with the same results.
     """
+    timings: dict[str, float] = {}
     with np.errstate(all="ignore"):
         res: CalibrationResult | None = None
         solved = batch
         if calibrate:
+            _stage(on_stage, "calibrate", batch.n)
+            t0 = time.perf_counter()
             solved, res = calibrate_batch(cm, batch, grid.dt, method, strict=strict, workers=workers)
+            timings["calibrate_s"] = time.perf_counter() - t0
         if fixed:
             solved = solved.with_values({k: np.full(batch.n, float(v)) for k, v in fixed.items()})
         ok = np.ones(batch.n, bool) if res is None else np.broadcast_to(res.ok, (batch.n,)).copy()
@@ -384,11 +393,20 @@ def run_batch(
             sim = np.flatnonzero(ok)
             if sim.size == 0:
                 reason = "" if res is None else f"; first reason: {np.atleast_1d(res.reason)[0]}"
-                raise InputError(f"no run could be calibrated to {cm.model.calibration.end} ({batch.n} tried{reason})")
+                raise InputError(f"no sample could be calibrated to {cm.model.calibration.end} ({batch.n} tried{reason})")
             sub = solved.take(sim)
             plan = _take_levers(levers, sim)
+        _stage(on_stage, "simulate", sub.n)
+        t0 = time.perf_counter()
         lv, run = simulate_batch(cm, sub, grid, method, plan, workers)
-    return BatchResult(solved, res, ok, lv, grid, run, sim)
+        timings["simulate_s"] = time.perf_counter() - t0
+        _stage(on_stage, "done", sub.n)
+    return BatchResult(solved, res, ok, lv, grid, run, sim, timings)
+
+
+def _stage(on_stage: Callable[[str, int], None] | None, name: str, runs: int) -> None:
+    if on_stage is not None:
+        on_stage(name, runs)
 
 
 def _take_levers(levers: Levers, idx: np.ndarray) -> Levers:

@@ -102,7 +102,7 @@ def _run_group(base_cm: Compiled, group: list[Scenario], dt: float, method: str)
     batch = ParamBatch.from_overrides(cm, [sc.parameters if sc.recalibrate else {} for sc in group])
     with np.errstate(all="ignore"):  # failures are detected and reported, not printed by numpy
         solved, res = calibrate_batch(cm, batch, dt, method)
-    for j in np.flatnonzero(~res.ok):
+    for j in map(int, np.flatnonzero(~res.ok)):
         sc = group[j if res.ok.size > 1 else 0]
         if not sc.parameters or not _model_calibrates(cm, dt, method):
             # the model's own values fail too: a model error, not the scenario's parameters

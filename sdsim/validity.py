@@ -475,7 +475,7 @@ def run_checks(model: Model, cm: Compiled, sc: Scenario | None = None, lang: str
         rb = run_batch(cmf, sc, overrides, lever_sets, sc.dt, sc.method)
         rows += reality_rows(cmf, rb.run, batch, model.calibration.end, lang)
 
-    if model.calibration.targets:  # a model without calibration has no calibration row
+    if model.calibration.targets and ref.calibration is not None:  # a model without calibration has no calibration row
         rows.append(calibration_row(model, ref.calibration, tol["calibration"]))
     values = model.base_values()
     values.update(sc.parameters)

@@ -95,7 +95,7 @@ def test_from_design_fills_nan_with_the_scenario_value(toy):
 @pytest.mark.parametrize("make", [
     lambda cm: ParamBatch(3, {"a": np.ones(2)}),
     lambda cm: ParamBatch(2, {"a": np.ones((2, 2))}),
-    lambda cm: ParamBatch(2, {"a": "x"}),
+    lambda cm: ParamBatch(2, {"a": "x"}),  # type: ignore[dict-item]
     lambda cm: ParamBatch(0, {}),
     lambda cm: ParamBatch.from_overrides(cm, [{}, {}]).with_values({"growth_rate": np.ones(3)}),
     lambda cm: ParamBatch.from_overrides(cm, []),
@@ -208,3 +208,47 @@ def test_one_and_two_workers_are_identical(toy, monkeypatch):
     part = run_batch(toy, b.take(np.arange(700, 760)), grid, "euler",
                      LeverPlan({}, 2022, {"entry_boost": plan.settings["entry_boost"][700:760]}))
     assert np.array_equal(part.run.stocks, one.run.stocks[:, :, 700:760])
+
+
+def test_from_design_of_lever_settings_alone(toy):
+    b = ParamBatch.from_design(toy, {"growth_rate": 0.05}, {}, n=4)
+    assert b.n == 4 and b.uniform and b["growth_rate"] == 0.05
+
+
+def test_stages_are_reported_in_order(toy):
+    seen: list[tuple[str, int]] = []
+    b = ParamBatch.from_overrides(toy, [{"growth_rate": 0.1}, {"growth_rate": -16.0}, {"growth_rate": 0.0}])
+    res = run_batch(toy, b, TimeGrid(2020, 2023, DT), "euler", only_ok=True, on_stage=lambda s, n: seen.append((s, n)))
+    assert seen == [("calibrate", 3), ("simulate", 2), ("done", 2)]
+    assert set(res.timings) == {"calibrate_s", "simulate_s"} and min(res.timings.values()) >= 0
+
+
+def _experiments_by_pipeline(cm, problem, scenario, design, end, workers=None):
+    """What sensitivity.run_experiments computes, as one call of the pipeline (for switching it over)."""
+    from sdsim.scenario import policy_start
+
+    cm = cm.with_tables(scenario.tables)
+    x = design.x
+    params = {q.name: x[:, j] for j, q in enumerate(problem.uncertainties) if not q.lever}
+    settings = {q.name: x[:, j] for j, q in enumerate(problem.uncertainties) if q.lever}
+    batch = ParamBatch.from_design(cm, scenario.parameters, params, n=x.shape[0])
+    grid = TimeGrid(cm.model.calibration.start, end, scenario.dt)
+    plan = LeverPlan(scenario.levers, policy_start(scenario, cm.model), settings)
+    return run_batch(cm, batch, grid, scenario.method, plan, only_ok=True, workers=workers)
+
+
+@pytest.mark.parametrize("levers", [False, True], ids=["uncertainties", "lever_settings"])
+def test_run_experiments_is_one_pipeline_call(toy, levers):
+    from sdsim import sensitivity as sa
+    from sdsim.scenario import load_scenario
+
+    sc = load_scenario(TOY / "scenario_early.yaml", toy.model)
+    problem = sa.define_problem(toy.model, sc, levers=levers)
+    design = sa.sample_mc(problem, 64, 5)
+    if not levers:
+        design.x[::7, 0] = -16.0  # rows without a calibration solution
+    exp = sa.run_experiments(toy, problem, sc, design, end=sc.end)
+    res = _experiments_by_pipeline(toy, problem, sc, design, sc.end)
+    assert np.array_equal(exp.ok, res.ok) and (levers or not exp.ok.all())
+    assert np.array_equal(exp.free["firms_t0"], np.where(res.ok, res.params.column("firms_t0"), np.nan), equal_nan=True)
+    assert np.array_equal(exp.run.stocks, res.run.stocks) and np.array_equal(exp.run.rates, res.run.rates, equal_nan=True)
