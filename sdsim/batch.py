@@ -123,10 +123,8 @@ class ParamBatch:
         return name in self.values
 
     def __iter__(self) -> Iterator[str]:
+        """The names of the parameters and facts (the number of runs is ``n``)."""
         return iter(self.values)
-
-    def __len__(self) -> int:
-        return self.n
 
     def column(self, name: str) -> np.ndarray:
         """(n,) values of ``name`` (a shared value repeated; a copy)."""
