@@ -221,7 +221,7 @@ def goal_panels(
     """One panel per goal indicator: trajectories, threshold line, observed point (goals.yaml
     ``observed``), goal-year mark; with one run, its published path and the published figures."""
     goals = list(model.goals.values())
-    ncol = 4
+    ncol = min(4, max(len(goals), 2))
     nrow = int(np.ceil(len(goals) / ncol)) or 1
     fig = new_figure((4.2 * ncol, 3.4 * nrow + 0.5))
     axes = _axes_grid(fig, len(goals), ncol)
