@@ -28,6 +28,7 @@ FLOW_H = 0.95  # vertical room per flow beside a box
 SIDE = 3.7  # room left and right of a box for inflows / outflows
 PAD = 0.6
 PANEL_GAP = 2.6
+MIN_W = 32.0  # least width of a diagram (a one-sector model still gets its title and legend on the page)
 COLORS = ["#e8f1fa", "#eef7ee", "#fdf3e6", "#f4eefa", "#fbeeee", "#eef6f7"]
 EDGE = ["#2874a6", "#1e8449", "#ca6f1e", "#7d3c98", "#b03a2e", "#117a65"]
 
@@ -183,8 +184,14 @@ def draw(model: Model, lang: str = "en", loops: Sequence[Loop] = (), title: str 
         heights[k] = [max([_box_h(ln) for ln in lanes if ln.row == r] + [BOX_H]) for r in range(rows)]
         sizes[k] = (ncol * (BOX_W + 2 * SIDE) + 2 * PAD, sum(heights[k]) + ROW_GAP * (rows - 1) + 2 * PAD + 0.9)
     frames, total_w, panels_h = _layout(list(panels), sizes, links)
+    if total_w < MIN_W:  # room for the title and the legend: the panels centred
+        frames = {k: (x0 + (MIN_W - total_w) / 2, y0, w, h) for k, (x0, y0, w, h) in frames.items()}
+        total_w = MIN_W
     named = [lo for lo in loops if lo.name]
-    legend_h = 1.6 + 0.5 * len(named)
+    cols = int(total_w * 5.2)  # columns of 10.5-point text that fit the width (a CJK character takes two)
+    loop_lines = [_wrap_cols(_loop_text(lo, lang), cols) for lo in named]
+    legend = _wrap_cols(_t("legend", lang), cols)
+    legend_h = 1.1 + 0.5 * len(legend) + 0.5 * sum(len(ls) for ls in loop_lines)
     total_h = panels_h + legend_h
 
     scale = 0.5  # inches per unit
@@ -206,20 +213,42 @@ def draw(model: Model, lang: str = "en", loops: Sequence[Loop] = (), title: str 
 
     _cross_links(ax, model, links, frames, lang)
     y = -0.3
-    ax.text(0.2, y, _t("legend", lang), fontsize=11, va="top", color="#333333")
+    ax.text(0.2, y, "\n".join(legend), fontsize=11, va="top", color="#333333", linespacing=1.35)
     if named:
-        y -= 0.9
+        y -= 0.4 + 0.5 * len(legend)
         ax.text(0.2, y, _t("loops", lang) + ":", fontsize=11.5, va="top", fontweight=_bold(lang))
-        for lo in named:
-            y -= 0.5
-            desc = (lo.declared.zh if lang == "zh" and lo.declared is not None and lo.declared.zh
-                    else lo.declared.en if lo.declared is not None else "")
-            kind = {"R": _t("reinforcing", lang), "B": _t("balancing", lang)}.get(lo.polarity, lo.polarity)
-            path = " → ".join([*lo.nodes, lo.nodes[0]])
-            ax.text(0.5, y, f"{lo.name} ({kind}): {desc}    [{path}]", fontsize=10.5, va="top")
+        for lines in loop_lines:
+            for i, line in enumerate(lines):
+                y -= 0.5
+                ax.text(0.5 if i == 0 else 1.2, y, line, fontsize=10.5, va="top")
     fig.suptitle(title or _t("title", lang, name=model.directory.name, stocks=len(model.stocks),
                                                     flows=len(model.flows), sectors=len(panels)), fontsize=20, y=0.995)
     return fig
+
+
+def _loop_text(lo: Loop, lang: str) -> str:
+    """'R1 (reinforcing): description    [a → b → a]'."""
+    desc = (lo.declared.zh if lang == "zh" and lo.declared is not None and lo.declared.zh
+            else lo.declared.en if lo.declared is not None else "")
+    kind = {"R": _t("reinforcing", lang), "B": _t("balancing", lang)}.get(lo.polarity, lo.polarity)
+    path = " → ".join([*lo.nodes, lo.nodes[0]])
+    return f"{lo.name} ({kind}): {desc}    [{path}]"
+
+
+def _wrap_cols(text: str, width: int) -> list[str]:
+    """``text`` in lines of at most ``width`` columns (a CJK character takes two), broken at spaces."""
+    def cols(s: str) -> int:
+        return sum(2 if ord(c) > 0x2E80 else 1 for c in s)
+
+    lines, line = [], ""
+    for word in text.split(" "):
+        cand = f"{line} {word}" if line else word
+        if line and cols(cand) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = cand
+    return [*lines, line]
 
 
 def _draw_panel(ax: Axes, model: Model, lanes: list[_Lane], heights: list[float],
