@@ -580,6 +580,6 @@ def overlay_figure(
     fig.set_size_inches(width, panels + 0.2 * rows + 0.45)  # room below the panels: legend rows and the note
     leg = fig.legend(handles, names, loc="outside lower center", ncol=ncol, fontsize=9, frameon=False)
     if ref is not None:
-        leg.set_title(t("overlay_note", lang, name=ref), prop={"size": 8})
+        leg.set_title(_wrap(t("overlay_note", lang, name=ref), lang, int(width * 15)), prop={"size": 8})
         leg.get_title().set_color("#444444")
     return fig

@@ -104,7 +104,13 @@ def add_conditioned_probabilities(fig: Figure, rows: list[GoalRow], lang: str, c
                         fmt="D", ms=6, color="#7d3c98", mec="black", capsize=3, lw=1, zorder=5)
             ax.text(1.03, yi - 0.26, f"◆ {pct(r.p_conditioned)}  [{pct(r.low)}, {pct(r.high)}]",
                     va="center", fontsize=8, color="#7d3c98")
-    ax.text(0.0, -0.2, tx("p_cond", lang, conf=conf), transform=ax.transAxes, fontsize=8, color="#7d3c98")
+    if fig.legends:  # the diamonds join the probability figure's legend
+        old = fig.legends[0]
+        handles, labels = list(old.legend_handles), [x.get_text() for x in old.get_texts()]
+        old.remove()
+        handles.append(Line2D([], [], marker="D", ms=6, color="#7d3c98", mec="black", ls="none"))
+        labels.append(tx("p_cond", lang, conf=conf))
+        fig.legend(handles, labels, fontsize=8, loc="outside lower center", ncol=len(handles), frameon=False)
 
 
 @styled

@@ -108,8 +108,7 @@ def tornado(model: Model, problem: Problem, indices: list[Index], goal: str, lan
     _percent_axis(ax, g.units, "x")
     handles = [Patch(color="#2e86c1", label=tx("low_end", lang)), Patch(color="#e67e22", label=tx("high_end", lang)),
                *ax.get_legend_handles_labels()[0]]
-    ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.32 if len(shown) < 4 else -0.12),
-              ncol=len(handles), framealpha=0.9)
+    fig.legend(handles=handles, fontsize=8, loc="outside lower center", ncol=len(handles), frameon=False)
     ax.grid(axis="x", alpha=0.3)
     sub = tx("tornado_sub_levers" if problem.levers else "tornado_sub", lang) + _recalibrated(model, lang)
     if hidden:
@@ -304,8 +303,8 @@ def probability_figure(model: Model, probs: Sequence[GoalProbability], lang: str
     ax.set_xticks(np.linspace(0, 1, 6), [f"{v:.0%}" for v in np.linspace(0, 1, 6)])
     ax.axvline(0.5, color="grey", ls=":", lw=1)
     ax.spines[["right", "top"]].set_visible(False)
-    ax.legend(handles=[Patch(color=c, label=lab) for c, lab in colors], fontsize=8, loc="upper center", ncol=3,
-              bbox_to_anchor=(0.33, -0.09), frameon=False)
+    fig.legend(handles=[Patch(color=c, label=lab) for c, lab in colors], fontsize=8, loc="outside lower center",
+               ncol=3, frameon=False)
     ax.set_xlabel(tx("probability", lang))
     year = next(iter(model.goals.values())).year
     n = probs[0].n if probs else 0
