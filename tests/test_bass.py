@@ -234,3 +234,49 @@ def test_an_unknown_key_or_name_in_figures_yaml_is_a_one_line_input_error(bass, 
         assert code == 2 and err.startswith("error: ") and "\n" not in err, err
         assert "figures.yaml" in err and message in err, err
     f.write_text(text, encoding="utf-8")
+
+
+def test_plot_modules_leave_matplotlib_alone_at_import():
+    """No backend chosen and no pyplot imported by importing the figure modules (a notebook keeps its own)."""
+    import subprocess
+    import sys
+
+    code = ("import matplotlib, sys\n"
+            "import sdsim.plots, sdsim.plots_sensitivity, sdsim.plots_conditioning, sdsim.diagram\n"
+            "print(matplotlib.rcParams._get_backend_or_none(), 'matplotlib.pyplot' in sys.modules)\n")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "MPLBACKEND"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.split() == ["None", "False"], out
+
+
+def test_figures_touch_no_global_state_and_zh_draws_without_warnings(tmp_path):
+    """A zh figure with bold text is built and saved with warnings as errors; pyplot's registry and
+    rcParams are the same before and after; bold CJK text uses a bold face when the font has one."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+    from matplotlib import font_manager
+
+    from sdsim import diagram, plots
+    from sdsim.goals import evaluate
+
+    lang = plots.setup_language("zh")
+    if lang != "zh":
+        pytest.skip("no CJK font on this machine (install the zh extra)")
+    m, _, res = _run()
+    status = evaluate(m, res.run, params=res.params)
+    before = dict(matplotlib.rcParams)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        figs = [plots.run_figure(m, name, res.run, lang, "巴斯", status) for name in plots.run_figures(m)]
+        figs.append(plots.goal_matrix(m, [("基准", status)], lang, plots.t("matrix_title", lang, year=2010)))
+        figs.append(diagram.draw(m, lang))
+        for i, fig in enumerate(figs):
+            plots.save(fig, tmp_path / f"f{i}")
+    assert plt.get_fignums() == []
+    assert dict(matplotlib.rcParams) == before
+    assert all((tmp_path / f"f{i}.png").stat().st_size > 10_000 for i in range(len(figs)))
+    value_text = next(t for t in figs[2].axes[0].texts if t.get_text().endswith("%"))
+    assert value_text.get_fontweight() == plots.bold("zh")
+    if plots.bold("zh") == "bold":  # the weight is really drawn: the bold face of the family is found
+        path = font_manager.findfont(value_text.get_fontproperties(), fallback_to_default=False)
+        assert "Bold" in str(path)
