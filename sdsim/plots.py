@@ -170,9 +170,29 @@ def styled(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def new_figure(figsize: tuple[float, float], **kw: Any) -> Figure:
-    """A figure outside pyplot (nothing registered globally) with constrained layout."""
-    return Figure(figsize=figsize, layout="constrained", **kw)
+def new_figure(figsize: tuple[float, float], fixed: bool = False, **kw: Any) -> Figure:
+    """A figure outside pyplot (nothing registered globally): laid out by constrained layout when it is
+    drawn, or (``fixed``) by the caller (:func:`fixed_grid`), which saves the layout passes."""
+    return Figure(figsize=figsize, layout=None if fixed else "constrained", **kw)
+
+
+def fixed_grid(fig: Figure, nrow: int, ncol: int, title_lines: int, legend_rows: int = 0,
+               left: float = 0.85, right: float = 0.2, gap: float = 0.95, tick_rows: float = 0.5) -> None:
+    """Place a grid of panels at fixed margins (inches), so the figure needs no layout pass when saved.
+
+    Room is kept for the suptitle (13 pt), ``title_lines`` lines of panel titles (10 pt), tick labels
+    and an x label under each row (``tick_rows``), y tick labels and a y label left of each panel
+    (``left``, ``gap``), and ``legend_rows`` rows of a figure legend (9 pt) at the bottom."""
+    w, h = fig.get_size_inches()
+    title = 0.2 * title_lines + 0.12  # panel title lines at 10 pt and their pad
+    top = 0.42 + title
+    bottom = tick_rows + (0.24 * legend_rows + 0.12 if legend_rows else 0.05)
+    fig.subplots_adjust(left=left / w, right=1 - right / w, top=1 - top / h, bottom=bottom / h,
+                        wspace=gap / ((w - left - right - gap * (ncol - 1)) / ncol),
+                        hspace=(tick_rows + title) / ((h - top - bottom - (tick_rows + title) * (nrow - 1)) / nrow))
+    if fig._suptitle is not None:
+        fig._suptitle.set_y(1 - 0.08 / h)
+        fig._suptitle.set_va("top")
 
 
 def save(fig: Figure, path: Path, svg: bool = False) -> list[Path]:
@@ -223,11 +243,13 @@ def goal_panels(
     goals = list(model.goals.values())
     ncol = min(4, max(len(goals), 2))
     nrow = int(np.ceil(len(goals) / ncol)) or 1
-    fig = new_figure((4.2 * ncol, 3.4 * nrow + 0.5))
+    titles = [_wrap(g.label(lang), lang, 50) for g in goals]  # a title wider than its panel would leave the figure
+    title_lines = max((t_.count("\n") + 1 for t_ in titles), default=1) + (status is not None and len(runs) == 1)
+    fig = new_figure((4.2 * ncol, 2.75 * nrow + 0.55 + 0.2 * title_lines * nrow), fixed=True)
     axes = _axes_grid(fig, len(goals), ncol)
     colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     goal_lines: dict[Axes, Any] = {}  # each panel's threshold line (its own small legend)
-    for ax, g in zip(axes.flat, goals, strict=False):
+    for ax, g, name in zip(axes.flat, goals, titles, strict=False):
         for i, (label, run) in enumerate(runs):
             y = run.get(g.variable)[:, 0]
             c = colors[i % len(colors)] if len(runs) > 1 else "#1f4e79"
@@ -248,7 +270,6 @@ def goal_panels(
                     label=_reported_label(model, lang))
         # published-scope figures only beside the published path (one run); an overlay keeps to the seed scope
         draw_history(ax, model, [g.variable, *([g.reported] if g.reported and len(runs) == 1 else [])], lang)
-        name = _wrap(g.label(lang), lang, 50)  # a title wider than its panel would leave the figure
         if status is not None and len(runs) == 1:
             st = status[0][g.name]
             if g.poisson:  # a count of rare events: judged by the chance of reaching the threshold
@@ -277,9 +298,12 @@ def goal_panels(
                 labels.append(lab)
     for ax, line in goal_lines.items():
         ax.legend([line], [line.get_label()], fontsize=7, loc="best")
+    ncol_legend = min(len(labels), 6) or 1
     if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 6), fontsize=9, frameon=False)
+        fig.legend(handles, labels, loc="lower center", ncol=ncol_legend, fontsize=9, frameon=False,
+                   bbox_to_anchor=(0.5, 0.04 / fig.get_figheight()))
     fig.suptitle(title, fontsize=13)
+    fixed_grid(fig, *axes.shape, title_lines, int(np.ceil(len(labels) / ncol_legend)) if handles else 0)
     return fig
 
 
@@ -348,13 +372,14 @@ def _is_annual(model: Model, name: str) -> bool:
 @styled
 def model_figure(model: Model, spec: FigureSpec, run: Run, lang: str, title: str) -> Figure:
     """A figure declared in figures.yaml: its panels, each with its lines, facts, goals and history."""
-    fig = new_figure(spec.size)
+    fig = new_figure(spec.size, fixed=True)
     axes = np.asarray(fig.subplots(*spec.grid, squeeze=False))
     for ax, panel in zip(axes.flat, spec.panels, strict=False):
         _panel(ax, model, panel, run, lang)
     for ax in axes.flat[len(spec.panels):]:
         ax.axis("off")
     fig.suptitle(title, fontsize=13)
+    fixed_grid(fig, *spec.grid, max(text(p.title, lang).count("\n") + 1 for p in spec.panels))
     return fig
 
 
@@ -400,8 +425,9 @@ def _panel(ax: Axes, model: Model, panel: Panel, run: Run, lang: str) -> None:
                     label=observed if observed not in ax.get_legend_handles_labels()[1] else None, **STAR)
     if panel.history:
         draw_history(ax, model, [ln.variable for ln in panel.lines], lang)
-    ax.set_title(text(panel.title, lang))
-    ax.set_ylabel(" / ".join(unit_label(u, lang, model) for u in panel.units))
+    ax.set_title(text(panel.title, lang), fontsize=11)
+    ax.set_ylabel(" / ".join(unit_label(u, lang, model) for u in panel.units), fontsize=9.5)
+    ax.tick_params(labelsize=9)
     ax.set_xlabel(t("year", lang), fontsize=8)
     ax.grid(alpha=0.3)
     ax.set_ylim(bottom=0)
@@ -578,6 +604,7 @@ def overlay_figure(
     rows = int(np.ceil(len(names) / ncol))
     width, panels = fig.get_size_inches()
     fig.set_size_inches(width, panels + 0.2 * rows + 0.45)  # room below the panels: legend rows and the note
+    fig.set_layout_engine("constrained")  # the titles were re-wrapped: laid out again when drawn
     leg = fig.legend(handles, names, loc="outside lower center", ncol=ncol, fontsize=9, frameon=False)
     if ref is not None:
         leg.set_title(_wrap(t("overlay_note", lang, name=ref), lang, int(width * 15)), prop={"size": 8})
