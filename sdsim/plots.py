@@ -164,7 +164,7 @@ def styled(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         bound = sig.bind(*args, **kwargs)
         lang = bound.arguments.get("lang", "en")
-        with matplotlib.rc_context(rc(lang if lang == "en" or _font_state.get("zh") else "en")):
+        with matplotlib.rc_context(rc(lang)):  # type: ignore[arg-type]
             return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
@@ -190,9 +190,10 @@ def fixed_grid(fig: Figure, nrow: int, ncol: int, title_lines: int, legend_rows:
     fig.subplots_adjust(left=left / w, right=1 - right / w, top=1 - top / h, bottom=bottom / h,
                         wspace=gap / ((w - left - right - gap * (ncol - 1)) / ncol),
                         hspace=(tick_rows + title) / ((h - top - bottom - (tick_rows + title) * (nrow - 1)) / nrow))
-    if fig._suptitle is not None:
-        fig._suptitle.set_y(1 - 0.08 / h)
-        fig._suptitle.set_va("top")
+    suptitle = getattr(fig, "_suptitle", None)  # the title line at the top (fixed: no layout engine moves it)
+    if suptitle is not None:
+        suptitle.set_y(1 - 0.08 / h)
+        suptitle.set_va("top")
 
 
 def save(fig: Figure, path: Path, svg: bool = False) -> list[Path]:
@@ -303,7 +304,7 @@ def goal_panels(
         fig.legend(handles, labels, loc="lower center", ncol=ncol_legend, fontsize=9, frameon=False,
                    bbox_to_anchor=(0.5, 0.04 / fig.get_figheight()))
     fig.suptitle(title, fontsize=13)
-    fixed_grid(fig, *axes.shape, title_lines, int(np.ceil(len(labels) / ncol_legend)) if handles else 0)
+    fixed_grid(fig, axes.shape[0], axes.shape[1], title_lines, int(np.ceil(len(labels) / ncol_legend)) if handles else 0)
     return fig
 
 
