@@ -220,6 +220,7 @@ class Model:
     tables: dict[str, Table] = field(default_factory=dict)  # graphical functions, by name
     stock_functions: list[Any] = field(default_factory=list)  # stockfns.StockFunction, one per smooth/delay call
     max_end: int | None = None  # last year a scenario may run to (structure.yaml max_end; default t0 + 15)
+    figures: Any = None  # figures_spec.Figures of figures.yaml (None: the model declares no figures besides goals)
 
     @property
     def levers(self) -> dict[str, Parameter]:
@@ -331,6 +332,12 @@ def load_model(directory: str | Path | None = None) -> Model:
 
         model.history = load_history(hfile, model)
         model.file_hashes["history.yaml"] = hashlib.sha256(hfile.read_bytes()).hexdigest()
+    ffile = d / "figures.yaml"
+    if ffile.exists():
+        from .figures_spec import load_figures
+
+        model.figures = load_figures(ffile, model)
+        model.file_hashes["figures.yaml"] = hashlib.sha256(ffile.read_bytes()).hexdigest()
     return model
 
 
@@ -613,7 +620,7 @@ def _load_graph(name: str, data: Any, file: str, path: str) -> Table:
     return t
 
 
-_GOAL_KEYS = ("variable", "test", "threshold", "units", "poisson", "observed_2021", "reported", "threshold_scale",
+_GOAL_KEYS = ("variable", "test", "threshold", "units", "poisson", "observed", "reported", "threshold_scale",
               "quote", "note", "en", "zh")
 
 
@@ -631,7 +638,7 @@ def _load_goals(data: Any, file: str) -> tuple[dict[str, Goal], list]:
             threshold=as_number(e["threshold"], file, join(path, "threshold")),
             units=as_str(e["units"], file, join(path, "units")), year=year,
             poisson=bool(e.get("poisson", False)),
-            observed=as_name(e["observed_2021"], file, join(path, "observed_2021")) if "observed_2021" in e else None,
+            observed=as_name(e["observed"], file, join(path, "observed")) if "observed" in e else None,
             reported=as_name(e["reported"], file, join(path, "reported")) if "reported" in e else None,
             threshold_scale=(as_name(e["threshold_scale"], file, join(path, "threshold_scale"))
                              if "threshold_scale" in e else None),
@@ -777,7 +784,7 @@ def _check_names(m: Model, files: dict[str, Path]) -> None:
                              f"goals.{g.name}.threshold_scale")
         if g.observed is not None and g.observed not in m.facts:
             raise ModelError(f"unknown fact '{g.observed}'{suggest(g.observed, m.facts)}", gfile,
-                             f"goals.{g.name}.observed_2021")
+                             f"goals.{g.name}.observed")
 
     consts = {*m.facts, *m.params}
     for fp in m.calibration.free:
