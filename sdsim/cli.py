@@ -18,7 +18,7 @@ COMMANDS = {
     "run": "run scenarios: goal table, time series, plots -> results/<name>/",
     "compare": "run several scenarios as one batch: overlay plots and goal matrix -> results/compare/",
     "sensitivity": "sensitivity and uncertainty analysis (oat, morris, sobol, mc)",
-    "calibrate": "show how 2021 is reproduced: targets, solved free parameters, residuals",
+    "calibrate": "show how the calibration year is reproduced: targets, solved free parameters, residuals",
     "describe": "stocks, flows, loops, parameters with provenance, goals",
     "check": "model validity tests (units, mass balance, dt convergence, extremes, calibration)",
     "export": "write the model for Stella / Vensim / PySD (XMILE)",

@@ -1,6 +1,6 @@
 """Equation text -> checked AST -> numpy source code.
 
-Equations are ordinary infix text (``maker_spaces * closure_rate``). They are parsed with
+Equations are ordinary infix text (``carriers * closure_rate``). They are parsed with
 :mod:`ast`, checked against a whitelist of node types, names and functions, and turned into a
 line of Python source over numpy arrays. User text is never passed to eval/exec: only the code
 generated here from the checked tree is compiled.

@@ -164,6 +164,12 @@ def load_model(directory: str | Path | None = None) -> Model:
 
         model.history = load_history(hfile, model)
         model.file_hashes["history.yaml"] = hashlib.sha256(hfile.read_bytes()).hexdigest()
+    ffile = d / "figures.yaml"
+    if ffile.exists():
+        from .figures_spec import load_figures
+
+        model.figures = load_figures(ffile, model)
+        model.file_hashes["figures.yaml"] = hashlib.sha256(ffile.read_bytes()).hexdigest()
     return model
 
 
@@ -456,7 +462,7 @@ def _load_graph(name: str, data: Any, file: str, path: str) -> Table:
     return t
 
 
-_GOAL_KEYS = ("variable", "test", "threshold", "units", "poisson", "observed_2021", "reported", "threshold_scale",
+_GOAL_KEYS = ("variable", "test", "threshold", "units", "poisson", "observed", "reported", "threshold_scale",
               "quote", "note", "en", "zh")
 
 
@@ -474,7 +480,7 @@ def _load_goals(data: Any, file: str) -> tuple[dict[str, Goal], list]:
             threshold=as_number(e["threshold"], file, join(path, "threshold")),
             units=as_str(e["units"], file, join(path, "units")), year=year,
             poisson=bool(e.get("poisson", False)),
-            observed=as_name(e["observed_2021"], file, join(path, "observed_2021")) if "observed_2021" in e else None,
+            observed=as_name(e["observed"], file, join(path, "observed")) if "observed" in e else None,
             reported=as_name(e["reported"], file, join(path, "reported")) if "reported" in e else None,
             threshold_scale=(as_name(e["threshold_scale"], file, join(path, "threshold_scale"))
                              if "threshold_scale" in e else None),
@@ -644,7 +650,7 @@ def _check_goals(m: Model, gfile: str) -> None:
                              f"goals.{g.name}.threshold_scale")
         if g.observed is not None and g.observed not in m.facts:
             raise ModelError(f"unknown fact '{g.observed}'{suggest(g.observed, m.facts)}", gfile,
-                             f"goals.{g.name}.observed_2021")
+                             f"goals.{g.name}.observed")
 
 
 def _check_calibration(m: Model, cfile: str) -> None:

@@ -219,6 +219,7 @@ class Model:
     tables: dict[str, Table] = field(default_factory=dict)  # graphical functions, by name
     stock_functions: list[Any] = field(default_factory=list)  # stockfns.StockFunction, one per smooth/delay call
     max_end: int | None = None  # last year a scenario may run to (structure.yaml max_end; default t0 + 15)
+    figures: Any = None  # figures_spec.Figures of figures.yaml (None: the model declares no figures besides goals)
 
     @property
     def levers(self) -> dict[str, Parameter]:

@@ -9,12 +9,12 @@ Schema (all keys optional)::
     title: {en: ..., zh: ...}          # display title (a plain string is the English title)
     description: ...                   # the policy story
     extends: baseline                  # parent file (name in the same folder, or a relative path)
-    start: 2020                        # must be the model's t0 (default: it)
-    policy_start: 2024                 # first calendar year the levers act in (default: the model's, after its history)
-    end: 2030                          # goal year (2026) .. the model's max_end (default t0 + 15)
+    start: <year>                      # must be the model's t0 (default: it)
+    policy_start: <year>               # first calendar year the levers act in (default: the model's, after its history)
+    end: <year>                        # the goal year (default) .. the model's max_end (default t0 + 15)
     dt: 1/16                           # power of two <= 1/4 (number or "1/N")
     method: euler                      # euler | rk4
-    recalibrate: true                  # false: keep the model's own calibration (needed to change 2021 facts)
+    recalibrate: true                  # false: keep the model's own calibration (needed to change calibration facts)
     levers: {name: number | {step|ramp|pulse|table: ...}}
     parameters: {name: number}         # a lever named here sets its baseline (today's level) from t0, re-calibrated
     tables: {name: {y: [numbers]}}     # other y values of a graphical function (same x); re-calibrated
@@ -59,10 +59,10 @@ class Scenario:
 
     name: str
     file: str
+    start: int  # the model's t0 (calibration window start)
+    end: int  # last year simulated (default: the model's goal year, :func:`goal_year`)
     title: dict[str, str] = field(default_factory=dict)
     description: str = ""
-    start: int = 2020
-    end: int = 2026
     dt: float = DEFAULT_DT
     method: str = "euler"
     levers: dict[str, TimeFunction] = field(default_factory=dict)
@@ -322,7 +322,7 @@ def validate(sc: Scenario, model: Model) -> None:
     if touched and sc.recalibrate:
         k = touched[0]
         raise InputError(
-            f"{k!r} is a 2021 fact or calibrated value (got {sc.parameters[k]:g}); changing it needs 'recalibrate: false'",
+            f"{k!r} is a {cal.end} fact or calibrated value (got {sc.parameters[k]:g}); changing it needs 'recalibrate: false'",
             sc.where(f"parameters.{k}"), f"parameters.{k}",
         )
     first_lever_year = policy_start(sc, model)

@@ -286,7 +286,7 @@ def _first(mapping: dict) -> str:
     ("observed.yaml", lambda d: d.update(facts=[1, 2]), "facts"),
     ("calibration.yaml", lambda d: d.update(targets=["a"]), "targets"),
     ("calibration.yaml", lambda d: d["targets"][_first(d["targets"])].update(value=[1, 2]), ".value"),
-    ("goals.yaml", lambda d: d["goals"][_first(d["goals"])].update(observed_2021={"a": 1}), ".observed_2021"),
+    ("goals.yaml", lambda d: d["goals"][_first(d["goals"])].update(observed={"a": 1}), ".observed"),
     ("structure.yaml", lambda d: d.update(flows=["x"]), "flows"),
     ("structure.yaml", lambda d: d.update(sectors=[1]), "sectors"),
     ("parameters.yaml", lambda d: d.update(parameters=-1.5), "parameters"),

@@ -164,10 +164,9 @@ def test_chinese_font_is_registered_when_available(monkeypatch):
         pytest.skip("no CJK font on this machine (install the zh extra)")
     monkeypatch.setattr(plots, "_font_state", {})
     assert plots.setup_language("zh") == "zh"
-    import matplotlib.pyplot as plt
     from matplotlib import font_manager
 
-    name = plt.rcParams["font.family"][0]
+    name = plots.rc("zh")["font.family"][0]  # figures use it while they are built; rcParams stay untouched
     found = font_manager.findfont(font_manager.FontProperties(family=name), fallback_to_default=False)
     assert found == path
     plots.setup_language("en")

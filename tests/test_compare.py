@@ -182,7 +182,6 @@ def test_matrix_colours_follow_goal_attainment(model, cm, files):
     assert np.array_equal(shown, want)
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert not any("with a dip" in t for t in texts)  # no `interrupted` given: no dip notes
-    plots.plt.close(fig)
 
 
 def test_overlay_draws_one_line_per_scenario_and_the_goal_lines(model, cm, files):
@@ -194,7 +193,6 @@ def test_overlay_draws_one_line_per_scenario_and_the_goal_lines(model, cm, files
         base = next(line for line in ax.get_lines() if line.get_label() == "baseline")
         assert base.get_linestyle() == "--" and base.get_color() == "black"
         assert any(np.allclose(line.get_ydata(), g.threshold) for line in ax.get_lines())
-    plots.plt.close(fig)
 
 
 def test_steady_and_interrupted_tell_kept_lost_and_regained_goals_apart(tmp_path, model, cm, files):

@@ -12,7 +12,6 @@ from ..report import Report
 from ..results import Staging, check_target, manifest, write_csv, write_json, write_timeseries, write_variables
 from ..runner import run_scenarios
 from ..scenario import goal_year, policy_start
-from ..textable import fmt_value
 from .common import (
     GOAL_HEADER,
     SCOPE_NOTE,
@@ -110,22 +109,12 @@ def _draw_figures(args: argparse.Namespace, model: Any, sc: Any, run: Any, statu
     """The run figures of one scenario in folder ``d``; returns (figure names, files written)."""
     from .. import plots
 
-    year = goal_year(model)
     title = sc.label(lang) + (f" [{', '.join(sc.overrides)}]" if sc.overrides else "")
-    names = [n for n, ok in (("goals", bool(model.goals)),  # each figure if the model has its variables
-                             ("incubation_chain", plots.drawable(model, plots.CHAIN_NAMES)),
-                             ("rd", plots.drawable(model, plots.RD_NAMES))) if ok]
+    names = plots.run_figures(model)  # the goal panels and the model's figures (figures.yaml)
 
     def draw(i: int) -> list[str]:
-        name = names[i]
-        if name == "goals":
-            fig = plots.goal_panels(model, [(title, run)], lang,
-                                    plots.t("goals_title", lang, name=title, year=year), [status])
-        elif name == "incubation_chain":
-            fig = plots.chain_figure(model, run, lang, plots.t("chain_title", lang, name=title))
-        else:
-            fig = plots.rd_figure(model, run, lang, plots.t("rd_title", lang, name=title))
-        return [p.name for p in plots.save(fig, d / name, args.svg)]
+        fig = plots.run_figure(model, names[i], run, lang, title, status)
+        return [p.name for p in plots.save(fig, d / names[i], args.svg)]
 
     # the figures are independent: drawn by the free workers (the same files whatever their number)
     files: list[str] = []
@@ -152,18 +141,19 @@ REPORT_TEXT = {
                         "error bars) and re-based targets (hollow diamonds).",
                   "zh": "每个目标一幅小图：轨迹、目标线、{obs}年实际值（星）、{year}年数值（菱形）；"
                         "如有公布口径数据：公布口径路径（点线）、{obs}年后公布值（带误差棒的点）与重新设定的目标（空心菱形）。"},
-    "incubation_chain_fig": {"en": "Carriers, teams and tenants against capacity, the eligible backlog and new registrations, "
-                                   "the register, the firms that currently qualify and the HTE (seed scope, and as published).",
-                             "zh": "孵化载体、在孵团队与企业及其容量，储备企业与新入库企业，入库企业、当前符合条件的企业与高企"
-                                   "（原口径及公布口径）。"},
-    "rd_fig": {"en": "R&D spend by source (annual totals) and R&D intensity against its goal ({goal}).",
-               "zh": "按来源划分的研发经费（年度合计）及研发投入强度与目标（{goal}）。"},
     "levers": {"en": "Levers", "zh": "政策杠杆"},
     "lever_header": {"en": "lever|setting (from {start})", "zh": "杠杆|设定（{start}年起）"},
     "params": {"en": "Parameter overrides", "zh": "参数覆盖"},
     "param_header": {"en": "parameter|value", "zh": "参数|数值"},
 }
 GOAL_HEADER_ZH = ["目标", "数值", "目标值", "达成", "首次达成年份", "差距", "差距%"]
+
+
+def plots_caption(model: Any, name: str, lang: str) -> str:
+    """The caption of a figure declared in the model's figures.yaml."""
+    from ..plots import figure_caption  # matplotlib only when figures are drawn
+
+    return figure_caption(model, name, lang)
 
 
 def _report(model: Any, sc: Any, status: dict, figures: list[str], lang: str) -> Report:
@@ -185,14 +175,9 @@ def _report(model: Any, sc: Any, status: dict, figures: list[str], lang: str) ->
     if published:
         report.text(SCOPE_NOTE[lang])
         report.table(reported_header(status, lang), published)
-    rd_goal = model.goals.get("rd_intensity")
-    captions = {
-        "goals": tr("goals_fig", obs=model.calibration.end, year=year),
-        "incubation_chain": tr("incubation_chain_fig"),
-        "rd": tr("rd_fig", goal=f"{rd_goal.test} {fmt_value(rd_goal.threshold, rd_goal.units)}" if rd_goal else ""),
-    }
+    captions = {"goals": tr("goals_fig", obs=model.calibration.end, year=year)}
     for name in figures:
-        report.image(f"{name}.png", captions[name])
+        report.image(f"{name}.png", captions.get(name) or plots_caption(model, name, lang))
     if sc.levers:
         report.heading(tr("levers"))
         report.table(tr("lever_header", start=policy_start(sc, model)).split("|"),
