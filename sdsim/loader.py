@@ -143,21 +143,33 @@ def load_model(directory: str | Path | None = None) -> Model:
         tables=structure["tables"],
         max_end=structure.get("max_end"),
     )
-    for t in model.tables.values():  # a table with a y_scale_range is an uncertainty: its scale s
-        if t.y_scale_range is not None:
-            pname = ex.table_scale_name(t.name)
-            if pname in params:
-                raise ModelError(f"'{pname}' is the scale parameter of table {t.name}; rename the parameter",
-                                 str(files["parameters"]), f"parameters.{pname}")
-            params[pname] = Parameter(
-                name=pname, value=1.0, units="dmnl", provenance="assumption", range=t.y_scale_range,
-                en=f"scale of table {t.name}: y' = 1 + s (y - 1)", zh=f"表函数 {t.name} 的缩放系数",
-                note="s = 1 is the table as written; sampled by sensitivity analysis",
-            )
+    _add_table_scales(model, str(files["parameters"]))
     _check_names(model, files)
     from .stockfns import expand  # loads units, which imports this module
 
     expand(model)
+    _load_companions(model)
+    return model
+
+
+def _add_table_scales(model: Model, pfile: str) -> None:
+    """A table with a ``y_scale_range`` is an uncertainty: its scale s, the parameter ``<table>_y_scale``."""
+    for t in model.tables.values():
+        if t.y_scale_range is not None:
+            pname = ex.table_scale_name(t.name)
+            if pname in model.params:
+                raise ModelError(f"'{pname}' is the scale parameter of table {t.name}; rename the parameter",
+                                 pfile, f"parameters.{pname}")
+            model.params[pname] = Parameter(
+                name=pname, value=1.0, units="dmnl", provenance="assumption", range=t.y_scale_range,
+                en=f"scale of table {t.name}: y' = 1 + s (y - 1)", zh=f"表函数 {t.name} 的缩放系数",
+                note="s = 1 is the table as written; sampled by sensitivity analysis",
+            )
+
+
+def _load_companions(model: Model) -> None:
+    """``history.yaml`` and ``figures.yaml`` beside the model files, when present (read against the model)."""
+    d = model.directory
     hfile = d / "history.yaml"
     if hfile.exists():
         from .history import load_history
@@ -170,7 +182,6 @@ def load_model(directory: str | Path | None = None) -> Model:
 
         model.figures = load_figures(ffile, model)
         model.file_hashes["figures.yaml"] = hashlib.sha256(ffile.read_bytes()).hexdigest()
-    return model
 
 
 def _add_costs(aux: dict[str, Variable], params: dict[str, Parameter], file: str) -> None:
