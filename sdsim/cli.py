@@ -36,6 +36,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="DIR", help="model folder (default: ./model, else the repository's)")
 
 
+def _lang(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lang", choices=("en", "zh"), default="en", help="language of the printed summary")
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -69,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("init", help=COMMANDS["init"], description=COMMANDS["init"])
     p.add_argument("dir", metavar="DIR", help="a new (or empty) folder")
+    _lang(p)
 
     p = sub.add_parser("compare", help=COMMANDS["compare"], description=COMMANDS["compare"])
     p.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="scenario YAML files")
@@ -125,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("calibrate", help=COMMANDS["calibrate"], description=COMMANDS["calibrate"])
     p.add_argument("scenario", nargs="?", metavar="SCENARIO", help="calibrate under this scenario's parameter overrides")
+    _lang(p)
     _common(p)
 
     p = sub.add_parser("describe", help=COMMANDS["describe"], description=COMMANDS["describe"])
@@ -134,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help=COMMANDS["check"], description=COMMANDS["check"])
     p.add_argument("scenario", nargs="?", metavar="SCENARIO")
+    _lang(p)
     _workers(p)
     _common(p)
 
@@ -141,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scenario", nargs="?", metavar="SCENARIO")
     p.add_argument("--format", choices=("xmile",), default="xmile")
     p.add_argument("--out", metavar="FILE", help="output file (default: results/<scenario>.xmile)")
+    _lang(p)
     _common(p)
 
     p = sub.add_parser("serve", help=COMMANDS["serve"], description=COMMANDS["serve"])

@@ -167,6 +167,14 @@ def lever_summary(fn: Any, lang: str = "en") -> str:
     return t("common.lever.table", lang, points=", ".join(f"{int(y)}: {v:g}" for y, v in fn.points))
 
 
+def provenance(word: str, lang: str = "en") -> str:
+    """A provenance word of the model files (seed, derived, external, assumption, calibrated) in ``lang``."""
+    key = f"common.prov.{word}"
+    from ..i18n import has
+
+    return t(key, lang) if has(key) else word
+
+
 def warning_line(w: str, lang: str = "en") -> str:
     """A scenario warning as printed under the heading."""
     return t("common.warning_line", lang, w=w)
