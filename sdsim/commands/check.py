@@ -1,8 +1,8 @@
 """``simulate.py check [SCENARIO]``: the model validity table; exit 0 only when every check passes.
 
 The rows are built in English by :mod:`sdsim.validity` and :mod:`sdsim.corners`; with ``--lang zh``
-each cell is matched against the English forms in ``sdsim/text/check.yaml`` (``check.row.*``) and
-rewritten in Chinese with the same values (a cell no form matches is shown as it is).
+each cell is matched against the English forms in ``sdsim/text/check.yaml`` (``check.row.*``; ``~s`` marks an
+optional plural s) and rewritten in Chinese with the same values (a cell no form matches is shown as it is).
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ def _forms() -> list[tuple[re.Pattern[str], str]]:
         if not key.startswith("check.row."):
             continue
         parts = re.split(r"(\{\w+\})", texts["en"])
-        rx = "".join(f"(?P<{p[1:-1]}>.*?)" if p.startswith("{") and p.endswith("}") else re.escape(p) for p in parts)
+        rx = "".join(f"(?P<{p[1:-1]}>.*?)" if p.startswith("{") and p.endswith("}")
+                     else "s?".join(re.escape(x) for x in p.split("~s")) for p in parts)  # ~s: an optional plural s
         fixed = len(re.sub(r"\{\w+\}", "", texts["en"]))
         out.append((fixed, re.compile(rx + r"\Z", re.S), key))
     return [(rx, key) for _, rx, key in sorted(out, key=lambda f: -f[0])]
