@@ -143,3 +143,35 @@ def test_html_pages_declare_their_language(tmp_path: Path, capsys: pytest.Captur
               "--lang", lang], capsys)
         page = (tmp_path / lang / "baseline" / "report.html").read_text(encoding="utf-8")
         assert f'<html lang="{lang}">' in page
+
+
+@pytest.mark.parametrize("value, problem", [
+    ({"en": "x", "fr": "y"}, "fr"),
+    ({"zh": "只有中文"}, "en"),
+    (3, "expected a text or a mapping"),
+    ({"en": "x", "zh": ["a"]}, "description.zh"),
+])
+def test_a_bad_description_is_refused_naming_the_key(value: object, problem: str, model: Model,
+                                                     tmp_path: Path) -> None:
+    import yaml
+
+    from sdsim.errors import InputError
+    from sdsim.scenario import load_scenario
+
+    f = tmp_path / "s.yaml"
+    f.write_text(yaml.safe_dump({"name": "s", "description": value}, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(InputError) as err:
+        load_scenario(f, model)
+    assert "description" in str(err.value) and problem in str(err.value)
+
+
+def test_description_in_both_languages(model: Model, tmp_path: Path) -> None:
+    from sdsim.scenario import load_scenario
+
+    f = tmp_path / "s.yaml"
+    f.write_text("name: s\ndescription: {en: Why, zh: 为何}\n", encoding="utf-8")
+    sc = load_scenario(f, model)
+    assert (sc.text("en"), sc.text("zh")) == ("Why", "为何")
+    f.write_text("name: s\ndescription: Only English\n", encoding="utf-8")
+    sc = load_scenario(f, model)
+    assert (sc.text("en"), sc.text("zh")) == ("Only English", "Only English")
