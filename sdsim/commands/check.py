@@ -1,57 +1,30 @@
 """``simulate.py check [SCENARIO]``: the model validity table; exit 0 only when every check passes.
 
 The rows are built in English by :mod:`sdsim.validity` and :mod:`sdsim.corners`; with ``--lang zh``
-each cell is matched against the English forms in ``sdsim/text/check.yaml`` (``check.row.*``; ``~s`` marks an
-optional plural s) and rewritten in Chinese with the same values (a cell no form matches is shown as it is).
+each cell is matched against the English forms in ``sdsim/text/check.yaml`` (``check.row.*``) and
+rewritten in Chinese with the same values (:func:`sdsim.commands.common.localize`).
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import re
 import time
 
 from ..checkspec import load_checks
-from ..i18n import catalogue, t
+from ..i18n import t
 from ..model import Model
 from ..textable import render
 from ..validity import Row, all_passed, baseline_scenario, run_checks
 from .common import heading, load, scenarios, warning_line
+from .common import localize as common_localize
 
 RESULT = {True: "pass", False: "FAIL", None: "info"}
 
 
-@functools.cache
-def _forms() -> list[tuple[re.Pattern[str], str]]:
-    """(regex of the English form, key) of every ``check.row.*`` text, most fixed characters first (most specific)."""
-    out = []
-    for key, texts in catalogue().items():
-        if not key.startswith("check.row."):
-            continue
-        parts = re.split(r"(\{\w+\})", texts["en"])
-        rx = "".join(f"(?P<{p[1:-1]}>.*?)" if p.startswith("{") and p.endswith("}")
-                     else "s?".join(re.escape(x) for x in p.split("~s")) for p in parts)  # ~s: an optional plural s
-        fixed = len(re.sub(r"\{\w+\}", "", texts["en"]))
-        out.append((fixed, re.compile(rx + r"\Z", re.S), key))
-    return [(rx, key) for _, rx, key in sorted(out, key=lambda f: -f[0])]
-
-
 def localize(text: str, lang: str, labels: dict[str, str] | None = None) -> str:
     """An English cell of the check table in ``lang`` (values kept; inner phrases translated too)."""
-    if lang == "en" or not text:
-        return text
-    if labels and text in labels:
-        return labels[text]
-    for rx, key in _forms():
-        m = rx.match(text)
-        if m:
-            kw = {k: localize(v, lang, labels) if k in ("what", "rest", "expect", "name", "a", "b") else v
-                  for k, v in m.groupdict().items()}
-            return t(key, lang, **kw)
-    if "; " in text:  # a list of expectations
-        return "；".join(localize(p, lang, labels) for p in text.split("; "))
-    return text
+    return common_localize(text, lang, "check.row.", labels)
 
 
 def _labels(model: Model) -> dict[str, str]:

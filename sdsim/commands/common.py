@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import re
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 from ..compiler import Compiled, compile_model
 from ..errors import InputError
 from ..goals import GoalStatus
-from ..i18n import t
+from ..i18n import catalogue, t
 from ..model import Model, load_model
 from ..scenario import Scenario, apply_set, load_scenario
 from ..textable import num, render
@@ -204,3 +205,44 @@ def result_name(sc: Scenario) -> str:
 def out_path(base: str, sc: Scenario) -> Path:
     """Result folder of a scenario (or of its ``--set`` variant) under ``base``."""
     return Path(base) / result_name(sc)
+
+
+# ----------------------------------------------------------------- texts other modules write in English
+
+
+@functools.cache
+def _forms(prefix: str) -> list[tuple[re.Pattern[str], str]]:
+    """(regex of the English form, key) of every catalogue text whose key starts with ``prefix``, the most
+    fixed characters first (the most specific form wins)."""
+    out = []
+    for key, texts in catalogue().items():
+        if not key.startswith(prefix):
+            continue
+        parts = re.split(r"(\{\w+\})", texts["en"])
+        rx = "".join(f"(?P<{p[1:-1]}>.*?)" if p.startswith("{") and p.endswith("}")
+                     else "s?".join(re.escape(x) for x in p.split("~s")) for p in parts)  # ~s: an optional plural s
+        fixed = len(re.sub(r"\{\w+\}", "", texts["en"]))
+        out.append((fixed, re.compile(rx + r"\Z", re.S), key))
+    return [(rx, key) for _, rx, key in sorted(out, key=lambda f: -f[0])]
+
+
+RECURSE = ("what", "rest", "expect", "name", "a", "b")  # placeholders that hold a phrase, translated in turn
+
+
+def localize(text: str, lang: str, prefix: str, labels: dict[str, str] | None = None) -> str:
+    """A text another module writes in English (the check table's cells, calibration failure reasons, notes),
+    in ``lang``: matched against the English forms of the catalogue keys under ``prefix`` and written in the
+    form of ``lang`` with the same values. ``labels`` maps whole English texts to their translation; a text no
+    form matches is returned as it is (a list joined by '; ' is translated item by item)."""
+    if lang == "en" or not text:
+        return text
+    if labels and text in labels:
+        return labels[text]
+    for rx, key in _forms(prefix):
+        m = rx.match(text)
+        if m:
+            kw = {k: localize(v, lang, prefix, labels) if k in RECURSE else v for k, v in m.groupdict().items()}
+            return t(key, lang, **kw)
+    if "; " in text:  # a list of expectations
+        return "；".join(localize(p, lang, prefix, labels) for p in text.split("; "))
+    return text
