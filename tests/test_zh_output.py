@@ -118,6 +118,12 @@ COMMANDS = {
     "describe": lambda d: ["describe"],
     "export": lambda d: ["export", str(ROOT / "scenarios" / "goals_2026.yaml"), "--out", str(d / "x.xmile")],
     "init": lambda d: ["init", str(d / "mine")],
+    "sensitivity_mc": lambda d: ["sensitivity", str(ROOT / "scenarios" / "baseline.yaml"), "--method", "mc",
+                                 "--samples", "100", "--no-plots", "--out", str(d / "mc")],
+    "sensitivity_oat": lambda d: ["sensitivity", str(ROOT / "scenarios" / "goals_2026.yaml"), "--method", "oat",
+                                  "--out", str(d / "oat")],
+    "sensitivity_member": lambda d: ["sensitivity", str(ROOT / "scenarios" / "baseline.yaml"), "--method", "mc",
+                                     "--samples", "8", "--levers", "--member", "3", "--out", str(d / "m.yaml")],
 }
 
 
