@@ -122,6 +122,8 @@ COMMANDS = {
                                  "--samples", "100", "--no-plots", "--out", str(d / "mc")],
     "sensitivity_oat": lambda d: ["sensitivity", str(ROOT / "scenarios" / "goals_2026.yaml"), "--method", "oat",
                                   "--out", str(d / "oat")],
+    "optimize": lambda d: ["optimize", str(ROOT / "scenarios" / "baseline.yaml"), "--samples", "60", "--popsize", "6",
+                           "--maxiter", "2", "--out", str(d / "opt")],
     "sensitivity_member": lambda d: ["sensitivity", str(ROOT / "scenarios" / "baseline.yaml"), "--method", "mc",
                                      "--samples", "8", "--levers", "--member", "3", "--out", str(d / "m.yaml")],
 }
