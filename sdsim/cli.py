@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", default="results", help="parent folder of the result folders (default: results); "
                    "a scenario run with --set goes to <name>+<overrides>/")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a lever or parameter")
-    p.add_argument("--lang", choices=("en", "zh"), default="en", help="label language of figures")
+    p.add_argument("--lang", choices=("en", "zh"), default="en", help="language of the printed summary, reports and figures")
     p.add_argument("--svg", action="store_true", help="also write SVG figures")
     p.add_argument("--no-plots", action="store_true", help="skip figures")
     _common(p)
@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/compare, or results/compare+<overrides> "
                    "with --set)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override in every scenario")
-    p.add_argument("--lang", choices=("en", "zh"), default="en")
+    p.add_argument("--lang", choices=("en", "zh"), default="en", help="language of the printed summary, reports and figures")
     p.add_argument("--svg", action="store_true", help="also write SVG figures")
     _workers(p)
     _common(p)
@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write experiment K of this design (same method, samples, seed, inputs) as a scenario file "
                         "that `run` reproduces exactly, instead of analysing")
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>_<method>)")
-    p.add_argument("--lang", choices=("en", "zh"), default="en")
+    p.add_argument("--lang", choices=("en", "zh"), default="en", help="language of the printed summary, reports and figures")
     p.add_argument("--svg", action="store_true", help="also write SVG figures")
     p.add_argument("--no-plots", action="store_true", help="skip figures")
     _workers(p)
@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--popsize", type=int, default=24, metavar="K", help="candidates per generation (default 24)")
     p.add_argument("--maxiter", type=int, default=40, metavar="G", help="generations at most (default 40)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>_optimize)")
-    p.add_argument("--lang", choices=("en", "zh"), default="en")
+    p.add_argument("--lang", choices=("en", "zh"), default="en", help="language of the printed summary, reports and figures")
     p.add_argument("--svg", action="store_true", help="also write SVG figures")
     p.add_argument("--no-plots", action="store_true", help="skip figures")
     _common(p)
@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("describe", help=COMMANDS["describe"], description=COMMANDS["describe"])
     p.add_argument("--format", choices=("text", "md"), default="text", help="md writes docs/model.md")
-    p.add_argument("--lang", choices=("en", "zh"), default="en")
+    p.add_argument("--lang", choices=("en", "zh"), default="en", help="language of the printed summary, reports and figures")
     _common(p)
 
     p = sub.add_parser("check", help=COMMANDS["check"], description=COMMANDS["check"])
