@@ -183,3 +183,24 @@ def test_description_in_both_languages(model: Model, tmp_path: Path) -> None:
     f.write_text("name: s\ndescription: Only English\n", encoding="utf-8")
     sc = load_scenario(f, model)
     assert (sc.text("en"), sc.text("zh")) == ("Only English", "Only English")
+
+
+@pytest.mark.parametrize("lang, attribute", [("en", b'<html lang="en">'), ("zh", b'<html lang="zh-CN">')])
+def test_the_page_declares_the_serve_language(lang: str, attribute: bytes) -> None:
+    pytest.importorskip("plotly")
+    import threading
+    import urllib.request
+
+    from sdsim.web.server import App
+    from sdsim.web.service import Service
+
+    app = App(("127.0.0.1", 0), Service(ROOT / "model", [ROOT / "scenarios"], samples=10, lang=lang))
+    thread = threading.Thread(target=app.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with urllib.request.urlopen(app.url, timeout=30) as r:
+            page = r.read()
+    finally:
+        app.shutdown()
+        app.server_close()
+    assert attribute in page
