@@ -41,9 +41,11 @@ _KEEP = re.compile(r"\w*_\w*|\b(?:GDP|HTE|STAR|CNY)\b")
 def model_text(text: str, lang: str) -> str:
     """A free text of the model files (note, source): as written, except that Chinese pages leave out text in
     English sentences (the English page, docs/model.md, shows it); Chinese words and formulas stay."""
-    if lang == "en" or not text or not _ENGLISH.search(_KEEP.sub("", text)):
+    if lang == "en" or not text:
         return text
-    return ""
+    if "MODEL_SPEC" in text:  # a citation of the project's design notes, which readers of the page do not have
+        return ""
+    return "" if _ENGLISH.search(_KEEP.sub("", text)) else text
 
 
 @dataclass

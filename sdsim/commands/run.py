@@ -70,15 +70,7 @@ def main(args: argparse.Namespace) -> int:
             d = staging.add(target)
             write_timeseries(d / "timeseries.csv", model, run)
             write_variables(d / "variables.csv", model, run)
-            write_csv(
-                d / "goals.csv",
-                ["goal", "variable", f"value_{year}", "test", "threshold",
-                 "met", "first_year_met", "gap", "gap_pct", "probability", "value_reported", "threshold_reported",
-                 "rebased_target", "rebased_target_year"],
-                ([g, st.goal.variable, st.value[0], st.goal.test, st.goal.threshold, bool(st.met[0]),
-                  int(st.first_year[0]) or "", st.gap[0], st.gap_pct[0], st.probability[0], *reported_cells(st)]
-                 for g, st in status.items()),
-            )
+            _write_goals(d / "goals.csv", status, year)
             files = ["timeseries.csv", "variables.csv", "goals.csv"]
             figures = []
             if not args.no_plots:
@@ -119,6 +111,19 @@ def main(args: argparse.Namespace) -> int:
     for target, files in done:
         print(t("common.written", args.lang, target=target, files=", ".join(files)))
     return 0
+
+
+def _write_goals(path: Any, status: dict, year: int) -> None:
+    """goals.csv: one row per goal (value in the goal year, test, met, first year met, gap, published scope)."""
+    write_csv(
+        path,
+        ["goal", "variable", f"value_{year}", "test", "threshold",
+         "met", "first_year_met", "gap", "gap_pct", "probability", "value_reported", "threshold_reported",
+         "rebased_target", "rebased_target_year"],
+        ([g, st.goal.variable, st.value[0], st.goal.test, st.goal.threshold, bool(st.met[0]),
+          int(st.first_year[0]) or "", st.gap[0], st.gap_pct[0], st.probability[0], *reported_cells(st)]
+         for g, st in status.items()),
+    )
 
 
 def _report(model: Any, sc: Any, status: dict, figures: list[str], lang: str) -> Report:
