@@ -115,6 +115,8 @@ COMMANDS = {
     "compare": lambda d: ["compare", *[str(ROOT / "scenarios" / f"{s}.yaml") for s in ("baseline", "goals_2026",
                                                                                           "headwinds")],
                           "--out", str(d)],  # every scenario's description: in `run`
+    "run_warnings": lambda d: ["run", str(ROOT / "scenarios" / "baseline.yaml"), "--set", "ht_growth_premium=0.15",
+                               "--set", "maker_space_openings=5", "--no-plots", "--out", str(d)],
     "check": lambda d: ["check"],
     "calibrate": lambda d: ["calibrate"],
     "describe": lambda d: ["describe"],

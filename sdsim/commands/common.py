@@ -178,7 +178,7 @@ def provenance(word: str, lang: str = "en") -> str:
 
 def warning_line(w: str, lang: str = "en") -> str:
     """A scenario warning as printed under the heading."""
-    return t("common.warning_line", lang, w=w)
+    return t("common.warning_line", lang, w=localize(w, lang, "common.warn."))
 
 
 def variant_suffix(overrides: list[str]) -> str:
@@ -226,7 +226,7 @@ def _forms(prefix: str) -> list[tuple[re.Pattern[str], str]]:
     return [(rx, key) for _, rx, key in sorted(out, key=lambda f: -f[0])]
 
 
-RECURSE = ("what", "rest", "expect", "name", "a", "b")  # placeholders that hold a phrase, translated in turn
+RECURSE = ("what", "rest", "expect", "name", "a", "b", "prov")  # placeholders that hold a phrase, translated in turn
 
 
 def localize(text: str, lang: str, prefix: str, labels: dict[str, str] | None = None) -> str:

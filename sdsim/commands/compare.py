@@ -22,6 +22,7 @@ from ..textable import num, render
 from .common import (
     lever_summary,
     load,
+    localize,
     reported_cells,
     require_goals,
     scenario_text,
@@ -114,7 +115,7 @@ def report(model: Model, results: list[ScenarioRun], status: list[dict[str, Goal
     rep = Report(t("cmp.title", lang, n=len(results)), lang)
     rep.text(summary)
     for w in warnings:
-        rep.text(t("run.warning", lang, w=w))
+        rep.text(t("run.warning", lang, w=localize(w, lang, "common.warn.")))
     rep.heading(t("cmp.by_scenario", lang))
     rep.table(*table_rows(model, results, status, dips, lang))
     for line in legend(model, any(dips), lang):

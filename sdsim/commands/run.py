@@ -21,6 +21,7 @@ from .common import (
     heading,
     lever_summary,
     load,
+    localize,
     out_path,
     reported_cells,
     reported_header,
@@ -137,7 +138,7 @@ def _report(model: Any, sc: Any, status: dict, figures: list[str], lang: str) ->
     if sc.description:
         report.text(scenario_text(sc, lang))
     for w in sc.warnings:
-        report.text(tr("warning", w=w))
+        report.text(tr("warning", w=localize(w, lang, "common.warn.")))
     report.heading(tr("goals", year=year))
     report.table(goal_header(lang), goal_rows(status, lang))
     report.text(tr("gap_note"))
