@@ -7,7 +7,8 @@ language is removed first:
 - the model's own names: variables, parameters, levers, goals, facts, tables, series, calibration
   targets, history rows, reality checks, loops, and every scenario name; any snake_case word
   (an identifier by its form, e.g. a flow XMILE splits per stock);
-- the model's unit symbols (``firm/year``, ``CNY100M`` ...), file names and paths, command-line
+- the model's unit symbols (``firm/year``, ``CNY100M`` ...), file names, paths and key paths
+  (``parameters.leverage``), command-line
   options (``--set``), command lines (``simulate run ...``), Markdown code spans, HTML tags and
   entities, numbers.
 
@@ -81,6 +82,7 @@ def english_words(text: str, names: set[str], units: set[str]) -> list[str]:
     text = re.sub(r"(?<!\w)--[\w-]+", " ", text)  # command-line options
     text = re.sub(r"\S*/\S*", " ", text)  # paths and unit ratios
     text = re.sub(r"[\w.+-]+\.(?:csv|png|svg|html|md|json|npz|yaml|xmile)\b", " ", text)  # file names
+    text = re.sub(r"\b[a-z]+(?:\.\w+)+", " ", text)  # key paths of the files (levers.rd_subsidy, parameters.x)
     text = re.sub(r"\b\w*_\w*\b", " ", text)  # snake_case identifiers
     words = re.findall(r"[A-Za-z][A-Za-z0-9]*", text)
     return [w for w in words if len(re.sub(r"\d", "", w)) >= 3 and w not in names and w not in units
