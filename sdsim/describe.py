@@ -120,7 +120,8 @@ def _overview(m: Model, loops: Sequence[Loop], lang: str) -> Section:
         "desc.overview_counts", lang, stocks=len(m.stocks), flows=len(m.flows), aux=len(m.aux), annual=len(m.annual),
         sectors=len(m.sectors) or 1, params=len(m.constants), levers=len(m.levers), facts=len(m.facts),
         goals=len(m.goals), loops=len(loops), R=pol.get("R", 0), B=pol.get("B", 0), extra=extra,
-        provenance=", ".join(f"{n} {word(k, lang)}" for k, n in prov.most_common())))
+        provenance=t("desc.list_sep", lang).join(t("desc.prov_count", lang, n=n, kind=word(k, lang))
+                                                 for k, n in prov.most_common())))
     calib = (t("desc.calib_window", lang, start=cal.start, end=cal.end, targets=len(cal.targets), free=len(cal.free))
              if cal.targets else t("desc.no_calib", lang))
     sec.paragraphs.append(t("desc.time", lang, start=cal.start, calib=calib, lever_start=cal.lever_start))
