@@ -108,9 +108,12 @@ def reported_cells(st: GoalStatus, column: int = 0) -> list[object]:
             "" if st.rebased_target is None else st.rebased_target, st.rebased_year or ""]
 
 
-def scope_note(lang: str = "en") -> str:
-    """The sentence before the published-scope table."""
-    return t("common.scope_note", lang)
+def scope_note(model: Any, lang: str = "en") -> str:
+    """The sentence before the published-scope table (with the model's scope-change year when it names one)."""
+    from ..figures_spec import scope_year
+
+    year = scope_year(model)
+    return t("common.scope_note", lang, year=year) if year is not None else t("common.scope_note_plain", lang)
 
 
 def reported_header(status: dict[str, GoalStatus], lang: str = "en") -> list[str]:
@@ -132,12 +135,12 @@ def reported_rows(status: dict[str, GoalStatus], lang: str = "en", column: int =
     return rows
 
 
-def reported_table(status: dict[str, GoalStatus], lang: str = "en", column: int = 0) -> str:
+def reported_table(model: Any, status: dict[str, GoalStatus], lang: str = "en", column: int = 0) -> str:
     """The published-scope table as terminal text, after the one-sentence scope note ('' when no goal has one)."""
     rows = reported_rows(status, lang, column)
     if not rows:
         return ""
-    return scope_note(lang) + "\n" + render(reported_header(status, lang), rows,
+    return scope_note(model, lang) + "\n" + render(reported_header(status, lang), rows,
                                                                   [False, True, True, True])
 
 

@@ -122,7 +122,7 @@ def report(model: Model, results: list[ScenarioRun], status: list[dict[str, Goal
         rep.text(line.strip())
     published = published_rows(results, status, lang)
     if published:
-        rep.text(scope_note(lang))
+        rep.text(scope_note(model, lang))
         rep.table(*published[:2])
     rep.image("matrix.png", t("cmp.matrix_fig", lang))
     rep.image("overlay.png", t("cmp.overlay_fig", lang, obs=model.calibration.end))
@@ -215,7 +215,7 @@ def main(args: argparse.Namespace) -> int:
     print(table(model, results, status, dips, lg))
     published = published_rows(results, status, lg)
     if published:
-        print("\n" + scope_note(lg))
+        print("\n" + scope_note(model, lg))
         print(render(*published))
 
     lang = plots.setup_language(args.lang)

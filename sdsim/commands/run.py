@@ -63,7 +63,7 @@ def main(args: argparse.Namespace) -> int:
             for w in sc.warnings:
                 print(warning_line(w, args.lang))
             print(goal_table(status, args.lang))
-            rep_table = reported_table(status, args.lang)
+            rep_table = reported_table(model, status, args.lang)
             if rep_table:
                 print(rep_table)
             target = out_path(args.out, sc)
@@ -142,7 +142,7 @@ def _report(model: Any, sc: Any, status: dict, figures: list[str], lang: str) ->
     report.text(tr("gap_note"))
     published = reported_rows(status, lang)
     if published:
-        report.text(scope_note(lang))
+        report.text(scope_note(model, lang))
         report.table(reported_header(status, lang), published)
     captions = {"goals": tr("goals_fig", obs=model.calibration.end, year=year)}
     for name in figures:
