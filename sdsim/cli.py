@@ -37,6 +37,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="DIR", help="model folder (default: ./model, else the repository's)")
 
 
+def _lang(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lang", choices=("en", "zh"), default="en", help="language of the printed summary")
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -73,13 +77,14 @@ def _add_run(sub: Any) -> None:
     p.add_argument("--out", metavar="DIR", default="results", help="parent folder of the result folders (default: results); "
                    "a scenario run with --set goes to <name>+<overrides>/")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a lever or parameter")
-    p.add_argument("--lang", choices=("en", "zh"), default="en", help="label language of figures")
+    p.add_argument("--lang", choices=("en", "zh"), default="en", help="language of the printed summary, reports and figures")
     p.add_argument("--svg", action="store_true", help="also write SVG figures")
     p.add_argument("--no-plots", action="store_true", help="skip figures")
     _common(p)
 
     p = sub.add_parser("init", help=COMMANDS["init"], description=COMMANDS["init"])
     p.add_argument("dir", metavar="DIR", help="a new (or empty) folder")
+    _lang(p)
 
 
 def _add_compare(sub: Any) -> None:
@@ -89,7 +94,7 @@ def _add_compare(sub: Any) -> None:
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/compare, or results/compare+<overrides> "
                    "with --set)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override in every scenario")
-    p.add_argument("--lang", choices=("en", "zh"), default="en")
+    p.add_argument("--lang", choices=("en", "zh"), default="en", help="language of the printed summary, reports and figures")
     p.add_argument("--svg", action="store_true", help="also write SVG figures")
     _workers(p)
     _common(p)
@@ -115,7 +120,7 @@ def _add_sensitivity(sub: Any) -> None:
                    help="write experiment K of this design (same method, samples, seed, inputs) as a scenario file "
                         "that `run` reproduces exactly, instead of analysing")
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>_<method>)")
-    p.add_argument("--lang", choices=("en", "zh"), default="en")
+    p.add_argument("--lang", choices=("en", "zh"), default="en", help="language of the printed summary, reports and figures")
     p.add_argument("--svg", action="store_true", help="also write SVG figures")
     p.add_argument("--no-plots", action="store_true", help="skip figures")
     _workers(p)
@@ -138,7 +143,7 @@ def _add_optimize(sub: Any) -> None:
     p.add_argument("--popsize", type=int, default=24, metavar="K", help="candidates per generation (default 24)")
     p.add_argument("--maxiter", type=int, default=40, metavar="G", help="generations at most (default 40)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>_optimize)")
-    p.add_argument("--lang", choices=("en", "zh"), default="en")
+    p.add_argument("--lang", choices=("en", "zh"), default="en", help="language of the printed summary, reports and figures")
     p.add_argument("--svg", action="store_true", help="also write SVG figures")
     p.add_argument("--no-plots", action="store_true", help="skip figures")
     _common(p)
@@ -148,15 +153,17 @@ def _add_model_commands(sub: Any) -> None:
     """``calibrate``, ``describe``, ``check`` and ``export``: commands about the model itself."""
     p = sub.add_parser("calibrate", help=COMMANDS["calibrate"], description=COMMANDS["calibrate"])
     p.add_argument("scenario", nargs="?", metavar="SCENARIO", help="calibrate under this scenario's parameter overrides")
+    _lang(p)
     _common(p)
 
     p = sub.add_parser("describe", help=COMMANDS["describe"], description=COMMANDS["describe"])
     p.add_argument("--format", choices=("text", "md"), default="text", help="md writes docs/model.md")
-    p.add_argument("--lang", choices=("en", "zh"), default="en")
+    p.add_argument("--lang", choices=("en", "zh"), default="en", help="language of the printed summary, reports and figures")
     _common(p)
 
     p = sub.add_parser("check", help=COMMANDS["check"], description=COMMANDS["check"])
     p.add_argument("scenario", nargs="?", metavar="SCENARIO")
+    _lang(p)
     _workers(p)
     _common(p)
 
@@ -164,6 +171,7 @@ def _add_model_commands(sub: Any) -> None:
     p.add_argument("scenario", nargs="?", metavar="SCENARIO")
     p.add_argument("--format", choices=("xmile",), default="xmile")
     p.add_argument("--out", metavar="FILE", help="output file (default: results/<scenario>.xmile)")
+    _lang(p)
     _common(p)
 
 

@@ -231,3 +231,11 @@ def _check(spec: Figures, model: Any, file: str) -> None:
             for j, g in enumerate(p.goals):
                 if g not in model.goals:
                     raise ModelError(f"unknown goal '{g}'{suggest(g, model.goals)}", file, f"{path}.goals.{j}")
+
+
+def scope_year(model: Any) -> int | None:
+    """The first year-end in a new reporting scope (figures.yaml scope_change), if the model names one."""
+    spec = getattr(model, "figures", None)
+    if spec is None or spec.scope_change is None:
+        return None
+    return int(model.params[spec.scope_change].value)

@@ -34,7 +34,7 @@ from matplotlib.ticker import PercentFormatter
 
 from . import i18n
 from .engine import Run
-from .figures_spec import STYLES, FigureSpec, Panel, text
+from .figures_spec import STYLES, FigureSpec, Panel, scope_year, text
 from .goals import GoalStatus
 from .model import Model
 from .textable import fmt_gap, fmt_value  # noqa: F401  (re-exported: plots.fmt_value)
@@ -218,16 +218,8 @@ def _axes_grid(fig: Figure, n: int, ncol: int) -> np.ndarray:
     return np.asarray(fig.subplots(nrow, ncol, squeeze=False))
 
 
-def _scope_year(model: Model) -> int | None:
-    """The first year-end in a new reporting scope (figures.yaml scope_change), if the model names one."""
-    spec = getattr(model, "figures", None)
-    if spec is None or spec.scope_change is None:
-        return None
-    return int(model.params[spec.scope_change].value)
-
-
 def _reported_label(model: Model, lang: str) -> str:
-    year = _scope_year(model)
+    year = scope_year(model)
     return t("reported_path", lang, year=year) if year is not None else t("reported_path_plain", lang)
 
 

@@ -7,7 +7,7 @@ Schema (all keys optional)::
 
     name: rd_push                      # result folder name (letters, digits, _ . -); default: file stem
     title: {en: ..., zh: ...}          # display title (a plain string is the English title)
-    description: ...                   # the policy story
+    description: {en: ..., zh: ...}    # the policy story (a plain string is the English text)
     extends: baseline                  # parent file (name in the same folder, or a relative path)
     start: <year>                      # must be the model's t0 (default: it)
     policy_start: <year>               # first calendar year the levers act in (default: the model's, after its history)
@@ -62,7 +62,8 @@ class Scenario:
     start: int  # the model's t0 (calibration window start)
     end: int  # last year simulated (default: the model's goal year, :func:`goal_year`)
     title: dict[str, str] = field(default_factory=dict)
-    description: str = ""
+    description: str = ""  # English (or the only) description
+    description_zh: str = ""  # Chinese description ('' when the file gives none)
     dt: float = DEFAULT_DT
     method: str = "euler"
     levers: dict[str, TimeFunction] = field(default_factory=dict)
@@ -79,6 +80,10 @@ class Scenario:
         """Display title in ``lang``."""
         return self.title.get(lang) or self.title.get("en") or self.name
 
+    def text(self, lang: str = "en") -> str:
+        """The description in ``lang`` (the English one when there is none in ``lang``)."""
+        return (self.description_zh if lang == "zh" else "") or self.description
+
     def where(self, key: str) -> str:
         """The file (or ``--set``) that set ``key``; the scenario's own file otherwise."""
         return self.origins.get(key, self.file)
@@ -89,7 +94,8 @@ class Scenario:
             "name": self.name,
             "file": self.file,
             "title": self.title,
-            "description": self.description,
+            "description": ({"en": self.description, "zh": self.description_zh} if self.description_zh
+                            else self.description),
             "start": self.start,
             "end": self.end,
             "dt": self.dt,
@@ -195,7 +201,15 @@ def apply(sc: Scenario, data: dict, model: Model, file: str, is_leaf: bool = Tru
             check_keys(title, ("en", "zh"), file, "title")
             sc.title = {k: as_str(v, file, f"title.{k}") for k, v in title.items()}
         if "description" in data:
-            sc.description = as_str(data["description"], file, "description").strip()
+            desc = data["description"]
+            if isinstance(desc, str):
+                desc = {"en": desc}
+            if not isinstance(desc, dict):
+                raise InputError(f"expected a text or a mapping {{en: ..., zh: ...}}, got {describe_value(desc)}",
+                                 file, "description")
+            check_keys(desc, ("en", "zh"), file, "description", required=("en",))
+            texts = {k: as_str(v, file, f"description.{k}").strip() for k, v in desc.items()}
+            sc.description, sc.description_zh = texts.get("en", ""), texts.get("zh", "")
     if "start" in data:
         sc.start = int(as_number(data["start"], file, "start", integer=True))
     if "end" in data:
