@@ -68,7 +68,7 @@ def scenario_levers(
     Baseline lever values come from ``params`` (numbers or (n,) arrays) and hold through the
     calibration window and the years of history; a scenario's time ``functions`` act from calendar
     year ``first_year`` (default: the model's policy start, the first year after its history;
-    MODEL_SPEC §3). ``settings`` maps levers to (n,) constant values that replace the scenario's
+    docs/spec.md §3). ``settings`` maps levers to (n,) constant values that replace the scenario's
     setting from then on (policy sensitivity); a NaN entry keeps the scenario's setting for that run.
     """
     return LeverPlan(functions or {}, first_year, settings or {}).schedules(cm, grid, params)
