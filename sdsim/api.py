@@ -154,7 +154,7 @@ class Simulator:
         from .runner import run_scenarios
 
         single = not isinstance(scenarios, list)
-        items = [scenarios] if single else list(scenarios)  # type: ignore[list-item]
+        items: list[Scenario | str] = scenarios if isinstance(scenarios, list) else [scenarios]
         scs = [s if isinstance(s, Scenario) else self.scenario(s) for s in items]
         out = []
         for r in run_scenarios(self.compiled, scs):

@@ -191,10 +191,10 @@ def _tables(m: Model, lang: str) -> list[Section]:
     sec = Section(t("desc.annual", lang), header=[h(k, lang) for k in ("name", "label", "units", "equation")])
     for a, v in m.annual.items():
         sec.rows.append([a, v.label(lang), v.units, v.expr.text])
-    for s, v in m.series.items():
-        obs = ", ".join(f"{y}: {_fmt(x)}" for y, x in v.values.items())
-        sec.rows.append([s, (v.zh if lang == "zh" else v.en) or s, v.units,
-                         t("desc.series_eq", lang, obs=obs, growth=v.growth)])
+    for s, ser in m.series.items():
+        obs = ", ".join(f"{y}: {_fmt(x)}" for y, x in ser.values.items())
+        sec.rows.append([s, (ser.zh if lang == "zh" else ser.en) or s, ser.units,
+                         t("desc.series_eq", lang, obs=obs, growth=ser.growth)])
     out.append(sec)
     return out
 
@@ -294,7 +294,7 @@ def _history(m: Model, lang: str) -> list[Section]:
                                                     h("kind", lang), h("scope_col", lang), h("source", lang)])
     sec.paragraphs.append(t("desc.history_note", lang))
     for r in hist.rows:
-        when = _fmt(r.t) if r.t is not None else f"({_fmt(r.period[0])}, {_fmt(r.period[1])}]"  # type: ignore[index]
+        when = _fmt(r.t) if r.t is not None else f"({_fmt(r.period[0])}, {_fmt(r.period[1])}]"
         tol = f"{r.tolerance:.0%}" if r.tolerance is not None else (_pair(r.interval) if r.interval else "-")
         scope = t(f"check.scope.{r.scope}", lang) if has(f"check.scope.{r.scope}") else r.scope
         sec.rows.append([r.id, r.variable, when, _fmt(r.value), tol, word(r.kind, lang), scope,

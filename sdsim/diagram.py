@@ -288,10 +288,10 @@ def _draw_panel(ax: Axes, model: Model, lanes: list[_Lane], heights: list[float]
                         fontsize=8,
                         zorder=6, linespacing=0.95)
     # transfers between stocks of this panel
-    for f, (a, b) in transfers(model).items():
-        if a in pos and b in pos:
-            xa, ya, ha = pos[a]
-            xb, yb, hb = pos[b]
+    for f, (src, dst) in transfers(model).items():
+        if src in pos and dst in pos:
+            xa, ya, ha = pos[src]
+            xb, yb, hb = pos[dst]
             start = (xa, ya - ha / 2) if ya > yb else (xa + BOX_W / 2, ya)
             end = (xb, yb + hb / 2) if ya > yb else (xb - BOX_W / 2, yb)
             _pipe(ax, start, end, color)

@@ -48,7 +48,7 @@ class Loop:
             return "?"
         if any(s == 0 for s in self.signs):
             return "0"
-        return "R" if int(np.prod(self.signs)) > 0 else "B"
+        return "R" if int(np.prod([s for s in self.signs if s is not None])) > 0 else "B"
 
     def path(self, sep: str = " → ") -> str:
         """``a → b → c → a`` with link signs."""

@@ -21,7 +21,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import matplotlib
 import numpy as np
@@ -29,6 +29,7 @@ from matplotlib import colors as mcolors
 from matplotlib import font_manager
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
 from matplotlib.patches import Patch
 from matplotlib.ticker import PercentFormatter
 
@@ -36,8 +37,11 @@ from . import i18n
 from .engine import Run
 from .figures_spec import STYLES, FigureSpec, Panel, scope_year, text
 from .goals import GoalStatus
-from .model import Model
+from .model import Fact, Model
 from .textable import fmt_gap, fmt_value  # noqa: F401  (re-exported: plots.fmt_value)
+
+if TYPE_CHECKING:
+    from matplotlib.typing import ColorType, LegendLocType  # matplotlib >= 3.8; only for the type check
 
 DPI = 150
 _CJK_CANDIDATES = (
@@ -46,7 +50,7 @@ _CJK_CANDIDATES = (
 )
 _font_state: dict[str, Any] = {}  # "zh": family name or None; "bold": whether that family has a bold face
 GOAL_RED = "#c0392b"
-STAR = {"marker": "*", "color": "#f39c12", "mec": "black", "ls": "none"}
+STAR: dict[str, Any] = {"marker": "*", "color": "#f39c12", "mec": "black", "ls": "none"}
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -83,7 +87,7 @@ def unit_label(units: str, lang: str, model: Model | None = None) -> str:
 def _font_dirs() -> list[Path]:
     dirs = [Path(p) for p in ("/usr/share/fonts", "/usr/local/share/fonts", os.path.expanduser("~/.fonts"))]
     try:
-        import mplfonts  # type: ignore[import-not-found]
+        import mplfonts
 
         dirs.append(Path(mplfonts.__file__).parent / "fonts")
     except ImportError:
@@ -378,7 +382,7 @@ def model_figure(model: Model, spec: FigureSpec, run: Run, lang: str, title: str
 
 def _panel(ax: Axes, model: Model, panel: Panel, run: Run, lang: str) -> None:
     yrs = run.years
-    colors: dict[str, str] = {}
+    colors: dict[str, ColorType] = {}
     if panel.kind == "stacked":
         annual = any(_is_annual(model, ln.variable) for ln in panel.lines)
         x = yrs[1:] if annual else yrs
@@ -401,7 +405,7 @@ def _panel(ax: Axes, model: Model, panel: Panel, run: Run, lang: str) -> None:
         f = model.facts[m.fact]
         label = text(m.label, lang, year=f.year) if m.label else t("observed", lang, year=f.year)
         kw: dict[str, Any] = dict(STAR) if m.marker == "*" else {"marker": m.marker, "color": "black", "ls": "none"}
-        ax.plot([f.year], [f.value], ms=13 if m.marker == "*" else 10, zorder=6,
+        ax.plot(_fact_x(f), [f.value], ms=13 if m.marker == "*" else 10, zorder=6,
                 label=label if label not in ax.get_legend_handles_labels()[1] else None, **kw)
     for gid in panel.goals:
         g = model.goals[gid]
@@ -414,7 +418,7 @@ def _panel(ax: Axes, model: Model, panel: Panel, run: Run, lang: str) -> None:
         if g.observed:
             f = model.facts[g.observed]
             observed = t("observed", lang, year=f.year)
-            ax.plot([f.year], [f.value], ms=13, zorder=6,
+            ax.plot(_fact_x(f), [f.value], ms=13, zorder=6,
                     label=observed if observed not in ax.get_legend_handles_labels()[1] else None, **STAR)
     if panel.history:
         draw_history(ax, model, [ln.variable for ln in panel.lines], lang)
@@ -429,7 +433,12 @@ def _panel(ax: Axes, model: Model, panel: Panel, run: Run, lang: str) -> None:
         ax.set_ylim(0, max(ax.get_ylim()[1], top))
     if panel.units == ["dmnl"]:
         ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.legend(fontsize=8, loc=panel.legend)
+    ax.legend(fontsize=8, loc=cast("LegendLocType", panel.legend))  # figures.yaml text; matplotlib rejects a bad one
+
+
+def _fact_x(f: Fact) -> list[float]:
+    """A fact's year as the x of its marker: NaN (not drawn) for a fact without a year."""
+    return [float("nan") if f.year is None else f.year]
 
 
 # ------------------------------------------------------------------------------ compare: the matrix
@@ -448,7 +457,8 @@ def _wrap(text: str, lang: str, width: int) -> str:
         return text
     lines = int(np.ceil(cols / width))
     target = cols / lines
-    out, line, w = [], "", 0
+    out: list[str] = []
+    line, w = "", 0
     for i, c in enumerate(text):
         nxt = text[i + 1] if i + 1 < len(text) else ""
         line += c
@@ -583,16 +593,17 @@ def overlay_figure(
     handles, names = [], []
     if goal_axes:
         for line in goal_axes[0].get_lines():
-            lab = line.get_label()
+            lab = str(line.get_label())
             if lab in labels and lab not in names:
                 handles.append(line)
                 names.append(lab)
         observed = {t("observed", lang, year=model.facts[g.observed].year) for g in model.goals.values() if g.observed}
         for ax in goal_axes:
             for line in ax.get_lines():
-                if line.get_label() in observed and line.get_label() not in names:
+                lab = str(line.get_label())
+                if lab in observed and lab not in names:
                     handles.append(line)
-                    names.append(line.get_label())
+                    names.append(lab)
     ncol = 2 if max((len(n) for n in names), default=0) > 30 else 3
     rows = int(np.ceil(len(names) / ncol))
     width, panels = fig.get_size_inches()
@@ -600,6 +611,6 @@ def overlay_figure(
     fig.set_layout_engine("constrained")  # the titles were re-wrapped: laid out again when drawn
     leg = fig.legend(handles, names, loc="outside lower center", ncol=ncol, fontsize=9, frameon=False)
     if ref is not None:
-        leg.set_title(_wrap(t("overlay_note", lang, name=ref), lang, int(width * 15)), prop={"size": 8})
+        leg.set_title(_wrap(t("overlay_note", lang, name=ref), lang, int(width * 15)), prop=FontProperties(size=8))
         leg.get_title().set_color("#444444")
     return fig

@@ -13,6 +13,7 @@ import textwrap
 from typing import Any
 
 import numpy as np
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -79,7 +80,8 @@ def add_conditioning(fig: Figure, model: Any, years: np.ndarray, cq: dict[str, n
     if not cond.active:
         return
     leg = fig.legends[0] if fig.legends else None
-    handles = list(leg.legend_handles) if leg is not None else []
+    # matplotlib keeps None for a handle it cannot draw (and no text for it): the rest pair up with the texts
+    handles: list[Artist] = [h for h in leg.legend_handles if h is not None] if leg is not None else []
     prior = {i18n.t("fig.sens." + k, lang): tx(v, lang)  # the fan chart's bands are the prior's
              for k, v in (("band90", "prior_band"), ("median", "prior_median"), ("band50", "prior_band50"))}
     labels = [prior.get(x.get_text(), x.get_text()) for x in leg.get_texts()] if leg is not None else []
@@ -106,7 +108,8 @@ def add_conditioned_probabilities(fig: Figure, rows: list[GoalRow], lang: str, c
                     va="center", fontsize=8, color="#7d3c98")
     if fig.legends:  # the diamonds join the probability figure's legend
         old = fig.legends[0]
-        handles, labels = list(old.legend_handles), [x.get_text() for x in old.get_texts()]
+        handles: list[Artist] = [h for h in old.legend_handles if h is not None]
+        labels = [x.get_text() for x in old.get_texts()]
         old.remove()
         handles.append(Line2D([], [], marker="D", ms=6, color="#7d3c98", mec="black", ls="none"))
         labels.append(tx("p_cond", lang, conf=conf))

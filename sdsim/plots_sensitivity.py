@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -67,7 +68,7 @@ def _input_label(problem: Problem, name: str, lang: str, with_range: bool = True
 
 
 def _threshold(ax: Axes, goal: Goal, lang: str, vertical: bool = True) -> None:
-    kw = {"color": "#c0392b", "ls": "--", "lw": 1.5, "gid": "goal",
+    kw: dict[str, Any] = {"color": "#c0392b", "ls": "--", "lw": 1.5, "gid": "goal",
           "label": t("threshold", lang, test=goal.test, value=fmt_value(goal.threshold, goal.units))}
     (ax.axvline if vertical else ax.axhline)(goal.threshold, **kw)
 

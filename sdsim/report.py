@@ -12,46 +12,71 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+@dataclass(frozen=True)
+class _Heading:
+    text: str
+
+
+@dataclass(frozen=True)
+class _Paragraph:
+    text: str
+
+
+@dataclass(frozen=True)
+class _Table:
+    header: list[str]
+    rows: list[list[str]]
+
+
+@dataclass(frozen=True)
+class _Image:
+    file: str
+    caption: str
+
+
+_Block = _Heading | _Paragraph | _Table | _Image
+
+
 @dataclass
 class Report:
     """Blocks of a report, in order."""
 
     title: str
     lang: str = "en"  # the page's language (the HTML lang attribute)
-    blocks: list[tuple[str, object]] = field(default_factory=list)
+    blocks: list[_Block] = field(default_factory=list)
 
     def heading(self, text: str) -> None:
         """A section heading."""
-        self.blocks.append(("h2", text))
+        self.blocks.append(_Heading(text))
 
     def text(self, text: str) -> None:
         """A paragraph (plain text)."""
-        self.blocks.append(("p", text))
+        self.blocks.append(_Paragraph(text))
 
     def table(self, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
         """A table of strings (numbers are formatted by the caller)."""
-        self.blocks.append(("table", (list(header), [[str(c) for c in r] for r in rows])))
+        self.blocks.append(_Table([str(h) for h in header], [[str(c) for c in r] for r in rows]))
 
     def image(self, file: str, caption: str) -> None:
         """A figure stored beside the report."""
-        self.blocks.append(("img", (file, caption)))
+        self.blocks.append(_Image(file, caption))
 
     def markdown(self) -> str:
         """The report as Markdown."""
         out = [f"# {self.title}", ""]
-        for kind, data in self.blocks:
-            if kind == "h2":
-                out += [f"## {data}", ""]
-            elif kind == "p":
-                out += [str(data), ""]
-            elif kind == "table":
-                header, rows = data  # type: ignore[misc]
+        for b in self.blocks:
+            if isinstance(b, _Heading):
+                out += [f"## {b.text}", ""]
+            elif isinstance(b, _Paragraph):
+                out += [str(b.text), ""]
+            elif isinstance(b, _Table):
+                header, rows = b.header, b.rows
                 out.append("| " + " | ".join(_md(h) for h in header) + " |")
                 out.append("|" + "---|" * len(header))
                 out += ["| " + " | ".join(_md(c) for c in r) + " |" for r in rows]
                 out.append("")
-            elif kind == "img":
-                file, caption = data  # type: ignore[misc]
+            else:
+                file, caption = b.file, b.caption
                 out += [f"![{caption}]({file})", "", f"*{caption}*", ""]
         return "\n".join(out)
 
@@ -59,18 +84,18 @@ class Report:
         """The report as a standalone HTML page."""
         e = html.escape
         body = [f"<h1>{e(self.title)}</h1>"]
-        for kind, data in self.blocks:
-            if kind == "h2":
-                body.append(f"<h2>{e(str(data))}</h2>")
-            elif kind == "p":
-                body.append(f"<p>{e(str(data))}</p>")
-            elif kind == "table":
-                header, rows = data  # type: ignore[misc]
+        for b in self.blocks:
+            if isinstance(b, _Heading):
+                body.append(f"<h2>{e(str(b.text))}</h2>")
+            elif isinstance(b, _Paragraph):
+                body.append(f"<p>{e(str(b.text))}</p>")
+            elif isinstance(b, _Table):
+                header, rows = b.header, b.rows
                 body.append("<table><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr></thead><tbody>")
                 body += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows]
                 body.append("</tbody></table>")
-            elif kind == "img":
-                file, caption = data  # type: ignore[misc]
+            else:
+                file, caption = b.file, b.caption
                 body.append(f'<figure><img src="{e(file)}" alt="{e(caption)}"><figcaption>{e(caption)}</figcaption></figure>')
         style = (
             "body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;line-height:1.4}"

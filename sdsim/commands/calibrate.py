@@ -37,6 +37,7 @@ def main(args: argparse.Namespace) -> int:
     for j, tgt in enumerate(cal.targets):
         what = tgt.variable or t("cal.inflows_of", lang, stock=tgt.inflows_of)
         src = model.facts.get(tgt.value_name) or model.params.get(tgt.value_name)
+        assert src is not None, tgt.value_name  # the loader rejects targets whose value is neither a fact nor a parameter
         rows.append([tgt.name, what, str(tgt.year), num(res.targets[0, j], 6), num(res.achieved[0, j], 6),
                      f"{res.residuals[0, j]:.1e}", f"{tgt.value_name} ({provenance(src.provenance, lang)})"])
     print("\n" + t("cal.targets", lang))

@@ -24,6 +24,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -164,10 +165,10 @@ class Service:
                            "policy_range": list(p.policy_range) if p.policy_range else None,
                            "limits": [_num(lo), _num(hi)], "role": p.role, "note": p.note, "quote": p.quote})
         scenarios = []
-        for sname, f in self.scenario_files().items():
-            entry: dict[str, Any] = {"name": sname, "file": str(f)}
+        for sname, sfile in self.scenario_files().items():
+            entry: dict[str, Any] = {"name": sname, "file": str(sfile)}
             try:
-                sc = load_scenario(f, model)
+                sc = load_scenario(sfile, model)
             except InputError as exc:
                 entry["error"] = str(exc)
             else:
@@ -219,8 +220,8 @@ class Service:
     def _central_run(self, sc: Scenario) -> tuple[Run, dict[str, float]]:
         """The scenario's run, as :func:`sdsim.runner.run_scenarios` computes it, with its calibration cached."""
         if not sc.recalibrate:
-            res = run_scenarios(self.cm, [sc])[0]
-            return res.run, res.params
+            plain = run_scenarios(self.cm, [sc])[0]
+            return plain.run, plain.params
         cm = self._compiled(sc)
         key = self._param_key(sc)
         solved = self._central.get(key)
@@ -424,5 +425,6 @@ class _quiet:
         self._cm.__enter__()
         warnings.simplefilter("ignore", RuntimeWarning)
 
-    def __exit__(self, *exc: object) -> None:
-        self._cm.__exit__(*exc)
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._cm.__exit__(exc_type, exc, tb)
