@@ -629,24 +629,39 @@ class Lesson:
 MOVED = 0.1  # an input is 'moved' by history when its median shifts or its band narrows by >= 10 % of its range
 
 
-def lessons(problem: Problem, x: np.ndarray, cond: Conditioning) -> list[Lesson]:
-    """Prior vs conditioned distribution of every uncertainty (``x``: (n, d) values of the calibrated samples),
-    most moved first.
+def lessons(problem: Problem, x: np.ndarray | Any, cond: Conditioning) -> list[Lesson]:
+    """Prior vs conditioned distribution of every uncertainty (``x``: (n, d) values of the calibrated samples,
+    or a function ``j -> (n,)`` giving them column by column), most moved first.
     """
     if not cond.active:
         return []
     if "lessons" in cond.cache:
         return cond.cache["lessons"]
-    prior = weighted_percentiles(x.T, None, REPORT_Q)
-    post = weighted_percentiles(x.T, cond.weights, REPORT_Q)
     used = cond.used
-    rho = np.zeros((x.shape[1], len(used)))
+    ry = None
     if used:
-        rx = stats.rankdata(x, axis=0)
         ry = stats.rankdata(np.stack([np.nan_to_num(r.values, nan=-np.inf) for r in used], axis=1), axis=0)
-        rx = (rx - rx.mean(0)) / np.where(rx.std(0) == 0, np.inf, rx.std(0))
         ry = (ry - ry.mean(0)) / np.where(ry.std(0) == 0, np.inf, ry.std(0))
-        rho = rx.T @ ry / x.shape[0]
+    if callable(x):  # column by column (a large design): percentiles and ranks of one input at a time
+        from .sensitivity import _standard_ranks
+
+        prior = np.empty((problem.d, len(REPORT_Q)))
+        post = np.empty((problem.d, len(REPORT_Q)))
+        rho = np.zeros((problem.d, len(used)))
+        for j in range(problem.d):
+            col = x(j)
+            prior[j] = weighted_percentiles(col, None, REPORT_Q)
+            post[j] = weighted_percentiles(col, cond.weights, REPORT_Q)
+            if ry is not None:
+                rho[j] = _standard_ranks(col) @ ry / col.size
+    else:
+        prior = weighted_percentiles(x.T, None, REPORT_Q)
+        post = weighted_percentiles(x.T, cond.weights, REPORT_Q)
+        rho = np.zeros((x.shape[1], len(used)))
+        if ry is not None:
+            rx = stats.rankdata(x, axis=0)
+            rx = (rx - rx.mean(0)) / np.where(rx.std(0) == 0, np.inf, rx.std(0))
+            rho = rx.T @ ry / x.shape[0]
     out = []
     for j, q in enumerate(problem.uncertainties):
         span = q.high - q.low

@@ -80,17 +80,64 @@ def machine_memory() -> int | None:
     return min(sizes) if sizes else None
 
 
-def check_samples(model: Model, method: str, n: int, d: int, years: int, second_order: bool = False) -> int:
-    """The number of runs of the design, or an InputError when it is above MAX_SAMPLES or would not fit in memory."""
+BASE_BYTES = 350 * 2**20  # the process before the ensemble: interpreter, numpy/scipy/matplotlib, the model (measured ~300 MB)
+
+
+def ensemble_bytes(model: Model, method: str, n: int, d: int, years: int, second_order: bool = False,
+                   samples: bool = True, workers: int | None = None) -> int:
+    """Peak memory (bytes) of ``sensitivity`` streaming a design of ``n`` (see :func:`stream_experiments`).
+
+    ``BASE_BYTES``, plus per worker the records of one chunk (:data:`sdsim.calibrate.CHUNK` runs,
+    :func:`bytes_per_run`) and, for Monte Carlo, the percentile sketches (exact values up to
+    :data:`sdsim.sketch.EXACT_BYTES`, else the prior and conditioned histograms), plus per design row
+    the design (``u``; Sobol', Morris and OAT also hold ``x``, and SALib's sampler two copies more),
+    its outcomes, solved parameters and observation values, and the analysis' rank arrays. With
+    ``samples`` (samples.npz) the whole (n, d) value matrix and the per-row tables are built once more.
+    """
+    from . import parallel
+    from . import sketch as sk
+    from .calibrate import CHUNK
+
+    rows = experiment_rows(method, n, d, second_order)
+    w = min(parallel.resolve(workers), max(-(-rows // CHUNK), 1))
+    n_vars = len(model.stocks) + len(model.flows) + len(model.aux) + len(getattr(model, "annual", {}) or {}) + len(
+        model.series)
+    goals = len(model.goals)
+    free = len(model.calibration.free)
+    obs = len(getattr(getattr(model, "history", None), "observations", []) or [])
+    fixed = BASE_BYTES + w * min(rows, CHUNK) * bytes_per_run(model, years)
+    if method == "mc":
+        streams = n_vars * (years + 2)
+        fixed += 2 * min(8 * streams * rows, sk.EXACT_BYTES) if sk.is_exact(streams, rows) else \
+            3 * w * 8 * streams * (sk.BINS + 2)
+    per_row = 8 * (d if method == "mc" else 4 * d)  # design u (and x, and SALib's temporaries)
+    per_row += 8 * (2 * goals + free + obs + 2) + 16  # outcomes, P(met), free, observations, weight, ok/reason
+    per_row += 8 * (6 + goals)  # ranks of one input and of the outcomes (analysis)
+    if samples:
+        per_row += 8 * (2 * d + 2 * goals + free + 2)
+    return int(fixed + rows * per_row)
+
+
+def check_samples(model: Model, method: str, n: int, d: int, years: int, second_order: bool = False,
+                  samples: bool = True, workers: int | None = None) -> int:
+    """The number of runs of the design, or an InputError when it is above MAX_SAMPLES or would not fit in memory
+    (:func:`ensemble_bytes`: the ensemble is streamed, so memory grows with a few numbers per run)."""
     if n > MAX_SAMPLES:
         raise InputError(f"expected at most {MAX_SAMPLES:,} (the documented cap), got {n:,}", None, "--samples")
     rows = experiment_rows(method, n, d, second_order)
-    need = rows * bytes_per_run(model, years)
+    need = ensemble_bytes(model, method, n, d, years, second_order, samples, workers)
     have = machine_memory()
     if have is not None and need > have:
-        fit = max(int(n * have / need), 0)
+        lo, hi = 0, n  # the largest sample size that fits (the estimate grows with n)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if ensemble_bytes(model, method, mid, d, years, second_order, samples, workers) <= have:
+                lo = mid
+            else:
+                hi = mid - 1
         raise InputError(f"{n:,} gives {rows:,} runs needing about {need / 2**30:,.1f} GiB of memory, more than this "
-                         f"machine's {have / 2**30:,.1f} GiB; use at most about {fit:,}", None, "--samples")
+                         f"machine's {have / 2**30:,.1f} GiB; use at most about {lo:,}"
+                         + ("" if not samples else " (or leave out samples.npz with --no-samples)"), None, "--samples")
     return rows
 
 
@@ -687,7 +734,7 @@ def stream_experiments(
     rmax = max(r for _, _, r, _, _, _ in done)
     cal_s, sim_s = sum(r[4] for r in done), sum(r[5] for r in done)
     timings = {"ensemble_s": wall, "calibrate_cpu_s": cal_s, "simulate_cpu_s": sim_s}
-    stream = Stream(grid.years, names, prior, obs, obs_values, [x or "outside the run" for x in notes],
+    stream = Stream(grid.years, names, prior, obs, obs_values, [x if x is not None else "outside the run" for x in notes],
                     hgrid.years[hsel], hist_names, hist_prior, shared_hist, source,
                     {"cm": cm, "problem": problem, "scenario": scenario, "base_sc": base_sc, "design": design,
                      "grid": grid, "hgrid": hgrid, "hsel": hsel, "base": base, "free_names": free_names,
@@ -930,20 +977,36 @@ def sobol_base_rows(problem: Problem, ok: np.ndarray, second_order: bool = False
     return np.sort(np.concatenate([keep * size, keep * size + size - 1]))
 
 
-def analyze_mc(problem: Problem, x: np.ndarray, outcomes: np.ndarray, ok: np.ndarray, names: list[str]) -> list[Index]:
+def _standard_ranks(v: np.ndarray) -> np.ndarray:
+    """Ranks of ``v`` (ties averaged), centred and divided by their standard deviation (0 for a constant)."""
+    from scipy import stats
+
+    r = stats.rankdata(v)
+    sd = r.std()
+    return (r - r.mean()) / (sd if sd != 0 else np.inf)
+
+
+def analyze_mc(problem: Problem, x: np.ndarray | Design, outcomes: np.ndarray, ok: np.ndarray,
+               names: list[str]) -> list[Index]:
     """Spearman rank correlation of each input with each outcome over the ok rows, with a Fisher-z interval.
+
+    ``x``: the (n, d) input values, or the design (then ranked column by column, for large designs).
 
     The interval uses the standard error 1.06 / sqrt(n - 3) of Fieller, Hartley & Pearson (1957).
     """
     from scipy import stats
 
-    xs, ys = x[ok], outcomes[ok]
-    n = xs.shape[0]
-    rx = stats.rankdata(xs, axis=0)
+    ys = outcomes[ok]
+    n = ys.shape[0]
     ry = stats.rankdata(ys, axis=0)
-    rx = (rx - rx.mean(0)) / np.where(rx.std(0) == 0, np.inf, rx.std(0))
     ry = (ry - ry.mean(0)) / np.where(ry.std(0) == 0, np.inf, ry.std(0))
-    rho = rx.T @ ry / n  # (d, G)
+    if isinstance(x, Design):  # column by column: memory of a few columns, not of the (n, d) design
+        rho = np.stack([_standard_ranks(x.column(j, ok)) @ ry / n for j in range(problem.d)]) if problem.d \
+            else np.zeros((0, ys.shape[1]))
+    else:
+        rx = stats.rankdata(x[ok], axis=0)
+        rx = (rx - rx.mean(0)) / np.where(rx.std(0) == 0, np.inf, rx.std(0))
+        rho = rx.T @ ry / n  # (d, G)
     z = stats.norm.ppf(0.5 + CONF_LEVEL / 2) * 1.06 / np.sqrt(max(n - 3, 1))
     out = []
     for g, name in enumerate(names):
