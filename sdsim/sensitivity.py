@@ -460,7 +460,7 @@ def run_experiments(
     cm = cm.with_tables(scenario.tables)  # the scenario's graphical functions, for calibration and runs
     model = cm.model
     cal = model.calibration
-    x = design.x
+    x = design.values()
     n = x.shape[0]
     timings: dict[str, float] = {}
 
