@@ -61,15 +61,22 @@ class Result:
         if self.exact:
             return {"method": "exact (every value kept)", "max_abs_error": 0.0}
         good = np.isfinite(self.values).all(axis=1) & np.isfinite(self.bound).all(axis=1)
-        span = self.values[good].max(axis=1) - self.values[good].min(axis=1)
-        rel = np.where(span > 0, self.bound[good].max(axis=1) / np.where(span > 0, span, 1.0), 0.0)
-        rel = rel[np.isfinite(rel)]
+        v, bd = self.values[good], self.bound[good].max(axis=1)
+        scale = np.abs(v).max(axis=1) if v.size else np.zeros(0)
+        span = v.max(axis=1) - v.min(axis=1) if v.size else np.zeros(0)
+        rel_scale = np.where(scale > 0, bd / np.where(scale > 0, scale, 1.0), 0.0)
+        wide = span > 1e-6 * scale  # streams whose percentiles differ (a near-constant stream has no useful span)
+        rel_span = bd[wide] / span[wide]
         return {"method": f"fixed-bin histograms ({BINS} bins over the pilot chunk's range widened by {MARGIN:g} of "
                           "its span each side, plus under/overflow bins with the exact extremes)",
                 "error_rule": "|estimate - exact percentile| <= the span of the bins holding the two order "
                               "statistics it interpolates (computed for every value)",
                 "max_abs_error_bound": float(b.max()) if b.size else 0.0,
-                "max_error_bound_relative_to_p5_p95_span": float(rel.max()) if rel.size else 0.0}
+                "max_error_bound_relative_to_the_value": float(rel_scale.max()) if rel_scale.size else 0.0,
+                "error_bound_relative_to_the_percentiles_span": {
+                    "median": float(np.median(rel_span)) if rel_span.size else 0.0,
+                    "max": float(rel_span.max()) if rel_span.size else 0.0,
+                    "note": "over the streams whose percentiles differ by more than 1e-6 of their size"}}
 
 
 class Quantiles:

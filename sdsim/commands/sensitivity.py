@@ -1,8 +1,12 @@
 """``simulate.py sensitivity SCENARIO --method oat|morris|sobol|mc``: which assumptions matter, how likely each goal is.
 
-Every sample is re-calibrated to 2021 (one vectorised call), then all samples are integrated in
-one batch; samples with no calibration solution are counted, reported and excluded (see
-:mod:`sdsim.sensitivity` for how each method handles them). Writes ``indices.csv``,
+Every sample is re-calibrated to 2021 and integrated chunk by chunk (:func:`sdsim.sensitivity.stream_experiments`:
+the records of a chunk are reduced to the outcomes, the history comparisons and, for Monte Carlo,
+percentile sketches, then dropped, so memory does not grow with the runs' records); samples with no
+calibration solution are counted, reported and excluded (see :mod:`sdsim.sensitivity` for how each
+method handles them). ``quantiles.csv`` is exact while every value fits in
+:data:`sdsim.sketch.EXACT_BYTES` (10,000 samples do), else within the error bound the manifest states
+(``used.quantiles``). Writes ``indices.csv``,
 ``goal_probability.csv`` (sobol, mc), ``quantiles.csv`` (mc), ``samples.npz``, figures and
 ``manifest.json`` to ``results/<scenario>_<method>[_levers]/``.
 
