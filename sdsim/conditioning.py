@@ -55,6 +55,11 @@ rows outside the run.
 runs. Otherwise the same design is run once more with the scenario's levers removed
 (:func:`history_experiments`). Either way the kept samples (same ids) are used under the scenario.
 
+**Streamed ensembles** (:func:`sdsim.sensitivity.stream_experiments`) keep, per sample, only the model
+value of each observation (computed chunk by chunk from the history runs); :func:`condition_values`
+conditions on those exactly as :func:`condition` does on the runs, and :func:`condition_streamed`
+adds the hindcast bands and conditioned percentiles from the ensemble's sketches (:mod:`sdsim.sketch`).
+
 Nothing here names a model variable or a year: everything comes from the model files.
 """
 

@@ -7,8 +7,9 @@ runs are added as ``(S, m)`` arrays (S streams, m runs) and forgotten. Two modes
   are exactly those of :func:`numpy.percentile` (equal weights) or
   :func:`sdsim.conditioning.weighted_percentiles` (unequal weights): error 0.
 * **binned** (larger ensembles): per stream a fixed-bin histogram of :data:`BINS` equal bins over the
-  range of a *pilot* chunk (the first chunk of the design, the same whatever the number of workers)
-  widened by :data:`MARGIN` of its span on each side, plus an underflow and an overflow bin, the
+  0.5-99.5 % band (:data:`PILOT_BAND`) of a *pilot* chunk (the first chunk of the design, the same
+  whatever the number of workers) widened by :data:`MARGIN` of its span on each side, plus an
+  underflow and an overflow bin (outliers do not coarsen the bins), the
   exact minimum and maximum and a flag for non-finite values. Weights are quantised to integers
   (``round(w / w_max * WEIGHT_SCALE)``) so that bin sums are exact integers: the result does not
   depend on the order in which chunks are added (nor on the number of workers).
@@ -20,7 +21,7 @@ runs are added as ``(S, m)`` arrays (S streams, m runs) and forgotten. Two modes
   true percentile and the estimate (a linear interpolation inside those bins) both lie between the
   lower edge of the first bin and the upper edge of the last: ``|estimate - exact| <= bound`` with
   ``bound = upper edge(last bin) - lower edge(first bin)``, normally one or two bin widths, i.e.
-  about ``(1 + 2 MARGIN) / BINS`` = 0.03 % of the pilot's range. The under- and overflow bins span
+  about ``(1 + 2 MARGIN) / BINS`` = 0.04 % of the pilot's band. The under- and overflow bins span
   [minimum, range low] and [range high, maximum], so a percentile falling there still has an honest
   (wider) bound. Every bound is computed and the largest is reported (:meth:`Quantiles.result`).
 
@@ -38,7 +39,8 @@ import numpy as np
 
 EXACT_BYTES = 128 * 2**20  # keep every value (exact percentiles) when the values take at most this
 BINS = 4096  # histogram bins per stream in binned mode
-MARGIN = 0.1  # the pilot range is widened by this share of its span on each side
+PILOT_BAND = (0.5, 99.5)  # the pilot chunk's percentiles that set the binned range (outliers fall outside)
+MARGIN = 0.25  # the pilot band is widened by this share of its span on each side
 WEIGHT_SCALE = 2**32  # weights are quantised to integers of this resolution (w_max -> WEIGHT_SCALE)
 
 
@@ -67,8 +69,9 @@ class Result:
         rel_scale = np.where(scale > 0, bd / np.where(scale > 0, scale, 1.0), 0.0)
         wide = span > 1e-6 * scale  # streams whose percentiles differ (a near-constant stream has no useful span)
         rel_span = bd[wide] / span[wide]
-        return {"method": f"fixed-bin histograms ({BINS} bins over the pilot chunk's range widened by {MARGIN:g} of "
-                          "its span each side, plus under/overflow bins with the exact extremes)",
+        return {"method": f"fixed-bin histograms ({BINS} bins over the pilot chunk's {PILOT_BAND[0]:g}-{PILOT_BAND[1]:g} % "
+                          f"band widened by {MARGIN:g} of its span each side, plus under/overflow bins with the exact "
+                          "extremes)",
                 "error_rule": "|estimate - exact percentile| <= the span of the bins holding the two order "
                               "statistics it interpolates (computed for every value)",
                 "max_abs_error_bound": float(b.max()) if b.size else 0.0,
@@ -113,12 +116,15 @@ class Quantiles:
             self.bad.fill(False)
 
     def set_range(self, pilot: np.ndarray) -> None:
-        """The bins from a pilot chunk ``(S, m)``: its finite range widened by MARGIN of the span each side."""
+        """The bins from a pilot chunk ``(S, m)``: its central PILOT_BAND percentiles widened by MARGIN of their
+        span on each side (values outside fall in the under/overflow bins, which keep honest bounds)."""
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN stream (a flow's first year)
             finite = np.where(np.isfinite(pilot), pilot, np.nan)
-            lo = np.nanmin(finite, axis=1) if pilot.shape[1] else np.full(self.streams, np.nan)
-            hi = np.nanmax(finite, axis=1) if pilot.shape[1] else np.full(self.streams, np.nan)
+            if pilot.shape[1]:
+                lo, hi = np.nanpercentile(finite, PILOT_BAND, axis=1)
+            else:
+                lo = hi = np.full(self.streams, np.nan)
         lo = np.where(np.isfinite(lo), lo, 0.0)
         hi = np.where(np.isfinite(hi), hi, 0.0)
         span = hi - lo
@@ -248,6 +254,10 @@ def _binned(counts: np.ndarray, lo: np.ndarray, width: np.ndarray, vmin: np.ndar
             b1, b2 = bin_of(m1, True), bin_of(m2, False)
             values[:, k] = est
             bound[:, k] = edges_hi[rows, b2] - edges_lo[rows, np.minimum(b1, b2)]
+    values = np.clip(values, vmin[:, None], vmax[:, None])  # never outside the values seen
+    const = vmin == vmax  # every value the same: that value, exactly
+    values[const] = vmin[const, None]
+    bound[const] = 0.0
     empty = (total <= 0) | bad
     values[empty] = np.nan
     bound[empty] = np.nan

@@ -284,3 +284,16 @@ def test_the_memory_estimate_counts_a_few_numbers_per_streamed_run(model):
     per_row = (sa.ensemble_bytes(model, "mc", 2_000_000, 60, 11, samples=False)
                - sa.ensemble_bytes(model, "mc", 1_000_000, 60, 11, samples=False)) / 1_000_000
     assert 8 * 60 <= per_row < 2 * sa.bytes_per_run(model, 11) / sa.RUN_BYTES_FACTOR
+
+
+@pytest.mark.parametrize(("d", "n", "second_order", "seed"), [(3, 8, False, 0), (5, 32, True, 7), (60, 64, False, 12345)])
+def test_the_saltelli_design_is_salibs(d, n, second_order, seed):
+    import warnings
+
+    from SALib.sample import sobol
+
+    problem = {"num_vars": d, "names": [f"x{i}" for i in range(d)], "bounds": [[0.0, 1.0]] * d}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = sobol.sample(problem, n, calc_second_order=second_order, scramble=True, seed=seed)
+    np.testing.assert_array_equal(sa.saltelli(d, n, seed, second_order), ref)
