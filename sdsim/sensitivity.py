@@ -967,21 +967,26 @@ def sobol_indices(problem: dict[str, Any], y: np.ndarray, second_order: bool, se
 
 
 def analyze_sobol(problem: Problem, outcomes: np.ndarray, ok: np.ndarray, names: list[str], seed: int,
-                  second_order: bool = False) -> tuple[list[Index], int]:
+                  second_order: bool = False, workers: int | None = 1) -> tuple[list[Index], int]:
     """S1 and ST (and S2) with CONF_LEVEL bootstrap intervals, on complete Saltelli blocks only.
 
-    Returns the indices and the number of blocks used.
+    Returns the indices and the number of blocks used. ``workers`` processes analyse the outputs
+    (each output's bootstrap is seeded by ``seed`` alone, so the indices do not depend on their number).
     """
+    from . import parallel
+
     size = block_size(problem.d, second_order)
     keep = complete_groups(ok, size)
     if keep.sum() < 2:
         raise InputError(f"Sobol analysis needs at least 2 complete blocks; {int(keep.sum())} had every sample calibrated")
     rows = np.repeat(keep, size)
     out = []
+    results = parallel.run_chunks(lambda g: sobol_indices(problem.salib(), outcomes[rows, g], second_order, seed),
+                                  len(names), workers)
     for g, name in enumerate(names):
         spread = _spread_row("sobol", name, outcomes[rows, g])
         out.append(spread)
-        res = sobol_indices(problem.salib(), outcomes[rows, g], second_order, seed)
+        res = results[g]
         for j, q in enumerate(problem.uncertainties):
             for key in ("S1", "ST"):
                 v, c = float(res[key][j]), float(res[f"{key}_conf"][j])

@@ -152,7 +152,8 @@ def main(args: argparse.Namespace) -> int:
         elif method == "morris":
             indices, used["trajectories"] = sa.analyze_morris(problem, design, exp.outcomes, exp.ok, names, args.seed)
         elif method == "sobol":
-            indices, used["blocks"] = sa.analyze_sobol(problem, exp.outcomes, exp.ok, names, args.seed, args.second_order)
+            indices, used["blocks"] = sa.analyze_sobol(problem, exp.outcomes, exp.ok, names, args.seed, args.second_order,
+                                                       workers=None)
             probs = sa.goal_probability(model, exp, sa.sobol_base_rows(problem, exp.ok, args.second_order))
         else:
             indices = sa.analyze_mc(problem, design if design.x is None else design.x, exp.outcomes, exp.ok, names)
