@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from .. import calibrate, parallel, plots
 from .. import conditioning as cd
-from .. import parallel, plots
 from .. import plots_sensitivity as ps
 from .. import sensitivity as sa
 from ..errors import InputError
@@ -113,9 +113,12 @@ def main(args: argparse.Namespace) -> int:
     problem = sa.define_problem(model, sc, args.levers, subset)
     method = args.method
     goal_year = max(g.year for g in model.goals.values())
+    years = (sc.end if method == "mc" else goal_year) - sc.start + 1
     if n is not None:
-        sa.check_samples(model, method, n, problem.d, (sc.end if method == "mc" else goal_year) - sc.start + 1,
-                         args.second_order, samples=not getattr(args, "no_samples", False))
+        sa.check_samples(model, method, n, problem.d, years, args.second_order,
+                         samples=not getattr(args, "no_samples", False))
+    memory = {"streamed": True, "chunk_runs": calibrate.CHUNK, "estimate_bytes": sa.ensemble_bytes(
+        model, method, n or 0, problem.d, years, args.second_order, samples=not getattr(args, "no_samples", False))}
     default = Path("results") / f"{result_name(sc)}_{method}{'_levers' if args.levers else ''}"
     if getattr(args, "member", None) is not None:
         return _export_member(args, model, sc, problem, n, default)
@@ -184,7 +187,7 @@ def main(args: argparse.Namespace) -> int:
                     "max_abs_relative_residual": exp.max_residual,
                     "handling": _handling(method),
                 },
-                used=used, confidence_level=sa.CONF_LEVEL, bootstrap_resamples=sa.BOOTSTRAP,
+                used=used, memory=memory, confidence_level=sa.CONF_LEVEL, bootstrap_resamples=sa.BOOTSTRAP,
                 history=cond.describe() if cond is not None else {"mode": "off", "note": sh.prior_only_note(method)},
                 timings_s={k: round(v, 4) for k, v in timings.items()},
                 files=[*files, "manifest.json"], language=lang,
