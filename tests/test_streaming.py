@@ -297,3 +297,16 @@ def test_the_saltelli_design_is_salibs(d, n, second_order, seed):
         warnings.simplefilter("ignore")
         ref = sobol.sample(problem, n, calc_second_order=second_order, scramble=True, seed=seed)
     np.testing.assert_array_equal(sa.saltelli(d, n, seed, second_order), ref)
+
+
+def test_sobol_indices_do_not_depend_on_the_number_of_workers():
+    problem = sa.Problem([sa.Uncertainty(f"x{i}", -np.pi, np.pi) for i in range(3)])
+    design = sa.sample_sobol(problem, 256, 4)
+    x = design.x
+    y = np.stack([np.sin(x[:, 0]) + 7 * np.sin(x[:, 1]) ** 2 + 0.1 * x[:, 2] ** 4 * np.sin(x[:, 0]), x[:, 1] ** 2,
+                  np.sin(x[:, 2])], axis=1)
+    ok = np.ones(x.shape[0], bool)
+    one, _ = sa.analyze_sobol(problem, y, ok, ["a", "b", "c"], 3, workers=1)
+    two, _ = sa.analyze_sobol(problem, y, ok, ["a", "b", "c"], 3, workers=2)
+    assert [(i.parameter, i.output, i.index, i.value, i.ci_low) for i in one] == \
+        [(i.parameter, i.output, i.index, i.value, i.ci_low) for i in two]
