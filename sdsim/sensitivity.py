@@ -82,7 +82,7 @@ def machine_memory() -> int | None:
     return min(sizes) if sizes else None
 
 
-BASE_BYTES = 350 * 2**20  # the process before the ensemble: interpreter, numpy/scipy/matplotlib, the model (measured ~300 MB)
+BASE_BYTES = 250 * 2**20  # the process before the ensemble: interpreter, numpy/scipy/matplotlib, the model (measured ~240 MB)
 
 
 def ensemble_bytes(model: Model, method: str, n: int, d: int, years: int, second_order: bool = False,
@@ -107,7 +107,9 @@ def ensemble_bytes(model: Model, method: str, n: int, d: int, years: int, second
     goals = len(model.goals)
     free = len(model.calibration.free)
     obs = len(getattr(getattr(model, "history", None), "observations", []) or [])
-    fixed = BASE_BYTES + w * min(rows, CHUNK) * bytes_per_run(model, years)
+    # a chunk's calibration batch and records: half of bytes_per_run's four working copies (measured on the Yubei
+    # model: 530 MB peak for 100,000 samples with one worker, 1.36 GB in the larger of two processes for 1e6)
+    fixed = BASE_BYTES + w * min(rows, CHUNK) * bytes_per_run(model, years) // 2
     if method == "mc":
         streams = n_vars * (years + 2)
         fixed += 2 * min(8 * streams * rows, sk.EXACT_BYTES) if sk.is_exact(streams, rows) else \
