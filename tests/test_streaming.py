@@ -310,3 +310,26 @@ def test_sobol_indices_do_not_depend_on_the_number_of_workers():
     two, _ = sa.analyze_sobol(problem, y, ok, ["a", "b", "c"], 3, workers=2)
     assert [(i.parameter, i.output, i.index, i.value, i.ci_low) for i in one] == \
         [(i.parameter, i.output, i.index, i.value, i.ci_low) for i in two]
+
+
+def test_binned_percentiles_are_stated_in_the_report_and_manifest(tmp_path, monkeypatch):
+    import json
+
+    mod, d = toy(tmp_path)
+    monkeypatch.setattr(calibrate, "CHUNK", 128)
+    monkeypatch.setattr(sk, "EXACT_BYTES", 0)  # as for an ensemble too large to hold
+    out = tmp_path / "binned"
+    assert cli.main(["sensitivity", str(d / "scenario.yaml"), "--model", str(d), "--method", "mc", "--samples", "600",
+                     "--seed", "3", "--out", str(out), "--no-plots"]) == 0
+    used = json.loads((out / "manifest.json").read_text())["used"]["quantiles"]
+    assert "fixed-bin" in used["prior"]["method"] and "fixed-bin" in used["conditioned"]["method"]
+    rel = used["prior"]["error_bound_relative_to_the_percentiles_span"]
+    assert 0 < rel["median"] <= rel["max"]
+    report = (out / "report.md").read_text()
+    assert "fixed-bin histograms" in report and f"{rel['max']:.2%}" in report
+    exact = tmp_path / "exact"
+    monkeypatch.setattr(sk, "EXACT_BYTES", 128 * 2**20)
+    assert cli.main(["sensitivity", str(d / "scenario.yaml"), "--model", str(d), "--method", "mc", "--samples", "600",
+                     "--seed", "3", "--out", str(exact), "--no-plots"]) == 0
+    assert "fixed-bin" not in (exact / "report.md").read_text()
+    assert json.loads((exact / "manifest.json").read_text())["used"]["quantiles"]["prior"]["max_abs_error"] == 0.0

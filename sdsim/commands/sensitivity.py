@@ -33,6 +33,7 @@ from .. import conditioning as cd
 from .. import plots_sensitivity as ps
 from .. import sensitivity as sa
 from ..errors import InputError
+from ..i18n import t
 from ..report import Report
 from ..results import check_target, manifest, result_dir, write_csv, write_json
 from ..textable import num, render
@@ -174,7 +175,8 @@ def main(args: argparse.Namespace) -> int:
             if not no_plots:
                 files += _write_figures(d, model, problem, exp, indices, grows, quant, method, lang, sc.label(lang),
                                         used, args.svg, cquant, cond)
-            files += _report(model, sc, problem, exp, indices, grows, method, args.seed, files, cond).write(d)
+            files += _report(model, sc, problem, exp, indices, grows, method, args.seed, files, cond,
+                             used.get("quantiles")).write(d)
             timings["write_s"] = time.perf_counter() - t0
             timings["total_s"] = time.perf_counter() - t_start
             write_json(d / "manifest.json", manifest(
@@ -467,8 +469,10 @@ def _prob_rows(model: Any, probs: list[cd.GoalRow]) -> list[list[str]]:
 
 
 def _report(model: Any, sc: Any, problem: sa.Problem, exp: sa.Experiments, indices: list[sa.Index],
-            probs: list[cd.GoalRow], method: str, seed: int, files: list[str], cond: cd.Conditioning | None) -> Report:
-    """report.md / report.html: the tables of the printed summary and every figure."""
+            probs: list[cd.GoalRow], method: str, seed: int, files: list[str], cond: cd.Conditioning | None,
+            quantiles: dict[str, Any] | None = None) -> Report:
+    """report.md / report.html: the tables of the printed summary and every figure (and, when the percentiles
+    were binned, their error bound)."""
     what = "levers over their policy ranges" if problem.levers else "uncertainties"
     rep = Report(f"Sensitivity ({method}): {sc.label()}")
     rep.text(f"{heading(sc)}. {problem.d} {what}, seed {seed}, {exp.ok.size:,} experiments, "
@@ -483,6 +487,10 @@ def _report(model: Any, sc: Any, problem: sa.Problem, exp: sa.Experiments, indic
         rep.heading(f"Probability of meeting each goal in {next(iter(model.goals.values())).year}")
         rep.table(PROB_HEADER, _prob_rows(model, probs))
     sh.report_section(rep, problem, exp, cond, method)
+    binned = (quantiles or {}).get("prior", {}).get("error_bound_relative_to_the_percentiles_span")
+    if binned:  # exact percentiles (every value held) need no note
+        rep.text(t("sens.quantile_error", runs=f"{int(exp.ok.sum()):,}", max_rel=f"{binned['max']:.2%}",
+                   median_rel=f"{binned['median']:.3%}"))
     for f in files:
         if f.endswith(".png"):
             rep.image(f, f[:-4].replace("_", " "))
