@@ -154,22 +154,31 @@ class Quantiles:
             m = values.shape[1]
             if m == 0:
                 return
-        block = max(1, (1 << 20) // m)  # streams binned together: temporaries of about 8 MB
+        block = max(1, (1 << 20) // m)  # streams binned together: buffers of about 8 MB, reused
+        fbuf, ibuf = np.empty(min(block, self.streams) * m), np.empty(min(block, self.streams) * m, np.intp)
         for a in range(0, self.streams, block):
-            self._add_block(values[a:a + block], w if weights is not None else None, slot, a)
+            self._add_block(values[a:a + block], w if weights is not None else None, slot, a, fbuf, ibuf)
 
-    def _add_block(self, values: np.ndarray, w: np.ndarray | None, slot: int, a: int) -> None:
-        k = values.shape[0]
-        finite = np.isfinite(values)
-        self.bad[slot, a:a + k] |= ~finite.all(axis=1)
-        with np.errstate(invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN stream (a flow's first year)
-            masked = np.where(finite, values, np.nan)
-            self.vmin[slot, a:a + k] = np.fmin(self.vmin[slot, a:a + k], np.nanmin(masked, axis=1))
-            self.vmax[slot, a:a + k] = np.fmax(self.vmax[slot, a:a + k], np.nanmax(masked, axis=1))
-            b = np.floor((values - self.lo[a:a + k, None]) / self.width[a:a + k, None])
-        b = np.where(finite, np.clip(b, -1, BINS), -1) + 1  # 0 underflow, 1..BINS bins, BINS + 1 overflow
-        idx = (b + (np.arange(k) * (BINS + 2))[:, None]).astype(np.int64).ravel()
+    def _add_block(self, values: np.ndarray, w: np.ndarray | None, slot: int, a: int, fbuf: np.ndarray,
+                   ibuf: np.ndarray) -> None:
+        k, m = values.shape
+        bad = ~np.isfinite(values).all(axis=1)
+        self.bad[slot, a:a + k] |= bad
+        # extremes (a stream holding a non-finite value gives NaN whatever they are; fmin/fmax keep the others)
+        self.vmin[slot, a:a + k] = np.fmin(self.vmin[slot, a:a + k], values.min(axis=1))
+        self.vmax[slot, a:a + k] = np.fmax(self.vmax[slot, a:a + k], values.max(axis=1))
+        b = fbuf[:k * m].reshape(k, m)
+        with np.errstate(invalid="ignore", over="ignore"):
+            np.subtract(values, self.lo[a:a + k, None], out=b)
+            b /= self.width[a:a + k, None]
+            np.floor(b, out=b)
+            np.maximum(b, -1.0, out=b)  # -1 underflow, 0..BINS-1 bins, BINS overflow (shifted by 1 below)
+            np.minimum(b, float(BINS), out=b)
+        if bad.any():  # NaN: any bin (the stream's result is NaN)
+            b[bad] = np.nan_to_num(b[bad], nan=-1.0, posinf=float(BINS), neginf=-1.0)
+        b += (np.arange(k) * (BINS + 2) + 1.0)[:, None]
+        idx = ibuf[:k * m]
+        np.copyto(idx, b.ravel(), casting="unsafe")
         if w is None:
             flat = np.bincount(idx, minlength=k * (BINS + 2))
         else:  # integer weights <= WEIGHT_SCALE, at most 2**20 runs per chunk: the float sums are exact integers
