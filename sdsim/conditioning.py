@@ -55,6 +55,11 @@ rows outside the run.
 runs. Otherwise the same design is run once more with the scenario's levers removed
 (:func:`history_experiments`). Either way the kept samples (same ids) are used under the scenario.
 
+**Streamed ensembles** (:func:`sdsim.sensitivity.stream_experiments`) keep, per sample, only the model
+value of each observation (computed chunk by chunk from the history runs); :func:`condition_values`
+conditions on those exactly as :func:`condition` does on the runs, and :func:`condition_streamed`
+adds the hindcast bands and conditioned percentiles from the ensemble's sketches (:mod:`sdsim.sketch`).
+
 Nothing here names a model variable or a year: everything comes from the model files.
 """
 
@@ -271,6 +276,18 @@ class Conditioning:
     note: str = ""  # why the mode was switched off, if it was
     run: Any = None  # the history runs (engine.Run of the calibrated samples), set by the caller
     cache: dict[str, Any] = field(default_factory=dict, repr=False)  # results derived once (lessons)
+    bands: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # streamed: var -> prior, cond
+    band_error: dict[str, Any] = field(default_factory=dict)  # streamed: how the bands were computed
+
+    def band(self, var: str, run: Any, sel: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Prior and conditioned (None when not conditioned) 5/50/95 % of ``var`` over the years ``sel`` of the
+        history runs: from ``run`` (a Run), or precomputed by a streamed ensemble (``bands``)."""
+        if var in self.bands:
+            prior, post = self.bands[var]
+            return prior, (post if self.active else None)
+        v = run.get(var)[sel]  # (years, n)
+        return (weighted_percentiles(v, None, (5, 50, 95)),
+                weighted_percentiles(v, self.weights, (5, 50, 95)) if self.active else None)
 
     @property
     def active(self) -> bool:
@@ -338,11 +355,22 @@ def condition(model: Model, run: Run, mode: str = "match", threshold: float = IM
         raise InputError(f"expected one of {', '.join(MODES)}, got {mode!r}", None, "--history")
     if not threshold > 0:
         raise InputError(f"expected a number > 0, got {threshold:g}", None, "--implausibility")
+    obs, _ = evidence(model)
+    return condition_values(model, [value_at(run, o.row) for o in obs], run.n, mode, threshold, min_kept)
+
+
+def condition_values(model: Model, values: list[tuple[np.ndarray, str]], n: int, mode: str = "match",
+                     threshold: float = IMPLAUSIBILITY, min_kept: int = MIN_KEPT) -> Conditioning:
+    """:func:`condition` from the model values of each observation: ``values[k]`` = ((n,) values, note) of
+    observation ``k`` of :func:`evidence` over the ``n`` calibrated samples (as :func:`sdsim.history.value_at`
+    gives them), so that a streamed ensemble need not keep its runs."""
+    if mode not in MODES:
+        raise InputError(f"expected one of {', '.join(MODES)}, got {mode!r}", None, "--history")
+    if not threshold > 0:
+        raise InputError(f"expected a number > 0, got {threshold:g}", None, "--implausibility")
     obs, excluded = evidence(model)
-    n = run.n
     rows: list[RowResult] = []
-    for o in obs:
-        v, note = value_at(run, o.row)
+    for o, (v, note) in zip(obs, values, strict=True):
         v = np.asarray(v, dtype=float)
         finite = np.isfinite(v)
         if note == "outside the run" or not finite.any():
@@ -487,6 +515,47 @@ def condition_experiments(cm: Compiled, problem: Problem, scenario: Scenario, de
     return c
 
 
+def condition_streamed(cm: Compiled, problem: Problem, scenario: Scenario, exp: Experiments, mode: str = "match",
+                       threshold: float = IMPLAUSIBILITY, qs: tuple[float, ...] | None = None) -> Conditioning:
+    """:func:`condition_experiments` for a streamed ensemble (:func:`sdsim.sensitivity.stream_experiments` with
+    ``history``): the observation values kept per row replace the runs, and the hindcast bands (prior
+    and conditioned 5/50/95 % of the observed variables) are computed from the ensemble's sketches.
+
+    With ``qs``, the conditioned percentiles ``qs`` of the ensemble's own streams are computed in the
+    same pass (:func:`sdsim.sensitivity.stream_weighted`) and left in ``cache["quantiles"]``
+    (a :class:`sdsim.sketch.Result`)."""
+    from .sensitivity import stream_weighted
+
+    n = int(exp.ok.sum())
+    if problem.levers:
+        return switched_off(n, "the sampled inputs are lever settings acting after the history, not assumptions "
+                               "about the world: history does not condition them")
+    if cm.model.history is None:
+        return switched_off(n, "the model has no history file")
+    st = exp.stream
+    if st is None or (st.obs and st.hist_prior is None):
+        raise InputError("internal: the ensemble was streamed without its history quantities")
+    ok = exp.ok
+    c = condition_values(cm.model, [(st.obs_values[ok, k], note) for k, note in enumerate(st.obs_notes)], n, mode,
+                         threshold)
+    c.source = st.hist_source
+    if st.hist_prior is not None and c.rows:
+        q = (5, 50, 95)
+        prior = st.hist_prior.result(q)
+        post = None
+        if c.active:
+            full = np.zeros(ok.size)
+            full[ok] = c.weights
+            main, post = stream_weighted(exp, full, qs if st.prior is not None else None, q)
+            c.cache["quantiles"] = main
+        ny = st.hist_years.size
+        for k, var in enumerate(st.hist_names):
+            cut = slice(k * ny, (k + 1) * ny)
+            c.bands[var] = (prior.values[cut], post.values[cut] if post is not None else np.full((ny, 3), np.nan))
+        c.band_error = {"prior": prior.describe(), **({"conditioned": post.describe()} if post is not None else {})}
+    return c
+
+
 # --------------------------------------------------------------------------------- goal tables
 
 
@@ -565,24 +634,39 @@ class Lesson:
 MOVED = 0.1  # an input is 'moved' by history when its median shifts or its band narrows by >= 10 % of its range
 
 
-def lessons(problem: Problem, x: np.ndarray, cond: Conditioning) -> list[Lesson]:
-    """Prior vs conditioned distribution of every uncertainty (``x``: (n, d) values of the calibrated samples),
-    most moved first.
+def lessons(problem: Problem, x: np.ndarray | Any, cond: Conditioning) -> list[Lesson]:
+    """Prior vs conditioned distribution of every uncertainty (``x``: (n, d) values of the calibrated samples,
+    or a function ``j -> (n,)`` giving them column by column), most moved first.
     """
     if not cond.active:
         return []
     if "lessons" in cond.cache:
         return cond.cache["lessons"]
-    prior = weighted_percentiles(x.T, None, REPORT_Q)
-    post = weighted_percentiles(x.T, cond.weights, REPORT_Q)
     used = cond.used
-    rho = np.zeros((x.shape[1], len(used)))
+    ry = None
     if used:
-        rx = stats.rankdata(x, axis=0)
         ry = stats.rankdata(np.stack([np.nan_to_num(r.values, nan=-np.inf) for r in used], axis=1), axis=0)
-        rx = (rx - rx.mean(0)) / np.where(rx.std(0) == 0, np.inf, rx.std(0))
         ry = (ry - ry.mean(0)) / np.where(ry.std(0) == 0, np.inf, ry.std(0))
-        rho = rx.T @ ry / x.shape[0]
+    if callable(x):  # column by column (a large design): percentiles and ranks of one input at a time
+        from .sensitivity import _standard_ranks
+
+        prior = np.empty((problem.d, len(REPORT_Q)))
+        post = np.empty((problem.d, len(REPORT_Q)))
+        rho = np.zeros((problem.d, len(used)))
+        for j in range(problem.d):
+            col = x(j)
+            prior[j] = weighted_percentiles(col, None, REPORT_Q)
+            post[j] = weighted_percentiles(col, cond.weights, REPORT_Q)
+            if ry is not None:
+                rho[j] = _standard_ranks(col) @ ry / col.size
+    else:
+        prior = weighted_percentiles(x.T, None, REPORT_Q)
+        post = weighted_percentiles(x.T, cond.weights, REPORT_Q)
+        rho = np.zeros((x.shape[1], len(used)))
+        if ry is not None:
+            rx = stats.rankdata(x, axis=0)
+            rx = (rx - rx.mean(0)) / np.where(rx.std(0) == 0, np.inf, rx.std(0))
+            rho = rx.T @ ry / x.shape[0]
     out = []
     for j, q in enumerate(problem.uncertainties):
         span = q.high - q.low

@@ -20,7 +20,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from . import i18n
-from .conditioning import Conditioning, GoalRow, Lesson, weighted_percentiles
+from .conditioning import Conditioning, GoalRow, Lesson
 from .plots import new_figure, styled, t, unit_label
 from .sensitivity import Problem
 
@@ -132,14 +132,13 @@ def hindcast_figure(model: Any, run: Any, cond: Conditioning, lang: str, scenari
     sel = years <= math.ceil(last - 1e-9) + 1
     yr = years[sel]
     for ax, var in zip(axes.flat, variables, strict=False):
-        v = run.get(var)[sel]  # (years, n)
+        prior, post_band = cond.band(var, run, sel)  # (years, 3) each; precomputed when the ensemble was streamed
         flow_rows = [r for r in cond.rows if r.obs.row.variable == var and r.obs.row.period is not None]
-        prior = weighted_percentiles(v, None, (5, 50, 95))
         good = np.isfinite(prior).all(axis=1)
         ax.fill_between(yr[good], prior[good, 0], prior[good, 2], color=PRIOR_C, alpha=0.7, lw=0)
         ax.plot(yr[good], prior[good, 1], color="#7f8c8d", lw=1.5)
         if cond.active:
-            post = weighted_percentiles(v, cond.weights, (5, 50, 95))
+            post = post_band
             g2 = np.isfinite(post).all(axis=1)
             ax.fill_between(yr[g2], post[g2, 0], post[g2, 2], color=COND_C, alpha=0.35, lw=0)
             ax.plot(yr[g2], post[g2, 1], color=COND_C, lw=2)

@@ -10,7 +10,9 @@ the design (one run).
 Separation (SALib): :func:`define_problem` builds a :class:`Problem` (names, bounds,
 distributions); ``sample_*`` return the design in the unit hypercube ``U`` and in model units
 ``X``; :func:`run_experiments` evaluates a design (every row re-calibrated to 2021 in one
-vectorised call, then one batch integration); ``analyze_*`` compute indices from the outcomes.
+vectorised call, then one batch integration, every record held) and :func:`stream_experiments` the
+same chunk by chunk, keeping only what the outputs need (memory bounded by the chunk size);
+``analyze_*`` compute indices from the outcomes.
 
 Failed calibrations (a row whose assumptions leave no solution inside the bounds) are counted,
 reported and excluded, never filled in:
@@ -80,17 +82,66 @@ def machine_memory() -> int | None:
     return min(sizes) if sizes else None
 
 
-def check_samples(model: Model, method: str, n: int, d: int, years: int, second_order: bool = False) -> int:
-    """The number of runs of the design, or an InputError when it is above MAX_SAMPLES or would not fit in memory."""
+BASE_BYTES = 250 * 2**20  # the process before the ensemble: interpreter, numpy/scipy/matplotlib, the model (measured ~240 MB)
+
+
+def ensemble_bytes(model: Model, method: str, n: int, d: int, years: int, second_order: bool = False,
+                   samples: bool = True, workers: int | None = None) -> int:
+    """Peak memory (bytes) of ``sensitivity`` streaming a design of ``n`` (see :func:`stream_experiments`).
+
+    ``BASE_BYTES``, plus per worker the records of one chunk (:data:`sdsim.calibrate.CHUNK` runs,
+    :func:`bytes_per_run`) and, for Monte Carlo, the percentile sketches (exact values up to
+    :data:`sdsim.sketch.EXACT_BYTES`, else the prior and conditioned histograms), plus per design row
+    the design (``u``; Sobol', Morris and OAT also hold ``x``, and SALib's sampler two copies more),
+    its outcomes, solved parameters and observation values, and the analysis' rank arrays. With
+    ``samples`` (samples.npz) the whole (n, d) value matrix and the per-row tables are built once more.
+    """
+    from . import parallel
+    from . import sketch as sk
+    from .calibrate import CHUNK
+
+    rows = experiment_rows(method, n, d, second_order)
+    w = min(parallel.resolve(workers), max(-(-rows // CHUNK), 1))
+    n_vars = len(model.stocks) + len(model.flows) + len(model.aux) + len(getattr(model, "annual", {}) or {}) + len(
+        model.series)
+    goals = len(model.goals)
+    free = len(model.calibration.free)
+    obs = len(getattr(getattr(model, "history", None), "observations", []) or [])
+    # a chunk's calibration batch and records: half of bytes_per_run's four working copies (measured on the Yubei
+    # model: 530 MB peak for 100,000 samples with one worker, 1.36 GB in the larger of two processes for 1e6)
+    fixed = BASE_BYTES + w * min(rows, CHUNK) * bytes_per_run(model, years) // 2
+    if method == "mc":
+        streams = n_vars * (years + 2)
+        fixed += 2 * min(8 * streams * rows, sk.EXACT_BYTES) if sk.is_exact(streams, rows) else \
+            3 * w * 8 * streams * (sk.BINS + 2)
+    per_row = 8 * (d if method == "mc" else 4 * d)  # design u (and x, and SALib's temporaries)
+    per_row += 8 * (2 * goals + free + obs + 2) + 16  # outcomes, P(met), free, observations, weight, ok/reason
+    per_row += 8 * (6 + goals)  # ranks of one input and of the outcomes (analysis)
+    if samples:
+        per_row += 8 * (2 * d + 2 * goals + free + 2)
+    return int(fixed + rows * per_row)
+
+
+def check_samples(model: Model, method: str, n: int, d: int, years: int, second_order: bool = False,
+                  samples: bool = True, workers: int | None = None) -> int:
+    """The number of runs of the design, or an InputError when it is above MAX_SAMPLES or would not fit in memory
+    (:func:`ensemble_bytes`: the ensemble is streamed, so memory grows with a few numbers per run)."""
     if n > MAX_SAMPLES:
         raise InputError(f"expected at most {MAX_SAMPLES:,} (the documented cap), got {n:,}", None, "--samples")
     rows = experiment_rows(method, n, d, second_order)
-    need = rows * bytes_per_run(model, years)
+    need = ensemble_bytes(model, method, n, d, years, second_order, samples, workers)
     have = machine_memory()
     if have is not None and need > have:
-        fit = max(int(n * have / need), 0)
+        lo, hi = 0, n  # the largest sample size that fits (the estimate grows with n)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if ensemble_bytes(model, method, mid, d, years, second_order, samples, workers) <= have:
+                lo = mid
+            else:
+                hi = mid - 1
         raise InputError(f"{n:,} gives {rows:,} runs needing about {need / 2**30:,.1f} GiB of memory, more than this "
-                         f"machine's {have / 2**30:,.1f} GiB; use at most about {fit:,}", None, "--samples")
+                         f"machine's {have / 2**30:,.1f} GiB; use at most about {lo:,}"
+                         + ("" if not samples else " (or leave out samples.npz with --no-samples)"), None, "--samples")
     return rows
 
 
@@ -242,12 +293,36 @@ def _why_not(model: Model, name: str, levers: bool, overridden: dict[str, float]
 
 @dataclass
 class Design:
-    """A design: unit-hypercube ``u`` (NaN = the scenario's own setting) and values ``x``, (n, d)."""
+    """A design: unit-hypercube ``u`` (NaN = the scenario's own setting) and values ``x``, (n, d).
+
+    A *lean* design (``x`` None, ``transform`` set) holds only ``u`` and computes values row block by
+    row block (:meth:`rows`) or column by column (:meth:`column`); :meth:`values` builds the whole
+    ``x`` when it is really needed (samples.npz).
+    """
 
     method: str
     u: np.ndarray
-    x: np.ndarray
+    x: np.ndarray | None
     info: dict[str, Any] = field(default_factory=dict)
+    transform: Any = None  # (m, d) u -> (m, d) x, for a lean design
+    columns: Any = None  # (j, u column) -> x column, for a lean design
+
+    @property
+    def n(self) -> int:
+        """Number of experiments (rows)."""
+        return int(self.u.shape[0])
+
+    def rows(self, sl: Any) -> np.ndarray:
+        """(m, d) values of the rows ``sl`` (a slice or an index array)."""
+        return self.x[sl] if self.x is not None else self.transform(self.u[sl])
+
+    def column(self, j: int, sel: Any = slice(None)) -> np.ndarray:
+        """Values of input ``j`` on the rows ``sel`` (equal to ``x[sel, j]``)."""
+        return self.x[sel, j] if self.x is not None else self.columns(j, self.u[sel, j])
+
+    def values(self) -> np.ndarray:
+        """The whole (n, d) value matrix (built for a lean design: memory grows with n)."""
+        return self.x if self.x is not None else self.transform(self.u)
 
 
 def sample_oat(problem: Problem) -> Design:
@@ -273,21 +348,70 @@ def sample_morris(problem: Problem, trajectories: int, seed: int, levels: int = 
 
 def sample_sobol(problem: Problem, n: int, seed: int, second_order: bool = False) -> Design:
     """SALib Sobol' (Saltelli) design: N blocks of d + 2 rows (2d + 2 with second order)."""
-    from SALib.sample import sobol
-
-    u = sobol.sample(problem.salib(), n, calc_second_order=second_order, scramble=True, seed=seed)
+    u = saltelli(problem.d, n, seed, second_order)
     return Design("sobol", u, problem.transform(u), {"N": n, "second_order": second_order,
                                                       "block": block_size(problem.d, second_order)})
 
 
-def sample_mc(problem: Problem, n: int, seed: int, sampler: str = "lhs") -> Design:
-    """Monte Carlo design from scipy.stats.qmc: Latin hypercube (``lhs``) or scrambled Sobol."""
+def saltelli(d: int, n: int, seed: int, second_order: bool = False) -> np.ndarray:
+    """SALib's ``sobol.sample`` (no groups, no skipped values, unit bounds) built with array copies instead of
+    its Python loop over every element (about 1 s for N = 1024, d = 60): the same scrambled Sobol' base
+    sequence (A = its first d columns, B = the last d), then per base row A, AB_1..AB_d (A with column k
+    from B), with second order BA_1..BA_d, and B. Bit-identical to SALib (its scaling to [0, 1] is exact)."""
+    import warnings
+
+    from scipy.stats import qmc
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the legacy ``seed`` keyword, passed as SALib passes it
+        base = qmc.Sobol(d=2 * d, scramble=True, seed=seed).random(n)
+    a, b = base[:, :d], base[:, d:]
+    out = np.empty((n, block_size(d, second_order), d))
+    k = np.arange(d)
+    out[:, 0] = a
+    out[:, 1:d + 1] = a[:, None, :]
+    out[:, 1 + k, k] = b
+    if second_order:
+        out[:, d + 1:2 * d + 1] = b[:, None, :]
+        out[:, d + 1 + k, k] = a
+    out[:, -1] = b
+    return out.reshape(-1, d)
+
+
+def sample_mc(problem: Problem, n: int, seed: int, sampler: str = "lhs", lean: bool = False) -> Design:
+    """Monte Carlo design from scipy.stats.qmc: Latin hypercube (``lhs``) or scrambled Sobol.
+
+    ``lean`` (Latin hypercube only): the same design built in place without scipy's three (n, d)
+    temporaries and returned without ``x`` (values are computed by row blocks or columns), so the
+    design holds 8 d bytes per row instead of about 40 d at its peak.
+    """
     from scipy.stats import qmc
 
     rng = np.random.default_rng(seed)
+    info = {"sampler": "LatinHypercube" if sampler == "lhs" else "scrambled Sobol"}
+    if lean and sampler == "lhs":
+        eng = qmc.LatinHypercube(problem.d, rng=rng)
+        u = _lhs_in_place(eng.rng, n, problem.d)
+        return Design("mc", u, None, info, problem.transform,
+                      lambda j, col: problem.uncertainties[j].ppf(col))
     eng = qmc.LatinHypercube(problem.d, rng=rng) if sampler == "lhs" else qmc.Sobol(problem.d, scramble=True, rng=rng)
     u = eng.random(n)
-    return Design("mc", u, problem.transform(u), {"sampler": "LatinHypercube" if sampler == "lhs" else "scrambled Sobol"})
+    return Design("mc", u, problem.transform(u), info)
+
+
+def _lhs_in_place(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
+    """scipy's scrambled Latin hypercube (``LatinHypercube._random_lhs``: uniforms (n, d), then one shuffled
+    permutation of 1..n per column, u = (perm - uniform) / n) drawn from the same stream in the same order,
+    computed in place: bit-identical, holding one (n, d) array."""
+    u = np.empty((n, d))
+    step = max(1, (1 << 20) // max(d, 1))
+    for a in range(0, n, step):  # the same draws as one uniform(size=(n, d)) call, row block by row block
+        u[a:a + step] = rng.uniform(size=(min(n, a + step) - a, d))
+    for i in range(d):
+        perm = np.arange(1, n + 1)
+        rng.shuffle(perm)
+        u[:, i] = (perm - u[:, i]) / n
+    return u
 
 
 def block_size(d: int, second_order: bool = False) -> int:
@@ -308,10 +432,16 @@ class Experiments:
     reason: np.ndarray  # (n,) why not ("" when ok)
     outcomes: np.ndarray  # (n, G) goal indicator values in the goal year
     probability: np.ndarray  # (n, G) P(goal met) per row (0/1, or Poisson for count goals)
-    run: Run  # the runs of the ok rows (in row order)
+    run: Run | None  # the runs of the ok rows (in row order); None when streamed (see ``stream``)
     free: dict[str, np.ndarray]  # solved free parameters, (n,) each (NaN where not ok)
     max_residual: float  # largest |relative residual| of the 2021 targets over ok rows
     timings: dict[str, float] = field(default_factory=dict)
+    stream: Stream | None = None  # what a streamed ensemble kept of its runs (stream_experiments)
+
+    @property
+    def years(self) -> np.ndarray:
+        """Years of the runs."""
+        return self.run.years if self.run is not None else self.stream.years  # type: ignore[union-attr]
 
     @property
     def n_failed(self) -> int:
@@ -357,7 +487,7 @@ def run_experiments(
     cm = cm.with_tables(scenario.tables)  # the scenario's graphical functions, for calibration and runs
     model = cm.model
     cal = model.calibration
-    x = design.x
+    x = design.values()
     n = x.shape[0]
     timings: dict[str, float] = {}
 
@@ -413,6 +543,297 @@ def run_experiments(
     resid = np.abs(res.residuals[res.ok])
     return Experiments(design, names, ok, reason, outcomes, prob, run, free, float(resid.max()) if resid.size else 0.0,
                        timings)
+
+
+# ---------------------------------------------------------------------------------- streamed ensembles
+
+
+@dataclass
+class Stream:
+    """What a streamed ensemble keeps of its runs (:func:`stream_experiments`); the runs themselves are dropped.
+
+    ``names`` x ``years``: the percentile streams of the runs (variable-major: stream ``k * len(years) + i``
+    is variable ``k`` in year ``i``), ``prior`` their :class:`sdsim.sketch.Quantiles` over the calibrated
+    runs (None when not asked). ``obs``: the observations compared with every run
+    (:func:`sdsim.conditioning.evidence`), ``obs_values`` (n, len(obs)) their model values per design row
+    (NaN where not calibrated), ``obs_notes`` ('' | 'back-cast' | 'outside the run'). ``hist_names`` x
+    ``hist_years``: the observed variables over the history years of the history runs (the ensemble's
+    own runs when ``hist_shared``, else the same samples under baseline levers), ``hist_prior`` their
+    sketch.
+    """
+
+    years: np.ndarray
+    names: list[str]
+    prior: Any
+    obs: list[Any] = field(default_factory=list)
+    obs_values: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    obs_notes: list[str] = field(default_factory=list)
+    hist_years: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
+    hist_names: list[str] = field(default_factory=list)
+    hist_prior: Any = None
+    hist_shared: bool = True
+    hist_source: str = ""
+    context: dict[str, Any] = field(default_factory=dict, repr=False)  # what a second pass needs
+
+    def table(self, result: np.ndarray, names: list[str] | None = None, years: np.ndarray | None = None
+              ) -> dict[str, np.ndarray]:
+        """(S, Q) percentiles as {variable: (years, Q)}."""
+        names = self.names if names is None else names
+        ny = (self.years if years is None else years).size
+        return {name: result[k * ny:(k + 1) * ny] for k, name in enumerate(names)}
+
+
+def _design_params(base: dict[str, Any], problem: Problem, x: np.ndarray) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Parameters (uncertainty columns from ``x``, NaN: the scenario's value) and lever settings of design rows."""
+    params = dict(base)
+    settings: dict[str, np.ndarray] = {}
+    for j, q in enumerate(problem.uncertainties):
+        col = x[:, j].copy()
+        if q.lever:
+            settings[q.name] = col
+        else:
+            col[np.isnan(col)] = base[q.name]
+            params[q.name] = col
+    return params, settings
+
+
+def _subset(values: dict[str, Any], idx: np.ndarray, m: int) -> dict[str, Any]:
+    """The runs ``idx`` of a batch of ``m`` (per-run arrays cut, numbers kept), as :func:`run_experiments` does."""
+    return {k: (np.asarray(v)[idx] if np.ndim(v) and np.size(v) == m and m > 1 else _scalar(v)) for k, v in values.items()}
+
+
+def output_streams(cm: Compiled) -> list[str]:
+    """The variables of timeseries.csv (:func:`sdsim.results.output_names`) known from the compiled model alone."""
+    model = cm.model
+    recorded = set(cm.stocks) | set(cm.rates) | set(cm.aux)
+    names = [n for n in model.stocks] + [n for n in model.flows] + [n for n in model.aux]
+    names = [n for n in names if n in recorded]
+    return names + list(cm.annual_names) + list(model.series)
+
+
+def _stack(run: Run, names: list[str], sel: Any = slice(None)) -> np.ndarray:
+    """(len(names) * years, n) values of ``names`` (variable-major)."""
+    return np.concatenate([run.get(nm)[sel] for nm in names]) if names else np.zeros((0, run.n))
+
+
+def stream_experiments(
+    cm: Compiled, problem: Problem, scenario: Scenario, design: Design, end: int | None = None,
+    progress: Any = None, workers: int | None = None, quantiles: bool = False, history: bool = False,
+    exact_bytes: int | None = None,
+) -> Experiments:
+    """:func:`run_experiments` chunk by chunk, keeping only what the outputs need; ``exp.run`` is None.
+
+    Each chunk of :data:`sdsim.calibrate.CHUNK` design rows (the chunks :func:`run_experiments`
+    calibrates, so the results are the same) is calibrated, integrated and evaluated, and its records
+    are reduced at once to: the goal outcomes and probabilities, the solved free parameters, and with
+    ``quantiles`` the percentile sketch of every output variable in every year
+    (:class:`sdsim.sketch.Quantiles`; exact while the values fit in ``exact_bytes``), with ``history`` the
+    model values of every observation and a sketch of the observed variables over the history years.
+    Memory is that of a few chunks plus a few numbers per row, whatever the number of rows. Chunks
+    go to ``workers`` processes writing into shared memory; results do not depend on their number.
+    """
+    import time
+
+    from . import parallel
+    from . import sketch as sk
+    from .calibrate import CHUNK
+    from .history import value_at
+
+    require_recalibration(scenario)
+    cm = cm.with_tables(scenario.tables)
+    model = cm.model
+    cal = model.calibration
+    n = design.n
+    limit = sk.EXACT_BYTES if exact_bytes is None else exact_bytes
+    grid = TimeGrid(cal.start, end if end is not None else scenario.end, scenario.dt)
+    base = {k: _scalar(v) for k, v in parameter_batch(cm, [scenario.parameters]).items()}
+    goals = list(model.goals)
+    free_names = [f.name for f in cal.free]
+    parts = parallel.chunks(n, CHUNK)
+    w = min(parallel.resolve(workers), len(parts))
+    alloc = parallel.shared_empty if w > 1 else np.empty
+
+    def filled(shape: tuple[int, ...], value: Any, dtype: Any = float) -> np.ndarray:
+        a = alloc(shape, dtype)
+        a.fill(value)
+        return a
+
+    ok = filled((n,), False, bool)
+    outcomes = filled((n, len(goals)), np.nan)
+    prob = filled((n, len(goals)), np.nan)
+    free = filled((n, len(free_names)), np.nan)
+    names = output_streams(cm) if quantiles else []
+    prior = sk.Quantiles(len(names) * grid.years.size, n, sk.is_exact(len(names) * grid.years.size, n, limit),
+                         w, w > 1) if quantiles else None
+    obs: list[Any] = []
+    hist_names: list[str] = []
+    hgrid, hsel, shared_hist, source, base_sc = grid, np.zeros(0, bool), True, "", scenario
+    if history:
+        from dataclasses import replace
+
+        from . import conditioning as cd
+
+        obs, _ = cd.evidence(model)
+        shared_hist = cd.history_is_shared(model, scenario)
+        if not shared_hist:
+            goal_year = max((g.year for g in model.goals.values()), default=scenario.end)
+            import math
+
+            hend = max(goal_year, math.ceil(max(o.row.time for o in obs)))
+            hgrid = TimeGrid(cal.start, min(hend, scenario.end), scenario.dt)
+            base_sc = replace(scenario, levers={})
+        source = ("the ensemble's own runs (the scenario's levers act after the last observation)" if shared_hist else
+                  "the same samples re-run without the scenario's levers (they act before the last observation)")
+        if obs:
+            last = max(o.row.time for o in obs)
+            hsel = hgrid.years <= int(np.ceil(last - 1e-9)) + 1
+            hist_names = list(dict.fromkeys(o.row.variable for o in obs))
+    obs_values = filled((n, len(obs)), np.nan)
+    hs = len(hist_names) * int(hsel.sum())
+    hist_prior = sk.Quantiles(hs, n, sk.is_exact(hs, n, limit), w, w > 1) if hist_names else None
+    notes: list[str | None] = [None] * len(obs)
+
+    def integrate(sub: dict[str, Any], settings: dict[str, np.ndarray], m: int, on: TimeGrid, sc: Scenario) -> Run:
+        levers = scenario_levers(cm, on, sub, sc.levers, settings, first_year=policy_start(sc, model))
+        with np.errstate(all="ignore"):
+            return simulate(cm, sub, levers, on, scenario.method, n=m, workers=1)
+
+    def add(q: Any, values: np.ndarray, rows: np.ndarray, slot: int) -> None:
+        if not q.exact and not q.ranged:  # the pilot: the first chunk, computed before any other
+            q.set_range(values)
+        q.add(values, rows, slot=slot)
+
+    def work(i: int, slot: int) -> tuple[np.ndarray, np.ndarray, float, list[str | None], float, float]:
+        sl = parts[i]
+        rows = np.arange(sl.start, sl.stop)
+        m = rows.size
+        params, settings = _design_params(base, problem, design.rows(sl))
+        t0 = time.perf_counter()
+        with np.errstate(all="ignore"):
+            solved, res = calibrated_params(cm, params, scenario.dt, scenario.method, strict=False, workers=1)
+        t1 = time.perf_counter()
+        okc = np.broadcast_to(res.ok, (m,))
+        reason = np.broadcast_to(res.reason, (m,))
+        ok[sl] = okc
+        for j, f in enumerate(free_names):
+            free[sl, j] = np.where(okc, np.broadcast_to(np.asarray(solved[f], float), (m,)), np.nan)
+        resid = np.abs(res.residuals[res.ok])
+        rmax = float(resid.max()) if resid.size else -np.inf
+        idx = np.flatnonzero(okc)
+        seen: list[str | None] = [None] * len(obs)
+        if idx.size:
+            sub = _subset(solved, idx, m)
+            sub_settings = {k: v[idx] for k, v in settings.items()}
+            run = integrate(sub, sub_settings, idx.size, grid, scenario)
+            status = evaluate(model, run)
+            for g, name in enumerate(goals):
+                outcomes[rows[idx], g] = status[name].value
+                prob[rows[idx], g] = status[name].probability
+            if prior is not None:
+                add(prior, _stack(run, names), rows[idx], slot)
+            if history and obs:
+                hrun = run if shared_hist else integrate(sub, sub_settings, idx.size, hgrid, base_sc)
+                for k, o in enumerate(obs):
+                    v, seen[k] = value_at(hrun, o.row)
+                    obs_values[rows[idx], k] = v
+                if hist_prior is not None:
+                    add(hist_prior, _stack(hrun, hist_names, hsel), rows[idx], slot)
+        fail = ~okc
+        return rows[fail], np.asarray(reason[fail], dtype=object), rmax, seen, t1 - t0, time.perf_counter() - t1
+
+    if progress is not None:
+        progress.set_description(f"calibrating and simulating {n:,} samples in chunks of {CHUNK:,}")
+    t0 = time.perf_counter()
+    pilot = any(q is not None and not q.exact for q in (prior, hist_prior))
+    done = [work(0, 0)] if pilot else []
+    rest = list(range(len(done), len(parts)))
+    w2 = min(parallel.resolve(workers), len(rest)) if rest else 1
+    done += parallel.run_chunks(lambda k: work(rest[k], k % max(w2, 1)), len(rest), workers)
+    wall = time.perf_counter() - t0
+    reason_all = np.full(n, "", dtype=object)
+    for rows_f, why, _, seen, _, _ in done:
+        reason_all[rows_f] = why
+        notes = [a if a is not None else b for a, b in zip(notes, seen, strict=True)]
+    if progress is not None:
+        progress.update(2)
+    if not ok.any():
+        raise InputError(f"no sample could be calibrated to {cal.end} ({n} tried; first reason: {reason_all[0]})")
+    rmax = max(r for _, _, r, _, _, _ in done)
+    cal_s, sim_s = sum(r[4] for r in done), sum(r[5] for r in done)
+    timings = {"ensemble_s": wall, "calibrate_cpu_s": cal_s, "simulate_cpu_s": sim_s}
+    stream = Stream(grid.years, names, prior, obs, obs_values, [x if x is not None else "outside the run" for x in notes],
+                    hgrid.years[hsel], hist_names, hist_prior, shared_hist, source,
+                    {"cm": cm, "problem": problem, "scenario": scenario, "base_sc": base_sc, "design": design,
+                     "grid": grid, "hgrid": hgrid, "hsel": hsel, "base": base, "free_names": free_names,
+                     "workers": workers, "integrate": integrate})
+    return Experiments(design, goals, ok, reason_all, outcomes, prob, None,
+                       {f: free[:, j] for j, f in enumerate(free_names)}, max(rmax, 0.0), timings, stream)
+
+
+def stream_weighted(exp: Experiments, weights: np.ndarray, qs: tuple[float, ...] | None,
+                    hist_qs: tuple[float, ...] | None) -> tuple[Any, Any]:
+    """Weighted percentiles of a streamed ensemble's streams (main, history): :class:`sdsim.sketch.Result` each
+    (None when not kept or when its percentiles ``qs``/``hist_qs`` are None).
+
+    ``weights`` (n,) over the design rows (0: left out). Exact sketches answer from their values; binned
+    ones need the runs again, so the rows with positive weight are integrated once more from their
+    solved free parameters (no calibration: the same runs) and added with their quantised weights.
+    Equal positive weights give numpy's percentiles over those rows, unequal ones the weighted Hazen
+    rule (:func:`sdsim.conditioning.weighted_percentiles`).
+    """
+    from . import parallel
+    from . import sketch as sk
+    from .calibrate import CHUNK
+
+    st = exp.stream
+    assert st is not None
+    pos = weights > 0
+    wp = weights[pos]
+    weighted = bool(wp.size) and not np.all(wp == wp[0])
+    out: list[Any] = [None, None]
+    redo: list[tuple[int, Any]] = []
+    for k, (q, qq) in enumerate(((st.prior, qs), (st.hist_prior, hist_qs))):
+        if q is None or qq is None:  # not kept, or not asked
+            continue
+        if q.exact:
+            out[k] = q.result(qq, weighted, weights)
+        else:
+            redo.append((k, q))
+    if not redo:
+        return out[0], out[1]
+    ctx = st.context
+    rows = np.flatnonzero(pos)
+    parts = parallel.chunks(rows.size, CHUNK)
+    w = min(parallel.resolve(ctx["workers"]), max(len(parts), 1))
+    fresh = {}
+    for k, q in redo:
+        z = sk.Quantiles(q.streams, 0, False, w, w > 1)
+        z.lo, z.width, z.ranged = q.lo, q.width, True
+        fresh[k] = z
+    iw = sk.quantise(weights, float(wp.max())) if weighted else None
+    free_names = ctx["free_names"]
+    design, problem, base = ctx["design"], ctx["problem"], ctx["base"]
+
+    def work(i: int) -> None:
+        r = rows[parts[i]]
+        m = r.size
+        params, settings = _design_params(base, problem, design.rows(r))
+        for f in free_names:
+            params[f] = exp.free[f][r]
+        sub = _subset(params, np.arange(m), m)
+        run = ctx["integrate"](sub, settings, m, ctx["grid"], ctx["scenario"])
+        slot = i % w
+        wi = iw[r] if iw is not None else None
+        if 0 in fresh:
+            fresh[0].add(_stack(run, st.names), r, wi, slot)
+        if 1 in fresh:
+            hrun = run if st.hist_shared else ctx["integrate"](sub, settings, m, ctx["hgrid"], ctx["base_sc"])
+            fresh[1].add(_stack(hrun, st.hist_names, ctx["hsel"]), r, wi, slot)
+
+    parallel.run_chunks(work, len(parts), ctx["workers"])
+    for k, z in fresh.items():
+        out[k] = z.result(qs if k == 0 else hist_qs, weighted)
+    return out[0], out[1]
 
 
 # -------------------------------------------------------------------------------------- analysis
@@ -548,21 +969,26 @@ def sobol_indices(problem: dict[str, Any], y: np.ndarray, second_order: bool, se
 
 
 def analyze_sobol(problem: Problem, outcomes: np.ndarray, ok: np.ndarray, names: list[str], seed: int,
-                  second_order: bool = False) -> tuple[list[Index], int]:
+                  second_order: bool = False, workers: int | None = 1) -> tuple[list[Index], int]:
     """S1 and ST (and S2) with CONF_LEVEL bootstrap intervals, on complete Saltelli blocks only.
 
-    Returns the indices and the number of blocks used.
+    Returns the indices and the number of blocks used. ``workers`` processes analyse the outputs
+    (each output's bootstrap is seeded by ``seed`` alone, so the indices do not depend on their number).
     """
+    from . import parallel
+
     size = block_size(problem.d, second_order)
     keep = complete_groups(ok, size)
     if keep.sum() < 2:
         raise InputError(f"Sobol analysis needs at least 2 complete blocks; {int(keep.sum())} had every sample calibrated")
     rows = np.repeat(keep, size)
     out = []
+    results = parallel.run_chunks(lambda g: sobol_indices(problem.salib(), outcomes[rows, g], second_order, seed),
+                                  len(names), workers)
     for g, name in enumerate(names):
         spread = _spread_row("sobol", name, outcomes[rows, g])
         out.append(spread)
-        res = sobol_indices(problem.salib(), outcomes[rows, g], second_order, seed)
+        res = results[g]
         for j, q in enumerate(problem.uncertainties):
             for key in ("S1", "ST"):
                 v, c = float(res[key][j]), float(res[f"{key}_conf"][j])
@@ -583,20 +1009,36 @@ def sobol_base_rows(problem: Problem, ok: np.ndarray, second_order: bool = False
     return np.sort(np.concatenate([keep * size, keep * size + size - 1]))
 
 
-def analyze_mc(problem: Problem, x: np.ndarray, outcomes: np.ndarray, ok: np.ndarray, names: list[str]) -> list[Index]:
+def _standard_ranks(v: np.ndarray) -> np.ndarray:
+    """Ranks of ``v`` (ties averaged), centred and divided by their standard deviation (0 for a constant)."""
+    from scipy import stats
+
+    r = stats.rankdata(v)
+    sd = r.std()
+    return (r - r.mean()) / (sd if sd != 0 else np.inf)
+
+
+def analyze_mc(problem: Problem, x: np.ndarray | Design, outcomes: np.ndarray, ok: np.ndarray,
+               names: list[str]) -> list[Index]:
     """Spearman rank correlation of each input with each outcome over the ok rows, with a Fisher-z interval.
+
+    ``x``: the (n, d) input values, or the design (then ranked column by column, for large designs).
 
     The interval uses the standard error 1.06 / sqrt(n - 3) of Fieller, Hartley & Pearson (1957).
     """
     from scipy import stats
 
-    xs, ys = x[ok], outcomes[ok]
-    n = xs.shape[0]
-    rx = stats.rankdata(xs, axis=0)
+    ys = outcomes[ok]
+    n = ys.shape[0]
     ry = stats.rankdata(ys, axis=0)
-    rx = (rx - rx.mean(0)) / np.where(rx.std(0) == 0, np.inf, rx.std(0))
     ry = (ry - ry.mean(0)) / np.where(ry.std(0) == 0, np.inf, ry.std(0))
-    rho = rx.T @ ry / n  # (d, G)
+    if isinstance(x, Design):  # column by column: memory of a few columns, not of the (n, d) design
+        rho = np.stack([_standard_ranks(x.column(j, ok)) @ ry / n for j in range(problem.d)]) if problem.d \
+            else np.zeros((0, ys.shape[1]))
+    else:
+        rx = stats.rankdata(x[ok], axis=0)
+        rx = (rx - rx.mean(0)) / np.where(rx.std(0) == 0, np.inf, rx.std(0))
+        rho = rx.T @ ry / n  # (d, G)
     z = stats.norm.ppf(0.5 + CONF_LEVEL / 2) * 1.06 / np.sqrt(max(n - 3, 1))
     out = []
     for g, name in enumerate(names):

@@ -102,8 +102,8 @@ def test_the_memory_estimate_refuses_what_the_machine_cannot_hold(model, monkeyp
     from sdsim import sensitivity as sa
     from sdsim.errors import InputError
 
-    per_run = sa.bytes_per_run(model, 11)
-    monkeypatch.setattr(sa, "machine_memory", lambda: 1000 * per_run)
+    need = sa.ensemble_bytes(model, "mc", 1000, 3, 11)  # the streamed ensemble's estimate
+    monkeypatch.setattr(sa, "machine_memory", lambda: need)
     assert sa.check_samples(model, "mc", 1000, 3, 11) == 1000
     with pytest.raises(InputError, match="use at most about 1,000"):
         sa.check_samples(model, "mc", 1001, 3, 11)

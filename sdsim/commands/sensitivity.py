@@ -1,8 +1,12 @@
 """``simulate.py sensitivity SCENARIO --method oat|morris|sobol|mc``: which assumptions matter, how likely each goal is.
 
-Every sample is re-calibrated to 2021 (one vectorised call), then all samples are integrated in
-one batch; samples with no calibration solution are counted, reported and excluded (see
-:mod:`sdsim.sensitivity` for how each method handles them). Writes ``indices.csv``,
+Every sample is re-calibrated to 2021 and integrated chunk by chunk (:func:`sdsim.sensitivity.stream_experiments`:
+the records of a chunk are reduced to the outcomes, the history comparisons and, for Monte Carlo,
+percentile sketches, then dropped, so memory does not grow with the runs' records); samples with no
+calibration solution are counted, reported and excluded (see :mod:`sdsim.sensitivity` for how each
+method handles them). ``quantiles.csv`` is exact while every value fits in
+:data:`sdsim.sketch.EXACT_BYTES` (10,000 samples do), else within the error bound the manifest states
+(``used.quantiles``). Writes ``indices.csv``,
 ``goal_probability.csv`` (sobol, mc), ``quantiles.csv`` (mc), ``samples.npz``, figures and
 ``manifest.json`` to ``results/<scenario>_<method>[_levers]/``.
 
@@ -24,14 +28,14 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from .. import calibrate, parallel, plots
 from .. import conditioning as cd
-from .. import parallel, plots
 from .. import plots_sensitivity as ps
 from .. import sensitivity as sa
 from ..errors import InputError
 from ..i18n import t
 from ..report import Report
-from ..results import check_target, manifest, output_names, result_dir, write_csv, write_json
+from ..results import check_target, manifest, result_dir, write_csv, write_json
 from ..textable import num, render
 from . import sensitivity_history as sh
 from .common import heading, load, localize, require_goals, result_name, scenarios, warning_line
@@ -110,9 +114,12 @@ def main(args: argparse.Namespace) -> int:
     problem = sa.define_problem(model, sc, args.levers, subset)
     method = args.method
     goal_year = max(g.year for g in model.goals.values())
+    years = (sc.end if method == "mc" else goal_year) - sc.start + 1
     if n is not None:
-        sa.check_samples(model, method, n, problem.d, (sc.end if method == "mc" else goal_year) - sc.start + 1,
-                         args.second_order)
+        sa.check_samples(model, method, n, problem.d, years, args.second_order,
+                         samples=not getattr(args, "no_samples", False))
+    memory = {"streamed": True, "chunk_runs": calibrate.CHUNK, "estimate_bytes": sa.ensemble_bytes(
+        model, method, n or 0, problem.d, years, args.second_order, samples=not getattr(args, "no_samples", False))}
     default = Path("results") / f"{result_name(sc)}_{method}{'_levers' if args.levers else ''}"
     if getattr(args, "member", None) is not None:
         return _export_member(args, model, sc, problem, n, default)
@@ -125,10 +132,13 @@ def main(args: argparse.Namespace) -> int:
     try:
         bar.set_description(f"sampling ({method})")
         t0 = time.perf_counter()
-        design = _design(problem, method, n, args.seed, args.second_order)
+        design = _design(problem, method, n, args.seed, args.second_order, lean=True)
         timings["sample_s"] = time.perf_counter() - t0
         bar.update()
-        exp = sa.run_experiments(cm, problem, sc, design, end=sc.end if method == "mc" else goal_year, progress=bar)
+        # streamed: chunk by chunk, keeping the outcomes, the history comparisons and percentile sketches
+        mc = method == "mc"
+        exp = sa.stream_experiments(cm, problem, sc, design, end=sc.end if mc else goal_year, progress=bar,
+                                    quantiles=mc, history=mc and not problem.levers and model.history is not None)
         timings.update(exp.timings)
         t0 = time.perf_counter()
         cond = sh.run(cm, problem, sc, design, exp, method, hmode, hthr)
@@ -146,14 +156,13 @@ def main(args: argparse.Namespace) -> int:
         elif method == "morris":
             indices, used["trajectories"] = sa.analyze_morris(problem, design, exp.outcomes, exp.ok, names, args.seed)
         elif method == "sobol":
-            indices, used["blocks"] = sa.analyze_sobol(problem, exp.outcomes, exp.ok, names, args.seed, args.second_order)
+            indices, used["blocks"] = sa.analyze_sobol(problem, exp.outcomes, exp.ok, names, args.seed, args.second_order,
+                                                       workers=None)
             probs = sa.goal_probability(model, exp, sa.sobol_base_rows(problem, exp.ok, args.second_order))
         else:
-            indices = sa.analyze_mc(problem, design.x, exp.outcomes, exp.ok, names)
+            indices = sa.analyze_mc(problem, design if design.x is None else design.x, exp.outcomes, exp.ok, names)
             probs = sa.goal_probability(model, exp)
-            quant = sa.quantiles(exp.run, output_names(model, exp.run))
-            if cond is not None and cond.active:
-                cquant = cd.conditioned_quantiles(exp.run, list(quant), cond, sa.QUANTILES)
+            quant, cquant, used["quantiles"] = _quantiles(exp, cond)
         grows = cd.goal_rows(exp, probs, cond)
         timings["analyse_s"] = time.perf_counter() - t0
         bar.update()
@@ -167,20 +176,20 @@ def main(args: argparse.Namespace) -> int:
                 files += _write_figures(d, model, problem, exp, indices, grows, quant, method, lang, sc.label(lang),
                                         used, args.svg, cquant, cond)
             files += _report(model, sc, problem, exp, indices, grows, method, args.seed, files, cond,
-                             args.lang).write(d)
+                             args.lang, used.get("quantiles")).write(d)
             timings["write_s"] = time.perf_counter() - t0
             timings["total_s"] = time.perf_counter() - t_start
             write_json(d / "manifest.json", manifest(
                 model, "sensitivity", timings["total_s"],
                 scenario=sc.resolved(), method=method, random_seed=args.seed, samples=n,
-                experiments=int(design.x.shape[0]), design=design.info, mode="levers" if args.levers else "uncertainties",
+                experiments=design.n, design=design.info, mode="levers" if args.levers else "uncertainties",
                 problem=problem.describe(), notes=problem.notes,
                 calibration={
                     "failed": exp.n_failed, "by_reason": exp.failure_counts(),
                     "max_abs_relative_residual": exp.max_residual,
                     "handling": _handling(method, "en", model.calibration.end),
                 },
-                used=used, confidence_level=sa.CONF_LEVEL, bootstrap_resamples=sa.BOOTSTRAP,
+                used=used, memory=memory, confidence_level=sa.CONF_LEVEL, bootstrap_resamples=sa.BOOTSTRAP,
                 history=cond.describe() if cond is not None else {"mode": "off", "note": sh.prior_only_note(method)},
                 timings_s={k: round(v, 4) for k, v in timings.items()},
                 files=[*files, "manifest.json"], language=lang,
@@ -197,14 +206,35 @@ def main(args: argparse.Namespace) -> int:
 MEMBER_MARKER = "# Written by sdsim sensitivity --member"
 
 
-def _design(problem: sa.Problem, method: str, n: int | None, seed: int, second_order: bool) -> sa.Design:
+def _quantiles(exp: sa.Experiments, cond: cd.Conditioning | None
+               ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
+    """Prior and conditioned percentiles of every output variable in every year, from the ensemble's sketches,
+    and how they were computed (exact, or binned with the largest error bound) for the manifest."""
+    st = exp.stream
+    if st is None or st.prior is None:
+        return {}, {}, {}
+    prior = st.prior.result(sa.QUANTILES)
+    how = {"prior": prior.describe()}
+    cquant: dict[str, np.ndarray] = {}
+    if cond is not None and cond.active:
+        post = cond.cache.get("quantiles")
+        if post is not None:
+            cquant = st.table(post.values)
+            how["conditioned"] = post.describe()
+        if cond.band_error:
+            how["history_bands"] = cond.band_error
+    return st.table(prior.values), cquant, how
+
+
+def _design(problem: sa.Problem, method: str, n: int | None, seed: int, second_order: bool,
+            lean: bool = False) -> sa.Design:
     if method == "oat":
         return sa.sample_oat(problem)
     if method == "morris":
         return sa.sample_morris(problem, n, seed)  # type: ignore[arg-type]
     if method == "sobol":
         return sa.sample_sobol(problem, n, seed, second_order)  # type: ignore[arg-type]
-    return sa.sample_mc(problem, n, seed)  # type: ignore[arg-type]
+    return sa.sample_mc(problem, n, seed, lean=lean)  # type: ignore[arg-type]
 
 
 def member_scenario(sc: Any, problem: sa.Problem, row: np.ndarray, k: int, what: str) -> dict[str, Any]:
@@ -293,7 +323,7 @@ def _write_tables(d: Path, model: Any, problem: sa.Problem, exp: sa.Experiments,
         sh.write_goal_probability(d / "goal_probability.csv", model, probs)
         files.append("goal_probability.csv")
     if quant:
-        years = exp.run.years
+        years = exp.years
         empty = np.full(len(sa.QUANTILES), np.nan)
         rows = ([name, int(y), *q[i], *(cquant[name][i] if name in cquant else empty)]
                 for name, q in quant.items() for i, y in enumerate(years))
@@ -310,10 +340,10 @@ def _write_tables(d: Path, model: Any, problem: sa.Problem, exp: sa.Experiments,
     if cond is not None and cond.active:
         weight[exp.ok] = cond.weights
     np.savez(
-        d / "samples.npz", names=np.array(problem.names), x=design.x, **unit, ok=exp.ok, history_weight=weight,
+        d / "samples.npz", names=np.array(problem.names), x=design.values(), **unit, ok=exp.ok, history_weight=weight,
         reason=exp.reason.astype(str), outcome_names=np.array(exp.outcome_names), outcomes=exp.outcomes,
         probability=exp.probability, free_names=np.array(free),
-        free=np.column_stack([np.zeros((design.x.shape[0], 0)), *(exp.free[f] for f in free)]),
+        free=np.column_stack([np.zeros((design.n, 0)), *(exp.free[f] for f in free)]),
     )
     files.append("samples.npz")
     return files
@@ -346,9 +376,9 @@ def _write_figures(d: Path, model: Any, problem: sa.Problem, exp: sa.Experiments
                                                                         sa.CONF_LEVEL)))
     if quant:
         def fan() -> Any:
-            fig = ps.fan_chart(model, exp.run.years, quant, probs, lang, title, int(exp.ok.sum()))
+            fig = ps.fan_chart(model, exp.years, quant, probs, lang, title, int(exp.ok.sum()))
             if cond is not None:
-                pc.add_conditioning(fig, model, exp.run.years, cquant, grows, cond, lang)
+                pc.add_conditioning(fig, model, exp.years, cquant, grows, cond, lang)
             return fig
         jobs.append(("fan_chart", fan))
     if probs:
@@ -359,9 +389,9 @@ def _write_figures(d: Path, model: Any, problem: sa.Problem, exp: sa.Experiments
             return fig
         jobs.append(("goal_probability", prob))
     if cond is not None and cond.rows:
-        jobs.append(("history", lambda: pc.hindcast_figure(model, exp.run, cond, lang, title)))
+        jobs.append(("history", lambda: pc.hindcast_figure(model, history_years(exp), cond, lang, title)))
     if cond is not None and cond.active:
-        jobs.append(("history_taught", lambda: pc.lessons_figure(problem, cd.lessons(problem, design_x(exp), cond),
+        jobs.append(("history_taught", lambda: pc.lessons_figure(problem, cd.lessons(problem, sh.inputs(exp), cond),
                                                                  cond, lang, title)))
 
     def draw(i: int) -> list[str]:
@@ -377,7 +407,16 @@ def _write_figures(d: Path, model: Any, problem: sa.Problem, exp: sa.Experiments
 
 def design_x(exp: sa.Experiments) -> np.ndarray:
     """(n_ok, d) input values of the calibrated samples."""
-    return exp.design.x[exp.ok]
+    return exp.design.rows(exp.ok)
+
+
+def history_years(exp: sa.Experiments) -> Any:
+    """What the hindcast figure reads the history years from: the runs, or a streamed ensemble's history years."""
+    if exp.run is not None or exp.stream is None:
+        return exp.run
+    from types import SimpleNamespace
+
+    return SimpleNamespace(years=exp.stream.hist_years)
 
 
 def _fmt_index(method: str, i: sa.Index, signed: dict[tuple[str, str], float]) -> str:
@@ -449,7 +488,7 @@ def _caption(file: str, lang: str) -> str:
 
 def _report(model: Any, sc: Any, problem: sa.Problem, exp: sa.Experiments, indices: list[sa.Index],
             probs: list[cd.GoalRow], method: str, seed: int, files: list[str], cond: cd.Conditioning | None,
-            lang: str = "en") -> Report:
+            lang: str = "en", quantiles: dict[str, Any] | None = None) -> Report:
     """report.md / report.html: the tables of the printed summary and every figure."""
     what = t("senscli.what.levers" if problem.levers else "senscli.what.uncertainties", lang)
     rep = Report(t("senscli.report_title", lang, method=method, title=sc.label(lang)), lang)
@@ -466,6 +505,10 @@ def _report(model: Any, sc: Any, problem: sa.Problem, exp: sa.Experiments, indic
         rep.heading(t("senscli.prob_title", lang, year=next(iter(model.goals.values())).year))
         rep.table(sh.prob_header(lang), _prob_rows(model, probs))
     sh.report_section(rep, problem, exp, cond, method, lang)
+    binned = (quantiles or {}).get("prior", {}).get("error_bound_relative_to_the_percentiles_span")
+    if binned:  # exact percentiles (every value held) need no note
+        rep.text(t("sens.quantile_error", lang, runs=f"{int(exp.ok.sum()):,}", max_rel=f"{binned['max']:.2%}",
+                   median_rel=f"{binned['median']:.3%}"))
     for f in files:
         if f.endswith(".png"):
             rep.image(f, _caption(f, lang))
@@ -482,7 +525,7 @@ def _summary(model: Any, sc: Any, problem: sa.Problem, design: sa.Design, exp: s
     what = t("senscli.what.levers" if problem.levers else "senscli.what.uncertainties", lang)
     size = t(f"senscli.size.{method}", lang, n=n, sampler=localize(str(design.info.get("sampler")), lang, "senscli.form."))
     print(t("senscli.lead", lang, method=method, size=size, d=problem.d, what=what, seed=args.seed,
-            experiments=f"{design.x.shape[0]:,}"))
+            experiments=f"{design.n:,}"))
     for note in problem.notes:
         print(t("common.note_line", lang, note=localize(note, lang, "senscli.form.")))
     ok = int(exp.ok.sum())

@@ -51,7 +51,17 @@ def run(cm: Any, problem: sa.Problem, sc: Any, design: sa.Design, exp: sa.Experi
     """Condition a Monte Carlo ensemble (None for the other methods: they stay prior-based)."""
     if method != "mc":
         return None
+    if exp.stream is not None:  # a streamed ensemble: its kept observation values and sketches
+        return cd.condition_streamed(cm, problem, sc, exp, mode, thr, sa.QUANTILES)
     return cd.condition_experiments(cm, problem, sc, design, exp, mode, thr)
+
+
+def inputs(exp: sa.Experiments) -> Any:
+    """The calibrated samples' input values for :func:`sdsim.conditioning.lessons`: the (n_ok, d) matrix, or
+    for a lean design a function giving them column by column."""
+    if exp.design.x is not None:
+        return exp.design.x[exp.ok]
+    return lambda j: exp.design.column(j, exp.ok)
 
 
 # -------------------------------------------------------------------------------------- tables
@@ -93,7 +103,7 @@ def write_tables(d: Path, problem: sa.Problem, exp: sa.Experiments, cond: cd.Con
                      r.note])
     write_csv(d / "history.csv", HISTORY_COLUMNS, rows)
     files = ["history.csv"]
-    les = cd.lessons(problem, exp.design.x[exp.ok], cond)
+    les = cd.lessons(problem, inputs(exp), cond)
     if les:
         write_csv(d / "history_taught.csv", LESSON_COLUMNS,
                   ([le.name, le.low, le.high, *le.prior, *le.cond, le.shift, le.narrowing, le.driver, le.rho]
@@ -222,7 +232,7 @@ def print_history(problem: sa.Problem, exp: sa.Experiments, cond: cd.Conditionin
         print(line)
     if cond is None or not cond.active:
         return
-    les = cd.lessons(problem, exp.design.x[exp.ok], cond)
+    les = cd.lessons(problem, inputs(exp), cond)
     print("\n" + t("senscli.taught_title", lang))
     print(render(lesson_header(lang), lesson_rows(les)))
     for s in lesson_sentences(les, lang):
@@ -239,7 +249,7 @@ def report_section(rep: Report, problem: sa.Problem, exp: sa.Experiments, cond: 
     for line in status_lines(exp, cond, lang):
         rep.text(line.strip())
     if cond.active:
-        les = cd.lessons(problem, exp.design.x[exp.ok], cond)
+        les = cd.lessons(problem, inputs(exp), cond)
         rep.heading(t("senscli.taught_heading", lang))
         rep.table(lesson_header(lang), lesson_rows(les, top=15))
         for s in lesson_sentences(les, lang):
