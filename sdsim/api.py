@@ -225,7 +225,7 @@ class Simulator:
             indices, _ = sa.analyze_sobol(problem, exp.outcomes, exp.ok, names, seed, False)
             probs = sa.goal_probability(self.model, exp, sa.sobol_base_rows(problem, exp.ok, False))
         else:
-            indices = sa.analyze_mc(problem, design.x, exp.outcomes, exp.ok, names)
+            indices = sa.analyze_mc(problem, design if design.x is None else design.x, exp.outcomes, exp.ok, names)
             probs = sa.goal_probability(self.model, exp)
         pd_ = _pandas()
         prob_rows = {}

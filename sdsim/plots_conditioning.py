@@ -139,6 +139,7 @@ def hindcast_figure(model: Any, run: Any, cond: Conditioning, lang: str, scenari
         ax.plot(yr[good], prior[good, 1], color="#7f8c8d", lw=1.5)
         if cond.active:
             post = post_band
+            assert post is not None  # band() gives the conditioned band whenever the ensemble is conditioned
             g2 = np.isfinite(post).all(axis=1)
             ax.fill_between(yr[g2], post[g2, 0], post[g2, 2], color=COND_C, alpha=0.35, lw=0)
             ax.plot(yr[g2], post[g2, 1], color=COND_C, lw=2)

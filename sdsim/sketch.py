@@ -206,11 +206,11 @@ class Quantiles:
                 if good.any() and v.shape[1]:
                     out[good] = np.percentile(v[good], q, axis=1).T
             else:
-                out = weighted_percentiles(v, w[sel], q)
+                out = weighted_percentiles(v, w[sel], list(q))
             return Result(out, np.where(np.isfinite(out), 0.0, np.nan), True)
         counts = self.counts.sum(axis=0)  # exact integer sums: independent of the slots' order
         vmin, vmax = self.vmin.min(axis=0), self.vmax.max(axis=0)
-        bad = self.bad.any(axis=0)
+        bad = np.asarray(self.bad.any(axis=0))
         return _binned(counts, self.lo, self.width, vmin, vmax, bad, q, weighted)
 
 

@@ -304,6 +304,7 @@ class Service:
         cm = self._compiled(sc)
         problem = define_problem(self.model, sc)
         design = sample_mc(problem, self.samples, self.seed)
+        assert design.x is not None  # a full (not lean) design holds its values
         # as sdsim.sensitivity.run_experiments: every sampled value replaces the parameter, then one calibration
         params = {k: (float(np.asarray(v).reshape(-1)[0]) if np.ndim(v) and np.size(v) == 1 else v)
                   for k, v in parameter_batch(cm, [sc.parameters]).items()}
