@@ -121,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lang", choices=("en", "zh"), default="en")
     p.add_argument("--svg", action="store_true", help="also write SVG figures")
     p.add_argument("--no-plots", action="store_true", help="skip figures")
+    _workers(p)
     _common(p)
 
     p = sub.add_parser("calibrate", help=COMMANDS["calibrate"], description=COMMANDS["calibrate"])

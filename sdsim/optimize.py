@@ -172,12 +172,13 @@ class Ensemble:
         return float(w.sum() ** 2 / (w**2).sum())
 
 
-def condition(ens: Ensemble, cm: Compiled, sc: Scenario) -> Ensemble:
+def condition(ens: Ensemble, cm: Compiled, sc: Scenario, workers: int | None = None) -> Ensemble:
     """Condition the ensemble on the model's history (history matching, as ``sensitivity --history match``).
 
     The samples are run under the policies in force during the history years (no scenario levers: the
     candidates act after the history) to the last observation; the samples that agree with every
     observation keep equal weights, the others weight 0. A model without observations keeps the prior.
+    ``workers``: processes integrating the samples (default: every available core; same weights whatever N).
     """
     from . import conditioning as cd
 
@@ -191,7 +192,7 @@ def condition(ens: Ensemble, cm: Compiled, sc: Scenario) -> Ensemble:
     sub = {k: (np.asarray(v, float)[1:] if np.ndim(v) and np.size(v) == ens.m else v) for k, v in ens.params.items()}
     levers = scenario_levers(cm, grid, sub, {}, first_year=model.calibration.lever_start)
     with np.errstate(all="ignore"):
-        run = simulate(cm, sub, levers, grid, sc.method, n=ens.n)
+        run = simulate(cm, sub, levers, grid, sc.method, n=ens.n, workers=workers)
     c = cd.condition(model, run, "match")
     ens.weights = np.asarray(c.weights, float)
     kept = int((ens.weights > 0).sum())
@@ -200,8 +201,12 @@ def condition(ens: Ensemble, cm: Compiled, sc: Scenario) -> Ensemble:
     return ens
 
 
-def build_ensemble(cm: Compiled, sc: Scenario, samples: int, seed: int) -> Ensemble:
-    """Draw ``samples`` uncertainty samples (Latin hypercube, ``seed``) and calibrate them with the central set."""
+def build_ensemble(cm: Compiled, sc: Scenario, samples: int, seed: int, workers: int | None = None) -> Ensemble:
+    """Draw ``samples`` uncertainty samples (Latin hypercube, ``seed``) and calibrate them with the central set.
+
+    ``workers``: processes calibrating and integrating them (default: every available core); the ensemble is
+    the same whatever the number.
+    """
     model = cm.model
     problem = define_problem(model, sc)
     design = sample_mc(problem, samples, seed)
@@ -209,7 +214,7 @@ def build_ensemble(cm: Compiled, sc: Scenario, samples: int, seed: int) -> Ensem
     for j, q in enumerate(problem.uncertainties):
         params[q.name] = np.concatenate([[float(params[q.name])], design.x[:, j]])
     with np.errstate(all="ignore"):
-        solved, res = calibrated_params(cm, params, sc.dt, sc.method, strict=False)
+        solved, res = calibrated_params(cm, params, sc.dt, sc.method, strict=False, workers=workers)
     ok = np.broadcast_to(res.ok, (samples + 1,))
     if not ok[0]:
         raise InputError(f"the central parameter set cannot be calibrated to {model.calibration.end} "
@@ -221,7 +226,7 @@ def build_ensemble(cm: Compiled, sc: Scenario, samples: int, seed: int) -> Ensem
     sub = {k: (np.asarray(v, float)[keep] if np.ndim(v) and np.size(v) == samples + 1 else _scalar(v))
            for k, v in solved.items()}
     ens = Ensemble(sub, keep.size, samples, seed, failed=int((~ok[1:]).sum()))
-    return condition(ens, cm, sc)
+    return condition(ens, cm, sc, workers)
 
 
 def _scalar(v: Any) -> Any:
@@ -258,11 +263,16 @@ def scope_probability(goal: Goal, st: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Evaluator:
-    """Runs batches of candidate packages on a fixed ensemble (one simulate call per batch)."""
+    """Runs batches of candidate packages on a fixed ensemble (one simulate call per batch).
+
+    ``workers``: processes integrating each batch (default: every available core); every result is the same
+    whatever the number (the batch's chunks do not depend on it).
+    """
 
     def __init__(self, cm: Compiled, sc: Scenario, ens: Ensemble, decs: list[Decision], start: int,
-                 goals: list[str], shape: str = "constant") -> None:
+                 goals: list[str], shape: str = "constant", workers: int | None = None) -> None:
         self.cm, self.sc, self.ens, self.decs, self.start, self.shape = cm, sc, ens, decs, start, shape
+        self.workers = workers
         self.model = cm.model
         self.goal_year = goal_year(self.model)
         self.goals = goals
@@ -312,7 +322,7 @@ class Evaluator:
             act = (t >= self.start - 1) & ~np.isnan(a)[None, :]  # NaN: the input's own setting
             levers[name] = np.where(act, a[None, :] + (b - a)[None, :] * frac, levers[name])
         with np.errstate(all="ignore"):
-            run = simulate(self.cm, params, levers, self.grid, self.sc.method, n=n)
+            run = simulate(self.cm, params, levers, self.grid, self.sc.method, n=n, workers=self.workers)
         self.batches += 1
         self.runs += n
         return run, params, m
