@@ -195,7 +195,10 @@ def calibrate(
                                  np.zeros((n, 0)), np.zeros((n, 0)), 0)
     warm = _warm_start(cm, params, lever_baseline, n, dt, method) if n >= WARM_MIN and not _LEGACY else None
     if n <= CHUNK:
-        return _calibrate(cm, params, lever_baseline, dt, method, warm)
+        res = _calibrate(cm, params, lever_baseline, dt, method, warm)
+        if warm is None and not _LEGACY and not res.ok.all():
+            res = _retry_warm(cm, params, lever_baseline, dt, method, res, n)
+        return res
     slices = parallel.chunks(n, CHUNK)
     free = {f.name for f in cm.model.calibration.free}
 
@@ -217,6 +220,33 @@ def calibrate(
         np.concatenate([q.targets for q in parts]), np.concatenate([q.achieved for q in parts]),
         max(q.iterations for q in parts),
     )
+
+
+def _retry_warm(
+    cm: Compiled, params: dict[str, Any], lever_baseline: dict[str, Any], dt: float, method: str,
+    res: CalibrationResult, n: int,
+) -> CalibrationResult:
+    """A small batch's sets without a solution from their own starting values, solved again from the
+    reference's prediction (:class:`_Warm`), so that a set has a solution in a small batch (a scenario
+    run) exactly when it has one in a large batch (an ensemble). Solved sets keep their solutions."""
+    warm = _warm_start(cm, params, lever_baseline, n, dt, method)
+    if warm is None:
+        return res
+    sel = np.flatnonzero(~res.ok)
+    again = _calibrate(
+        cm, {k: _take(v, sel) if np.size(v) == n and np.ndim(v) else v for k, v in params.items()},
+        {k: _take(v, sel) if np.size(v) == n and np.ndim(v) else v for k, v in lever_baseline.items()},
+        dt, method, warm,
+    )
+    out = dict(res.params)
+    for f in (f.name for f in cm.model.calibration.free):
+        v = np.array(np.broadcast_to(np.asarray(out[f], float), (n,)))
+        v[sel] = np.broadcast_to(again.params[f], (sel.size,))
+        out[f] = v
+    ok, reason, achieved = res.ok.copy(), res.reason.copy(), res.achieved.copy()
+    ok[sel], reason[sel], achieved[sel] = again.ok, again.reason, again.achieved
+    return CalibrationResult(out, ok, reason, res.target_names, res.targets, achieved,
+                             max(res.iterations, again.iterations))
 
 
 def _calibrate_legacy(
@@ -341,7 +371,8 @@ def _lstsq(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------------------ the solver (issue 15)
 
-WARM_MIN = 64  # batches of at least this many sets start from the reference's prediction (:class:`_Warm`)
+WARM_MIN = 64  # batches of at least this many sets start from the reference's prediction (:class:`_Warm`);
+# smaller batches start from their own values and try the prediction for the sets that fail (_retry_warm)
 STALL = 2  # warm-started batches: iterations without progress after which a set stops ("did not converge")
 PROGRESS = 0.25  # progress: a residual norm below this fraction of the last one that counted as progress
 _LEGACY = False  # True: the solver before issue 15 for every batch (tests compare the two)
