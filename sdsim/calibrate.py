@@ -7,8 +7,17 @@ perturbations: one run per group of free parameters no target depends on togethe
 as one batch, then solves the small p x p linear systems with one
 ``numpy.linalg.solve``. The Jacobian is computed by finite differences in the first iteration
 only and then refined by Broyden's rank-one updates, so later iterations cost one run per set.
-Sets whose solution leaves the bounds, or that do not converge, are flagged, never dropped
-silently.
+
+Batches of at least :data:`WARM_MIN` sets (ensembles) are warm-started (issue 15): one reference set
+(the model's baseline value of every input that varies) is solved, and each set starts from the
+linear prediction x0 + S (theta - theta0) with the reference's slopes; the first Jacobian's columns
+of the decoupled free parameters (a target that depends on one of them alone) are the reference's,
+the others finite differences; a set that stops making progress gets a new Jacobian once and is then
+given up ("did not converge") instead of iterating to :data:`MAX_ITER`. Smaller batches (a scenario
+run) start from their own values as before and retry only their failed sets from the prediction, so
+a set has a solution in a small batch exactly when it has one in an ensemble. Both stop at the same
+residual tolerance; the solver before issue 15 stays available (``_LEGACY``) for tests. Sets whose
+solution leaves the bounds, or that do not converge, are flagged, never dropped silently.
 """
 
 from __future__ import annotations
