@@ -9,7 +9,9 @@
 Every figure is best / median wall time and median CPU time (this process and its workers) over at
 least 5 repeats, with the load average (benchmarks/timing.py). ``--workers N`` sets the processes.
 Run by hand: ``python benchmarks/bench_optimize.py [--repeat K] [--samples N] [--maxiter G] [--workers N]``;
-small options (``--samples 50 --maxiter 2``) run it quickly. Prints figures; asserts nothing about speed.
+small options
+(``--samples 60 --maxiter 2 --popsize 4``; history matching needs 30 samples kept) run it quickly.
+Prints figures; asserts nothing about speed.
 """
 
 from __future__ import annotations
