@@ -7,17 +7,22 @@ perturbations: one run per group of free parameters no target depends on togethe
 as one batch, then solves the small p x p linear systems with one
 ``numpy.linalg.solve``. The Jacobian is computed by finite differences in the first iteration
 only and then refined by Broyden's rank-one updates, so later iterations cost one run per set.
+A set that finds no smaller residual for :data:`STALL_PLAIN` iterations stops ("did not
+converge") instead of iterating to :data:`MAX_ITER`; the sets that fail are those that failed
+before (issue 15), found sooner. Sets whose solution leaves the bounds, or that do not converge,
+are flagged, never dropped silently.
 
-Batches of at least :data:`WARM_MIN` sets (ensembles) are warm-started (issue 15): one reference set
-(the model's baseline value of every input that varies) is solved, and each set starts from the
-linear prediction x0 + S (theta - theta0) with the reference's slopes; the first Jacobian's columns
-of the decoupled free parameters (a target that depends on one of them alone) are the reference's,
-the others finite differences; a set that stops making progress gets a new Jacobian once and is then
-given up ("did not converge") instead of iterating to :data:`MAX_ITER`. Smaller batches (a scenario
-run) start from their own values as before and retry only their failed sets from the prediction, so
-a set has a solution in a small batch exactly when it has one in an ensemble. Both stop at the same
-residual tolerance; the solver before issue 15 stays available (``_LEGACY``) for tests. Sets whose
-solution leaves the bounds, or that do not converge, are flagged, never dropped silently.
+``WARM_START = True`` switches batches of at least :data:`WARM_MIN` sets (ensembles) to a
+warm-started solver (issue 15): one reference set (the model's baseline value of every input that
+varies) is solved, and each set starts from the linear prediction x0 + S (theta - theta0) with the
+reference's slopes; the first Jacobian's columns of the decoupled free parameters (a target that
+depends on one of them alone) are the reference's, the others finite differences; a set that stops
+making progress gets a new Jacobian once and is then given up. It needs about 40 % fewer runs, keeps
+every solution of the default solver (to the tolerance) and also solves most sets the default
+cannot reach from the model's starting values (for the Yubei model: short registration processing
+times), which changes which samples an ensemble keeps: a modelling decision, so it is off by default.
+Smaller batches (a scenario run) start from their own values and retry only their failed sets from
+the prediction. The solver before issue 15 stays available (``_LEGACY``) for tests.
 """
 
 from __future__ import annotations
@@ -202,10 +207,11 @@ def calibrate(
     if not cal.free and not cal.targets:  # a model without calibration: every set is solved as it is
         return CalibrationResult(dict(params), np.ones(n, bool), np.full(n, "", dtype=object), [],
                                  np.zeros((n, 0)), np.zeros((n, 0)), 0)
-    warm = _warm_start(cm, params, lever_baseline, n, dt, method) if n >= WARM_MIN and not _LEGACY else None
+    use_warm = WARM_START and not _LEGACY
+    warm = _warm_start(cm, params, lever_baseline, n, dt, method) if use_warm and n >= WARM_MIN else None
     if n <= CHUNK:
         res = _calibrate(cm, params, lever_baseline, dt, method, warm)
-        if warm is None and not _LEGACY and not res.ok.all():
+        if use_warm and warm is None and not res.ok.all():
             res = _retry_warm(cm, params, lever_baseline, dt, method, res, n)
         return res
     slices = parallel.chunks(n, CHUNK)
@@ -380,7 +386,9 @@ def _lstsq(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------------------ the solver (issue 15)
 
-WARM_MIN = 64  # batches of at least this many sets start from the reference's prediction (:class:`_Warm`);
+STALL_PLAIN = 8  # iterations without a new smallest residual norm after which a set stops ("did not converge")
+WARM_START = False  # True: the warm-started solver below (it also solves sets the plain one cannot: see _Warm)
+WARM_MIN = 64  # with WARM_START, batches of at least this many sets start from the reference's prediction;
 # smaller batches start from their own values and try the prediction for the sets that fail (_retry_warm)
 STALL = 2  # warm-started batches: iterations without progress after which a set stops ("did not converge")
 PROGRESS = 0.25  # progress: a residual norm below this fraction of the last one that counted as progress
@@ -601,14 +609,13 @@ def _calibrate(
         done[active[conv]] = True
         bad[active[~finite]] = True
         keep = finite & ~conv
-        retry = np.zeros(m, bool)
-        if warm is not None:  # stagnation (warm-started batches only)
-            progress = norm < PROGRESS * mark[active]
-            mark[active[progress]] = norm[progress]
-            mark_it[active[progress]] = it
-            stalled = keep & (it - mark_it[active] >= STALL)
-            retry = stalled & ~retried[active]
-            keep &= ~(stalled & ~retry)
+        # stagnation: no progress for a number of iterations (warm: a set gets a new Jacobian once first)
+        progress = norm < (PROGRESS * mark[active] if warm is not None else mark[active])
+        mark[active[progress]] = norm[progress]
+        mark_it[active[progress]] = it
+        stalled = keep & (it - mark_it[active] >= (STALL if warm is not None else STALL_PLAIN))
+        retry = stalled & ~retried[active] if warm is not None else np.zeros(m, bool)
+        keep &= ~(stalled & ~retry)
         idx = active[keep]
         if idx.size == 0:
             break
