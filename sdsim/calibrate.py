@@ -386,7 +386,7 @@ def _lstsq(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------------------ the solver (issue 15)
 
-STALL_PLAIN = 8  # iterations without a new smallest residual norm after which a set stops ("did not converge")
+STALL_PLAIN = 10  # iterations without a new smallest residual norm after which a set stops ("did not converge")
 WARM_START = False  # True: the warm-started solver below (it also solves sets the plain one cannot: see _Warm)
 WARM_MIN = 64  # with WARM_START, batches of at least this many sets start from the reference's prediction;
 # smaller batches start from their own values and try the prediction for the sets that fail (_retry_warm)
