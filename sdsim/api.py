@@ -17,7 +17,7 @@ raises :class:`sdsim.InputError` (a ``ValueError``) with the same one-line messa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ from .scenario import Scenario, apply, load_scenario, validate
 
 if TYPE_CHECKING:
     import pandas as pd
+    from matplotlib.figure import Figure
 
     from .compiler import Compiled
     from .model import Model
@@ -48,6 +49,31 @@ class Result:
     timeseries: pd.DataFrame  # index: year; one column per stock, flow (annual total), auxiliary, series
     goals: pd.DataFrame  # index: goal id; the columns of goals.csv
     parameters: dict[str, float]  # every parameter value the run used, calibrated ones included
+    _model: Any = field(default=None, repr=False)  # the Model (for figures)
+    _run: Any = field(default=None, repr=False)  # the engine's Run of this scenario
+    _status: Any = field(default=None, repr=False)  # goal statuses (goals.evaluate)
+
+    @property
+    def figure_names(self) -> list[str]:
+        """The figures :meth:`figure` can draw: ``goals`` and those the model declares in figures.yaml."""
+        from .plots import run_figures
+
+        return run_figures(self._model)
+
+    def figure(self, name: str = "goals", lang: str = "en") -> Figure:
+        """A new matplotlib Figure of this run (``goals`` or a figure of figures.yaml), in ``lang`` (en|zh).
+
+        Nothing global is touched: no backend is chosen, pyplot keeps no reference, rcParams are unchanged.
+        Save it with ``fig.savefig(path)`` or show it in a notebook.
+        """
+        from .plots import run_figure, setup_language
+
+        if name not in self.figure_names:
+            raise InputError(f"unknown figure {name!r}; choose one of {', '.join(self.figure_names)}", None, "figure")
+        if lang not in ("en", "zh"):
+            raise InputError(f"unknown language {lang!r}; choose en or zh", None, "lang")
+        lang = setup_language(lang)  # registers the CJK font (en when none is installed)
+        return run_figure(self._model, name, self._run, lang, self.scenario.label(lang), self._status)
 
     def to_csv(self, directory: str | Path) -> list[Path]:
         """Write ``timeseries.csv`` and ``goals.csv`` into ``directory`` (created if missing)."""
@@ -133,7 +159,8 @@ class Simulator:
         out = []
         for r in run_scenarios(self.compiled, scs):
             status = evaluate(self.model, r.run, params=r.params)
-            out.append(Result(r.scenario, self._timeseries(r), self._goals(status), dict(r.params)))
+            out.append(Result(r.scenario, self._timeseries(r), self._goals(status), dict(r.params),
+                              self.model, r.run, status))
         return out[0] if single else out
 
     def _timeseries(self, r: ScenarioRun) -> pd.DataFrame:

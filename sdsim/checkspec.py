@@ -82,7 +82,7 @@ class DeclaredLoop:
 
 @dataclass
 class Corners:
-    """Extreme-condition corners (MODEL_SPEC §4b item 7): random vertices of the uncertainty ranges, a Latin
+    """Extreme-condition corners (docs/checks.md): random vertices of the uncertainty ranges, a Latin
     hypercube, all-low and all-high, each re-calibrated and run to ``end`` in one batch; ``downturn`` repeats
     the batch with lever settings (e.g. GDP falling) and its own expectations."""
 

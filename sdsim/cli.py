@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any, NoReturn
 
 from .errors import InputError, one_line
 
@@ -17,7 +18,7 @@ COMMANDS = {
     "run": "run scenarios: goal table, time series, plots -> results/<name>/",
     "compare": "run several scenarios as one batch: overlay plots and goal matrix -> results/compare/",
     "sensitivity": "sensitivity and uncertainty analysis (oat, morris, sobol, mc)",
-    "calibrate": "show how 2021 is reproduced: targets, solved free parameters, residuals",
+    "calibrate": "show how the calibration year is reproduced: targets, solved free parameters, residuals",
     "describe": "stocks, flows, loops, parameters with provenance, goals",
     "check": "model validity tests (units, mass balance, dt convergence, extremes, calibration)",
     "export": "write the model for Stella / Vensim / PySD (XMILE)",
@@ -28,12 +29,16 @@ COMMANDS = {
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # exit code 2 with one line, no usage dump
+    def error(self, message: str) -> NoReturn:  # exit code 2 with one line, no usage dump
         raise InputError(f"{self.prog}: {message} (see --help)")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="DIR", help="model folder (default: ./model, else the repository's)")
+
+
+def _lang(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lang", choices=("en", "zh"), default="en", help="language of the printed summary")
 
 
 def _positive(text: str) -> int:
@@ -55,31 +60,48 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per job."""
     parser = _Parser(prog="simulate.py", description="Yubei innovation scenario simulator (system dynamics).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    _add_run(sub)
+    _add_compare(sub)
+    _add_sensitivity(sub)
+    _add_optimize(sub)
+    _add_model_commands(sub)
+    _add_serve(sub)
+    return parser
 
+
+def _add_run(sub: Any) -> None:
+    """``run`` and ``init``."""
     p = sub.add_parser("run", help=COMMANDS["run"], description=COMMANDS["run"])
     p.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="scenario YAML file(s) or names (e.g. baseline: "
                    "./scenarios, beside the model, then the bundled ones)")
     p.add_argument("--out", metavar="DIR", default="results", help="parent folder of the result folders (default: results); "
                    "a scenario run with --set goes to <name>+<overrides>/")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a lever or parameter")
-    p.add_argument("--lang", choices=("en", "zh"), default="en", help="label language of figures")
+    p.add_argument("--lang", choices=("en", "zh"), default="en", help="language of the printed summary, reports and figures")
     p.add_argument("--svg", action="store_true", help="also write SVG figures")
     p.add_argument("--no-plots", action="store_true", help="skip figures")
     _common(p)
 
     p = sub.add_parser("init", help=COMMANDS["init"], description=COMMANDS["init"])
     p.add_argument("dir", metavar="DIR", help="a new (or empty) folder")
+    _lang(p)
 
+
+def _add_compare(sub: Any) -> None:
+    """``compare``."""
     p = sub.add_parser("compare", help=COMMANDS["compare"], description=COMMANDS["compare"])
     p.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="scenario YAML files")
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/compare, or results/compare+<overrides> "
                    "with --set)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override in every scenario")
-    p.add_argument("--lang", choices=("en", "zh"), default="en")
+    p.add_argument("--lang", choices=("en", "zh"), default="en", help="language of the printed summary, reports and figures")
     p.add_argument("--svg", action="store_true", help="also write SVG figures")
     _workers(p)
     _common(p)
 
+
+def _add_sensitivity(sub: Any) -> None:
+    """``sensitivity``."""
     p = sub.add_parser("sensitivity", help=COMMANDS["sensitivity"], description=COMMANDS["sensitivity"])
     p.add_argument("scenario", metavar="SCENARIO")
     p.add_argument("--method", choices=("oat", "morris", "sobol", "mc"), default="oat")
@@ -98,12 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write experiment K of this design (same method, samples, seed, inputs) as a scenario file "
                         "that `run` reproduces exactly, instead of analysing")
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>_<method>)")
-    p.add_argument("--lang", choices=("en", "zh"), default="en")
+    p.add_argument("--lang", choices=("en", "zh"), default="en", help="language of the printed summary, reports and figures")
     p.add_argument("--svg", action="store_true", help="also write SVG figures")
     p.add_argument("--no-plots", action="store_true", help="skip figures")
     _workers(p)
     _common(p)
 
+
+def _add_optimize(sub: Any) -> None:
+    """``optimize``."""
     p = sub.add_parser("optimize", help=COMMANDS["optimize"], description=COMMANDS["optimize"])
     p.add_argument("scenario", metavar="SCENARIO", help="input scenario (the package never goes below its levers)")
     p.add_argument("--goals", metavar="A,B", help="goal ids to meet (default: all)")
@@ -118,23 +143,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--popsize", type=int, default=24, metavar="K", help="candidates per generation (default 24)")
     p.add_argument("--maxiter", type=int, default=40, metavar="G", help="generations at most (default 40)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>_optimize)")
-    p.add_argument("--lang", choices=("en", "zh"), default="en")
+    p.add_argument("--lang", choices=("en", "zh"), default="en", help="language of the printed summary, reports and figures")
     p.add_argument("--svg", action="store_true", help="also write SVG figures")
     p.add_argument("--no-plots", action="store_true", help="skip figures")
     _workers(p)
     _common(p)
 
+
+def _add_model_commands(sub: Any) -> None:
+    """``calibrate``, ``describe``, ``check`` and ``export``: commands about the model itself."""
     p = sub.add_parser("calibrate", help=COMMANDS["calibrate"], description=COMMANDS["calibrate"])
     p.add_argument("scenario", nargs="?", metavar="SCENARIO", help="calibrate under this scenario's parameter overrides")
+    _lang(p)
     _common(p)
 
     p = sub.add_parser("describe", help=COMMANDS["describe"], description=COMMANDS["describe"])
     p.add_argument("--format", choices=("text", "md"), default="text", help="md writes docs/model.md")
-    p.add_argument("--lang", choices=("en", "zh"), default="en")
+    p.add_argument("--lang", choices=("en", "zh"), default="en", help="language of the printed summary, reports and figures")
     _common(p)
 
     p = sub.add_parser("check", help=COMMANDS["check"], description=COMMANDS["check"])
     p.add_argument("scenario", nargs="?", metavar="SCENARIO")
+    _lang(p)
     _workers(p)
     _common(p)
 
@@ -142,8 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scenario", nargs="?", metavar="SCENARIO")
     p.add_argument("--format", choices=("xmile",), default="xmile")
     p.add_argument("--out", metavar="FILE", help="output file (default: results/<scenario>.xmile)")
+    _lang(p)
     _common(p)
 
+
+def _add_serve(sub: Any) -> None:
+    """``serve``."""
     p = sub.add_parser("serve", help=COMMANDS["serve"], description=COMMANDS["serve"])
     p.add_argument("--port", type=int, default=8050, help="port (default 8050; 0: any free port)")
     p.add_argument("--host", default="127.0.0.1", metavar="ADDR",
@@ -155,7 +189,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=12345, metavar="S", help="ensemble random seed (default 12345)")
     p.add_argument("--verbose", action="store_true", help="log every request")
     _common(p)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -39,11 +39,11 @@ import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from graphlib import CycleError, TopologicalSorter
 from typing import Any
 
 import numpy as np
 
+from . import compiler_deps as deps
 from . import expressions as ex
 from .errors import ModelError
 from .model import Model
@@ -189,15 +189,6 @@ def _namespace(model: Model, table_y: dict[str, list[float]]) -> dict[str, Any]:
     return namespace
 
 
-def _order(nodes: dict[str, set[str]], what: str, file: str) -> list[str]:
-    """Topological order of ``nodes`` (name -> dependencies among nodes); cycles are errors."""
-    try:  # sorted dependencies: the same generated code in every process (set order depends on the hash seed)
-        return list(TopologicalSorter({n: sorted(nodes[n]) for n in sorted(nodes)}).static_order())
-    except CycleError as exc:
-        cycle = " -> ".join(exc.args[1])
-        raise ModelError(f"{what} form a cycle: {cycle}", file) from None
-
-
 def _value_expr(var: Any, scalar: bool = False, expr: ex.Expr | None = None, held: bool = False) -> str:
     """Source computing a flow or auxiliary (graphical functions included); ``expr`` replaces its equation."""
     e = expr if expr is not None else ex.inner(var.expr)
@@ -220,225 +211,188 @@ def compile_model(model: Model) -> Compiled:
 
 
 def _compile(model: Model) -> Compiled:
-    sfile = str(model.directory / "structure.yaml")
-    stocks = list(model.stocks)
-    flows = list(model.flows)
-    aux_all = dict(model.aux)
-    frozen = [n for n, v in aux_all.items() if v.expr.is_initial]
-    delays = {n: v for n, v in aux_all.items() if v.fixed_delay is not None}  # delay_fixed outputs: state
-    computed = {**{n: model.flows[n] for n in flows},
-                **{n: v for n, v in aux_all.items() if n not in frozen and n not in delays}}
-    levers = set(model.levers)
-    series = set(model.series)
-    consts = set(model.params) - levers | set(model.facts)
-
-    # --- dynamic graph: flows and auxiliaries depend on each other; stocks etc. are sources
-    deps = {n: (v.expr.names & set(computed)) for n, v in computed.items()}
-    order = _order(deps, "auxiliaries and flows", sfile)
-    static: set[str] = set()
-    for n in order:
-        v = computed[n]
-        uses_time = bool(v.expr.names & {"time"}) or bool(v.expr.functions & {"step", "ramp", "pulse"})
-        external = v.expr.names - consts - set(frozen) - static
-        if not uses_time and not external:
-            static.add(n)
-
-    rates = flows + [n for n, v in aux_all.items() if v.annual_total]
-    rec_aux = [n for n, v in aux_all.items() if not v.annual_total]
-
-    # the subset needed each step: ancestors of the rates and of the delay_fixed inputs
-    need: set[str] = set()
-    stack = [r for r in rates if r in computed]
-    for v in delays.values():
-        stack.extend(v.expr.names & set(computed))
-    while stack:
-        n = stack.pop()
-        if n in need:
-            continue
-        need.add(n)
-        stack.extend(deps[n])
-
+    p = deps.plan(model)
     lines: list[str] = []
-    w = lines.append
+    _emit_init(p, lines.append)
+    for fname, scalar in (("build", False), ("build_scalar", True)):  # numpy arrays / Python floats (one run)
+        _emit_build(p, lines.append, fname, scalar)
+    ann_order = _emit_annual(p, lines.append)
+    source = "\n".join(lines) + "\n"
+    namespace = _namespace(model, {})
+    code = compile(source, f"<compiled model {model.directory}>", "exec")
+    exec(code, namespace)  # noqa: S102 - source generated from whitelisted expression trees
+    return Compiled(
+        model=model,
+        stocks=p.stocks,
+        rates=p.rates,
+        aux=p.rec_aux,
+        annual_names=list(ann_order),
+        init=namespace["init"],
+        build=namespace["build"],
+        build_scalar=namespace["build_scalar"],
+        annual=namespace["annual"],
+        source=source,
+    )
 
-    # ------------------------------------------------------------------ init
-    init_nodes: dict[str, set[str]] = {}
-    for s in stocks:
-        init_nodes[f"stock:{s}"] = set()
-    for n in [*computed, *frozen, *delays]:
-        init_nodes[n] = set()
 
-    def init_deps(expr: ex.Expr) -> set[str]:
-        out = set()
-        for name in expr.names:
-            if name in model.stocks:
-                out.add(f"stock:{name}")
-            elif name in computed or name in frozen or name in delays:
-                out.add(name)
-        return out
+Emit = Callable[[str], None]  # appends one line of generated source
 
-    for s in stocks:
-        init_nodes[f"stock:{s}"] = init_deps(model.stocks[s].expr)
-    for n, v in computed.items():
-        init_nodes[n] = init_deps(v.expr)
-    for n in frozen:
-        init_nodes[n] = init_deps(aux_all[n].expr)  # what initial(x) needs, in dependency order
-    for n, v in delays.items():
-        init_nodes[n] = init_deps(v.fixed_delay[1])  # type: ignore[index]
-    # only what the stocks' initial values, the frozen auxiliaries and the delay_fixed initial values need
-    wanted: set[str] = set()
-    stack = [f"stock:{s}" for s in stocks] + frozen + list(delays)
-    while stack:
-        n = stack.pop()
-        if n in wanted:
-            continue
-        wanted.add(n)
-        stack.extend(init_nodes[n])
-    init_order = _order({n: init_nodes[n] & wanted for n in wanted}, "initial values", sfile)
 
+def _emit_init(p: deps.Plan, w: Emit) -> None:
+    """``init(P, LV, SR, time)``: initial stock values, frozen auxiliaries and delay_fixed initial values."""
+    model = p.model
     w("def init(P, LV, SR, time):")
-    for n in sorted(consts):
+    for n in sorted(p.consts):
         w(f"    {_v(n)} = P[{n!r}]")
-    for n in sorted(levers):
+    for n in sorted(p.levers):
         w(f"    {_v(n)} = LV[{n!r}][0]")
-    for n in sorted(series):
+    for n in sorted(p.series):
         w(f"    {_v(n)} = SR[{n!r}][0]")
-    for n in init_order:
+    for n in p.init_order:
         if n.startswith("stock:"):
             s = n[6:]
             w(f"    {_v(s)} = {ex.to_source(model.stocks[s].expr, _rename(model.stocks[s].expr.names))}")
-        elif n in frozen:
-            w(f"    {_v(n)} = {_value_expr(aux_all[n])}")
-        elif n in delays:
-            x0 = delays[n].fixed_delay[1]  # type: ignore[index]
+        elif n in p.frozen:
+            w(f"    {_v(n)} = {_value_expr(p.aux_all[n])}")
+        elif n in p.delays:
+            x0 = p.delays[n].fixed_delay[1]  # type: ignore[index]
             w(f"    {_v(n)} = {ex.to_source(x0, _rename(x0.names))}")
         else:
-            w(f"    {_v(n)} = {_value_expr(computed[n])}")
-    w("    return {" + ", ".join(f"{s!r}: {_v(s)}" for s in stocks) + "}, {"
-      + ", ".join(f"{n!r}: {_v(n)}" for n in [*frozen, *delays]) + "}")
+            w(f"    {_v(n)} = {_value_expr(p.computed[n])}")
+    w("    return {" + ", ".join(f"{s!r}: {_v(s)}" for s in p.stocks) + "}, {"
+      + ", ".join(f"{n!r}: {_v(n)}" for n in [*p.frozen, *p.delays]) + "}")
     w("")
 
-    # ------------------------------------------------------------------ build / rates
-    stock_index = {s: i for i, s in enumerate(stocks)}
-    rate_index = {r: i for i, r in enumerate(rates)}
 
-    # subtrees of the dynamic equations that depend on constants only are computed once, in build
-    hoisted: dict[str, tuple[str, Any]] = {}
-    constant = consts | set(frozen) | static
-    dyn_expr = {n: ex.hoist(computed[n].expr, constant, hoisted) for n in order if n not in static}
+def _emit_build(p: deps.Plan, w: Emit, fname: str, scalar: bool) -> None:
+    """``build``/``build_scalar(P, LV, SR, FZ, dt)``: the once-per-batch values, then ``rates`` and ``rates_rec``."""
+    w(f"def {fname}(P, LV, SR, FZ, dt=None):")
+    for n in sorted(p.consts):
+        w(f"    {_v(n)} = P[{n!r}]")
+    for n in p.frozen:
+        w(f"    {_v(n)} = FZ[{n!r}]")
+    for n in sorted(p.levers):
+        w(f"    L_{n} = LV[{n!r}]")
+    for n in sorted(p.series):
+        w(f"    R_{n} = SR[{n!r}]")
+    for n in p.order:
+        if n in p.static:
+            w(f"    {_v(n)} = {_value_expr(p.computed[n], scalar)}")
+    for name, node in p.hoisted.values():
+        sub = ex.subtree(node)
+        w(f"    {_v(name)} = {ex.to_source(sub, _rename(sub.names), scalar)}")
+    for n, v in p.delays.items():
+        T = v.fixed_delay[0]  # type: ignore[index]
+        where = f"{p.sfile}: " + next((f.path for f in p.model.stock_functions if f.output == n), n)
+        w(f"    M_{n} = _delay_steps({ex.to_source(T, _rename(T.names))}, dt, {where!r})")
+        w(f"    B_{n} = [FZ[{n!r}]] * M_{n}")
+        w(f"    H_{n} = [FZ[{n!r}]]")
+    w("    def rates(k, time, S, F, D, tk=None, first=True):")
+    _emit_rates(p, w, False, scalar)
+    w("    def rates_rec(k, time, S, F, D, A):")
+    _emit_rates(p, w, True, scalar)
+    w("    return rates, rates_rec")
+    w("")
 
-    held = any(computed[n].expr.functions & set(ex.HELD_TIME_FUNCTIONS) for n in order if n not in static) \
-        or any(v.expr.functions & set(ex.HELD_TIME_FUNCTIONS) for v in delays.values())
 
-    def body(record: bool, scalar: bool) -> None:
-        used: set[str] = set()
-        nodes = [n for n in order if n not in static and (record or n in need)]
-        for n in nodes:
-            used |= dyn_expr[n].names
-        for v in delays.values():
-            used |= v.expr.names
+def _emit_rates(p: deps.Plan, w: Emit, record: bool, scalar: bool) -> None:
+    """Body of ``rates`` (``record`` False: the equations the rates need) or ``rates_rec`` (all, recorded in A)."""
+    nodes = [n for n in p.order if n not in p.static and (record or n in p.need)]
+    _emit_inputs(p, w, nodes, record)
+    written = _emit_equations(p, w, nodes, scalar)
+    for r, i in p.rate_index.items():
+        if r not in written:
+            w(f"        F[{i}] = {_v(r)}")
+    _emit_derivatives(p, w, scalar)
+    if record:
+        for i, n in enumerate(p.rec_aux):
+            w(f"        A[{i}] = {_v(n)}")
+    # delay_fixed: record the input of step k (first evaluation only) in the slot just read
+    for n, v in p.delays.items():
+        src = ex.to_source(v.expr, _rename(v.expr.names, True), scalar)
+        value = f"float({src})" if scalar else f"_np.array({src}, dtype=float)"
         if record:
-            for n in rec_aux:
-                used.add(n)
-        if held and not record:
-            w("        if tk is None:")
-            w("            tk = time")
-        elif held:
-            w("        tk = time")
-        for s, i in stock_index.items():
-            w(f"        {_v(s)} = S[{i}]")
-        for n in delays:  # the output of step k, held for all its evaluations (the slot is overwritten below)
-            if record:
-                w(f"        H_{n}[0] = B_{n}[k % M_{n}]")
-            else:
-                w("        if first:")
-                w(f"            H_{n}[0] = B_{n}[k % M_{n}]")
-            w(f"        {_v(n)} = H_{n}[0]")
-        for n in sorted(levers & used):
-            w(f"        {_v(n)} = L_{n}[k]")
-        for n in sorted(series & used):
-            w(f"        {_v(n)} = R_{n}[k]")
-        written: set[str] = set()  # rates computed straight into their row of F (numpy only)
-        for n in nodes:
-            var = computed[n]
-            into = None
-            e = dyn_expr[n]
-            if not scalar and n in rate_index and var.table is None:
-                into = ex.to_source_into(e, _rename(e.names, held=True), f"F[{rate_index[n]}]")
-            if into:
-                w(f"        {into}")
-                w(f"        {_v(n)} = F[{rate_index[n]}]")
-                written.add(n)
-            else:
-                w(f"        {_v(n)} = {_value_expr(var, scalar, e, held=True)}")
-        for r, i in rate_index.items():
-            if r not in written:
-                w(f"        F[{i}] = {_v(r)}")
-        for s, i in stock_index.items():
-            st = model.stocks[s]
-            terms = [("+", f) for f in st.inflows] + [("-", f) for f in st.outflows]
-            if scalar or not terms:
-                ins = " + ".join(_v(f) for f in st.inflows) or "0.0"
-                outs = " - ".join(_v(f) for f in st.outflows)
-                w(f"        D[{i}] = {ins}{' - ' + outs if outs else ''}")
-                continue
-            # numpy: accumulate in place in the row D[i] (no temporaries)
-            (sign0, f0), rest = terms[0], terms[1:]
-            if rest:
-                fn = "add" if rest[0][0] == "+" else "subtract"
-                first = _v(f0) if sign0 == "+" else f"-{_v(f0)}"
-                w(f"        _np.{fn}({first}, {_v(rest[0][1])}, out=D[{i}])")
-                rest = rest[1:]
-            else:
-                w(f"        D[{i}] = {_v(f0) if sign0 == '+' else '-' + _v(f0)}")
-            for sign, f in rest:
-                w(f"        D[{i}] {sign}= {_v(f)}")
+            w(f"        B_{n}[k % M_{n}] = {value}")
+        else:
+            w("        if first:")
+            w(f"            B_{n}[k % M_{n}] = {value}")
+
+
+def _emit_inputs(p: deps.Plan, w: Emit, nodes: list[str], record: bool) -> None:
+    """Rate function inputs: the step's start ``tk``, stocks, held delay_fixed outputs, the levers and series used."""
+    used: set[str] = set()
+    for n in nodes:
+        used |= p.dyn_expr[n].names
+    for v in p.delays.values():
+        used |= v.expr.names
+    if record:
+        for n in p.rec_aux:
+            used.add(n)
+    if p.held and not record:
+        w("        if tk is None:")
+        w("            tk = time")
+    elif p.held:
+        w("        tk = time")
+    for s, i in p.stock_index.items():
+        w(f"        {_v(s)} = S[{i}]")
+    for n in p.delays:  # the output of step k, held for all its evaluations (the slot is overwritten below)
         if record:
-            for i, n in enumerate(rec_aux):
-                w(f"        A[{i}] = {_v(n)}")
-        # delay_fixed: record the input of step k (first evaluation only) in the slot just read
-        for n, v in delays.items():
-            src = ex.to_source(v.expr, _rename(v.expr.names, True), scalar)
-            value = f"float({src})" if scalar else f"_np.array({src}, dtype=float)"
-            if record:
-                w(f"        B_{n}[k % M_{n}] = {value}")
-            else:
-                w("        if first:")
-                w(f"            B_{n}[k % M_{n}] = {value}")
+            w(f"        H_{n}[0] = B_{n}[k % M_{n}]")
+        else:
+            w("        if first:")
+            w(f"            H_{n}[0] = B_{n}[k % M_{n}]")
+        w(f"        {_v(n)} = H_{n}[0]")
+    for n in sorted(p.levers & used):
+        w(f"        {_v(n)} = L_{n}[k]")
+    for n in sorted(p.series & used):
+        w(f"        {_v(n)} = R_{n}[k]")
 
-    # build(): numpy arrays, one entry per run; build_scalar(): Python floats, one run
-    for fname, scalar in (("build", False), ("build_scalar", True)):
-        w(f"def {fname}(P, LV, SR, FZ, dt=None):")
-        for n in sorted(consts):
-            w(f"    {_v(n)} = P[{n!r}]")
-        for n in frozen:
-            w(f"    {_v(n)} = FZ[{n!r}]")
-        for n in sorted(levers):
-            w(f"    L_{n} = LV[{n!r}]")
-        for n in sorted(series):
-            w(f"    R_{n} = SR[{n!r}]")
-        for n in order:
-            if n in static:
-                w(f"    {_v(n)} = {_value_expr(computed[n], scalar)}")
-        for name, node in hoisted.values():
-            sub = ex.subtree(node)
-            w(f"    {_v(name)} = {ex.to_source(sub, _rename(sub.names), scalar)}")
-        for n, v in delays.items():
-            T = v.fixed_delay[0]  # type: ignore[index]
-            where = f"{sfile}: " + next((f.path for f in model.stock_functions if f.output == n), n)
-            w(f"    M_{n} = _delay_steps({ex.to_source(T, _rename(T.names))}, dt, {where!r})")
-            w(f"    B_{n} = [FZ[{n!r}]] * M_{n}")
-            w(f"    H_{n} = [FZ[{n!r}]]")
-        w("    def rates(k, time, S, F, D, tk=None, first=True):")
-        body(False, scalar)
-        w("    def rates_rec(k, time, S, F, D, A):")
-        body(True, scalar)
-        w("    return rates, rates_rec")
-        w("")
 
-    # ------------------------------------------------------------------ annual outputs
-    ann = model.annual
-    ann_order = _order({n: v.expr.names & set(ann) for n, v in ann.items()}, "annual outputs", sfile)
+def _emit_equations(p: deps.Plan, w: Emit, nodes: list[str], scalar: bool) -> set[str]:
+    """The dynamic equations ``nodes`` in order; returns the rates computed straight into their row of F."""
+    rate_index = p.rate_index
+    written: set[str] = set()  # rates computed straight into their row of F (numpy only)
+    for n in nodes:
+        var = p.computed[n]
+        into = None
+        e = p.dyn_expr[n]
+        if not scalar and n in rate_index and var.table is None:
+            into = ex.to_source_into(e, _rename(e.names, held=True), f"F[{rate_index[n]}]")
+        if into:
+            w(f"        {into}")
+            w(f"        {_v(n)} = F[{rate_index[n]}]")
+            written.add(n)
+        else:
+            w(f"        {_v(n)} = {_value_expr(var, scalar, e, held=True)}")
+    return written
+
+
+def _emit_derivatives(p: deps.Plan, w: Emit, scalar: bool) -> None:
+    """Stock derivatives ``D[i]`` = inflows - outflows (numpy: accumulated in place in the row, no temporaries)."""
+    for s, i in p.stock_index.items():
+        st = p.model.stocks[s]
+        terms = [("+", f) for f in st.inflows] + [("-", f) for f in st.outflows]
+        if scalar or not terms:
+            ins = " + ".join(_v(f) for f in st.inflows) or "0.0"
+            outs = " - ".join(_v(f) for f in st.outflows)
+            w(f"        D[{i}] = {ins}{' - ' + outs if outs else ''}")
+            continue
+        (sign0, f0), rest = terms[0], terms[1:]
+        if rest:
+            fn = "add" if rest[0][0] == "+" else "subtract"
+            first = _v(f0) if sign0 == "+" else f"-{_v(f0)}"
+            w(f"        _np.{fn}({first}, {_v(rest[0][1])}, out=D[{i}])")
+            rest = rest[1:]
+        else:
+            w(f"        D[{i}] = {_v(f0) if sign0 == '+' else '-' + _v(f0)}")
+        for sign, f in rest:
+            w(f"        D[{i}] {sign}= {_v(f)}")
+
+
+def _emit_annual(p: deps.Plan, w: Emit) -> list[str]:
+    """``annual(NS)``: the annual outputs from yearly records; returns their order."""
+    ann = p.model.annual
+    ann_order = deps.order({n: v.expr.names & set(ann) for n, v in ann.items()}, "annual outputs", p.sfile)
     w("def annual(NS):")
     names_needed: set[str] = set()
     for v in ann.values():
@@ -450,20 +404,4 @@ def _compile(model: Model) -> Compiled:
         w(f"    {_v(n)} = {ex.to_source(ann[n].expr, _rename(ann[n].expr.names))}")
         out.append(f"{n!r}: {_v(n)}")
     w("    return {" + ", ".join(out) + "}")
-
-    source = "\n".join(lines) + "\n"
-    namespace = _namespace(model, {})
-    code = compile(source, f"<compiled model {model.directory}>", "exec")
-    exec(code, namespace)  # noqa: S102 - source generated from whitelisted expression trees
-    return Compiled(
-        model=model,
-        stocks=stocks,
-        rates=rates,
-        aux=rec_aux,
-        annual_names=list(ann_order),
-        init=namespace["init"],
-        build=namespace["build"],
-        build_scalar=namespace["build_scalar"],
-        annual=namespace["annual"],
-        source=source,
-    )
+    return ann_order

@@ -13,15 +13,14 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import matplotlib
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch, Polygon
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch, Polygon  # noqa: E402
-
-from .loops import Loop  # noqa: E402
-from .model import Model  # noqa: E402
-from .plots import unit_label  # noqa: E402
+from . import i18n
+from .loops import Loop
+from .model import Model
+from .plots import bold, styled, unit_label
 
 # layout, in diagram units
 BOX_W, BOX_H, ROW_GAP = 3.3, 1.5, 2.0
@@ -29,20 +28,9 @@ FLOW_H = 0.95  # vertical room per flow beside a box
 SIDE = 3.7  # room left and right of a box for inflows / outflows
 PAD = 0.6
 PANEL_GAP = 2.6
+MIN_W = 32.0  # least width of a diagram (a one-sector model still gets its title and legend on the page)
 COLORS = ["#e8f1fa", "#eef7ee", "#fdf3e6", "#f4eefa", "#fbeeee", "#eef6f7"]
 EDGE = ["#2874a6", "#1e8449", "#ca6f1e", "#7d3c98", "#b03a2e", "#117a65"]
-
-TEXT = {
-    "title": {"en": "Stock-and-flow diagram: {stocks} stocks, {flows} flows in {sectors} sectors ({name}/)",
-              "zh": "存量流量图：{sectors}个部门、{stocks}个存量、{flows}个流量（{name}/）"},
-    "legend": {"en": "Boxes: stocks (units). Thick arrows with a valve: flows (per year); clouds: sources and sinks "
-                     "outside the model. Dashed arrows: information links between sectors (the stocks named "
-                     "drive flows there).",
-               "zh": "方框：存量（单位）。带阀门的粗箭头：流量（每年）；云：模型外的源与汇。"
-                     "虚线箭头：部门间的信息联系（所列存量影响该部门的流量）。"},
-    "loops": {"en": "Feedback loops named in the model", "zh": "模型中命名的反馈回路"},
-}
-
 
 @dataclass
 class _Lane:
@@ -60,8 +48,12 @@ _WRAP = {"en": 19, "zh": 10}  # characters per line of a stock's label
 
 
 def _bold(lang: str) -> str:
-    """Bold for Latin text; the CJK font ships one weight only."""
-    return "bold" if lang == "en" else "normal"
+    """Bold, or regular when the CJK font in use has no bold face (:func:`sdsim.plots.bold`)."""
+    return bold(lang)
+
+
+def _t(key: str, lang: str, **kw: object) -> str:
+    return i18n.t("fig.diagram." + key, lang, **kw)
 
 
 def _label(model: Model, name: str, lang: str, width: int) -> str:
@@ -104,12 +96,12 @@ def _box_h(lane: _Lane) -> float:
     return max(BOX_H, FLOW_H * max(len(lane.ins), len(lane.outs)) + 0.2, 0.4 * lane.lines + 0.75)
 
 
-def _cloud(ax: plt.Axes, x: float, y: float, color: str) -> None:
+def _cloud(ax: Axes, x: float, y: float, color: str) -> None:
     for dx, dy, r in ((-0.16, 0, 0.14), (0.0, 0.07, 0.17), (0.16, 0, 0.14), (0.0, -0.06, 0.13)):
         ax.add_patch(Circle((x + dx, y + dy), r, facecolor="white", edgecolor=color, lw=0.9, zorder=3))
 
 
-def _valve(ax: plt.Axes, x: float, y: float, color: str, vertical: bool = False) -> None:
+def _valve(ax: Axes, x: float, y: float, color: str, vertical: bool = False) -> None:
     s = 0.16
     if vertical:
         pts = [(x - s, y - s), (x + s, y - s), (x - s, y + s), (x + s, y + s)]
@@ -118,7 +110,7 @@ def _valve(ax: plt.Axes, x: float, y: float, color: str, vertical: bool = False)
     ax.add_patch(Polygon(pts, closed=True, facecolor="white", edgecolor=color, lw=1.1, zorder=5))
 
 
-def _pipe(ax: plt.Axes, a: tuple[float, float], b: tuple[float, float], color: str) -> None:
+def _pipe(ax: Axes, a: tuple[float, float], b: tuple[float, float], color: str) -> None:
     ax.add_patch(FancyArrowPatch(a, b, arrowstyle="simple,head_length=0.5,head_width=0.55,tail_width=0.22",
                                  mutation_scale=18, facecolor=color, edgecolor=color, alpha=0.85, zorder=2))
 
@@ -175,7 +167,8 @@ def _frames(rows: list[list[str]], sizes: dict[str, tuple[float, float]], limit:
     return out
 
 
-def draw(model: Model, lang: str = "en", loops: Sequence[Loop] = (), title: str | None = None) -> plt.Figure:
+@styled
+def draw(model: Model, lang: str = "en", loops: Sequence[Loop] = (), title: str | None = None) -> Figure:
     """The stock-and-flow diagram as a figure."""
     moved = transfers(model)
     sectors = list(model.sectors) or sorted({s.sector for s in model.stocks.values()})
@@ -191,12 +184,18 @@ def draw(model: Model, lang: str = "en", loops: Sequence[Loop] = (), title: str 
         heights[k] = [max([_box_h(ln) for ln in lanes if ln.row == r] + [BOX_H]) for r in range(rows)]
         sizes[k] = (ncol * (BOX_W + 2 * SIDE) + 2 * PAD, sum(heights[k]) + ROW_GAP * (rows - 1) + 2 * PAD + 0.9)
     frames, total_w, panels_h = _layout(list(panels), sizes, links)
+    if total_w < MIN_W:  # room for the title and the legend: the panels centred
+        frames = {k: (x0 + (MIN_W - total_w) / 2, y0, w, h) for k, (x0, y0, w, h) in frames.items()}
+        total_w = MIN_W
     named = [lo for lo in loops if lo.name]
-    legend_h = 1.6 + 0.5 * len(named)
+    cols = int(total_w * 5.2)  # columns of 10.5-point text that fit the width (a CJK character takes two)
+    loop_lines = [_wrap_cols(_loop_text(lo, lang), cols) for lo in named]
+    legend = _wrap_cols(_t("legend", lang), cols)
+    legend_h = 1.1 + 0.5 * len(legend) + 0.5 * sum(len(ls) for ls in loop_lines)
     total_h = panels_h + legend_h
 
     scale = 0.5  # inches per unit
-    fig = plt.figure(figsize=(total_w * scale, (total_h + 1.2) * scale))
+    fig = Figure(figsize=(total_w * scale, (total_h + 1.2) * scale))
     ax = fig.add_axes((0, 0, 1, total_h / (total_h + 1.2)))
     ax.set_xlim(0, total_w)
     ax.set_ylim(-legend_h, panels_h)
@@ -214,24 +213,45 @@ def draw(model: Model, lang: str = "en", loops: Sequence[Loop] = (), title: str 
 
     _cross_links(ax, model, links, frames, lang)
     y = -0.3
-    ax.text(0.2, y, TEXT["legend"][lang], fontsize=11, va="top", color="#333333")
+    ax.text(0.2, y, "\n".join(legend), fontsize=11, va="top", color="#333333", linespacing=1.35)
     if named:
-        y -= 0.9
-        ax.text(0.2, y, TEXT["loops"][lang] + ":", fontsize=11.5, va="top", fontweight=_bold(lang))
-        for lo in named:
-            y -= 0.5
-            desc = (lo.declared.zh if lang == "zh" and lo.declared is not None and lo.declared.zh
-                    else lo.declared.en if lo.declared is not None else "")
-            kind = {"R": "reinforcing", "B": "balancing"}.get(lo.polarity, lo.polarity) if lang == "en" else \
-                {"R": "增强", "B": "调节"}.get(lo.polarity, lo.polarity)
-            path = " → ".join([*lo.nodes, lo.nodes[0]])
-            ax.text(0.5, y, f"{lo.name} ({kind}): {desc}    [{path}]", fontsize=10.5, va="top")
-    fig.suptitle(title or TEXT["title"][lang].format(name=model.directory.name, stocks=len(model.stocks),
+        y -= 0.4 + 0.5 * len(legend)
+        ax.text(0.2, y, _t("loops", lang) + ":", fontsize=11.5, va="top", fontweight=_bold(lang))
+        for lines in loop_lines:
+            for i, line in enumerate(lines):
+                y -= 0.5
+                ax.text(0.5 if i == 0 else 1.2, y, line, fontsize=10.5, va="top")
+    fig.suptitle(title or _t("title", lang, name=model.directory.name, stocks=len(model.stocks),
                                                     flows=len(model.flows), sectors=len(panels)), fontsize=20, y=0.995)
     return fig
 
 
-def _draw_panel(ax: plt.Axes, model: Model, lanes: list[_Lane], heights: list[float],
+def _loop_text(lo: Loop, lang: str) -> str:
+    """'R1 (reinforcing): description    [a → b → a]'."""
+    desc = (lo.declared.zh if lang == "zh" and lo.declared is not None and lo.declared.zh
+            else lo.declared.en if lo.declared is not None else "")
+    kind = {"R": _t("reinforcing", lang), "B": _t("balancing", lang)}.get(lo.polarity, lo.polarity)
+    path = " → ".join([*lo.nodes, lo.nodes[0]])
+    return f"{lo.name} ({kind}): {desc}    [{path}]"
+
+
+def _wrap_cols(text: str, width: int) -> list[str]:
+    """``text`` in lines of at most ``width`` columns (a CJK character takes two), broken at spaces."""
+    def cols(s: str) -> int:
+        return sum(2 if ord(c) > 0x2E80 else 1 for c in s)
+
+    lines, line = [], ""
+    for word in text.split(" "):
+        cand = f"{line} {word}" if line else word
+        if line and cols(cand) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = cand
+    return [*lines, line]
+
+
+def _draw_panel(ax: Axes, model: Model, lanes: list[_Lane], heights: list[float],
                 frame: tuple[float, float, float, float], color: str, lang: str) -> None:
     x0, y0, w, h = frame
     lane_w = BOX_W + 2 * SIDE
@@ -250,7 +270,7 @@ def _draw_panel(ax: plt.Axes, model: Model, lanes: list[_Lane], heights: list[fl
         ax.text(ln.x, ln.y + 0.15, _label(model, ln.stock, lang, _WRAP[lang]), ha="center",
                 va="center", fontsize=9.5,
                 fontweight=_bold(lang), zorder=6)
-        shown = unit_label(st.units, lang) if lang == "zh" else st.units
+        shown = unit_label(st.units, lang, model) if lang == "zh" else st.units
         ax.text(ln.x, ln.y - bh / 2 + 0.12, f"[{shown}]", ha="center", va="bottom", fontsize=7.5,
                 color="#555555", zorder=6)
         for side, flows in ((-1, ln.ins), (1, ln.outs)):
@@ -319,7 +339,7 @@ def _edge_point(fr: tuple[float, float, float, float], other: tuple[float, float
     return cx + dx * t, cy + dy * t
 
 
-def _cross_links(ax: plt.Axes, model: Model, links: dict[tuple[str, str], set[str]],
+def _cross_links(ax: Axes, model: Model, links: dict[tuple[str, str], set[str]],
                  frames: dict[str, tuple[float, float, float, float]], lang: str) -> None:
     """Dashed arrows between panels: stocks of one sector that drive flows of another."""
     for (a, b), names in sorted(links.items()):
@@ -346,7 +366,6 @@ def _cross_links(ax: plt.Axes, model: Model, links: dict[tuple[str, str], set[st
                 bbox={"boxstyle": "round,pad=0.25", "facecolor": "#fffbe6", "edgecolor": "#777777", "lw": 0.8})
 
 
-def save(fig: plt.Figure, path: str) -> None:
-    """Write the figure (PNG, 150 dpi) and close it."""
-    fig.savefig(path, dpi=150, bbox_inches="tight")
-    plt.close(fig)
+def save(fig: Figure, path: str) -> None:
+    """Write the figure (PNG, 150 dpi): its layout is fixed, so it is rendered once."""
+    fig.savefig(path, dpi=150)

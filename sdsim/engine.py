@@ -161,8 +161,8 @@ def series_values(cm: Compiled, grid: TimeGrid, levers: dict[str, np.ndarray]) -
         years = np.arange(first, max(last_needed, max(s.values)) + 1)
         vals = np.empty((years.size, m))
         for i, y in enumerate(years):
-            if y in s.values:
-                vals[i] = s.values[y]
+            if int(y) in s.values:
+                vals[i] = s.values[int(y)]
             else:
                 sel = step_year == y
                 rate = g[sel].mean(axis=0) if sel.any() else g[-1]

@@ -1,6 +1,6 @@
 """Equation text -> checked AST -> numpy source code.
 
-Equations are ordinary infix text (``maker_spaces * closure_rate``). They are parsed with
+Equations are ordinary infix text (``carriers * closure_rate``). They are parsed with
 :mod:`ast`, checked against a whitelist of node types, names and functions, and turned into a
 line of Python source over numpy arrays. User text is never passed to eval/exec: only the code
 generated here from the checked tree is compiled.
@@ -15,6 +15,7 @@ import ast
 import copy
 import math
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from .errors import ModelError
 
@@ -159,7 +160,7 @@ def _check_constants(node: ast.AST, src: str, where: str, file: str | None) -> N
 
 
 def _check(node: ast.AST, expr: Expr, src: str, where: str, file: str | None) -> None:
-    def fail(msg: str) -> None:
+    def fail(msg: str) -> NoReturn:
         raise ModelError(f"{msg} in equation {src!r}", file, where)
 
     if isinstance(node, ast.Constant):
@@ -185,7 +186,7 @@ def _check(node: ast.AST, expr: Expr, src: str, where: str, file: str | None) ->
     elif isinstance(node, ast.Call):
         if not isinstance(node.func, ast.Name):
             fail("only calls of named functions are allowed")
-        name = node.func.id  # type: ignore[union-attr]
+        name = node.func.id
         if name not in FUNCTIONS:
             fail(f"unknown function '{name}' (allowed: {', '.join(sorted(FUNCTIONS))})")
         if node.keywords:
@@ -200,7 +201,7 @@ def _check(node: ast.AST, expr: Expr, src: str, where: str, file: str | None) ->
         if name == "lookup":
             if not isinstance(args[0], ast.Name):
                 fail("lookup() needs a table name as its first argument")
-            expr.tables.add(args[0].id)  # type: ignore[union-attr]
+            expr.tables.add(args[0].id)
             args = args[1:]
         for arg in args:
             if isinstance(arg, ast.Starred):
@@ -234,7 +235,7 @@ def to_source_into(expr: Expr, rename: dict[str, str], out: str) -> str | None:
         fn, args = _UFUNC[type(node.op)], (node.left, node.right)
     elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("min", "max") \
             and len(node.args) == 2:
-        fn, args = ("minimum" if node.func.id == "min" else "maximum"), tuple(node.args)
+        fn, args = ("minimum" if node.func.id == "min" else "maximum"), (node.args[0], node.args[1])
     else:
         return None
     return f"_np.{fn}({_emit(args[0], rename)}, {_emit(args[1], rename)}, out={out})"
@@ -242,7 +243,7 @@ def to_source_into(expr: Expr, rename: dict[str, str], out: str) -> str | None:
 
 def _emit(node: ast.AST, rn: dict[str, str], sc: bool = False) -> str:
     if isinstance(node, ast.Constant):
-        return repr(float(node.value))
+        return repr(float(node.value))  # type: ignore[arg-type]  # parse() admits int and float constants only
     if isinstance(node, ast.Name):
         return rn[node.id]
     if isinstance(node, ast.BinOp):

@@ -153,7 +153,7 @@ def _row(rid: str, e: Any, file: str, names: set[str], model: Model) -> HistoryR
         for k, name in enumerate(sets):
             if name not in model.params:
                 raise ModelError(f"unknown parameter '{name}'{suggest(str(name), model.params)}", file,
-                                 join(p, "sets", k))
+                                 join(join(p, "sets"), k))
         row.sets = tuple(str(s) for s in sets)
     if "tolerance" in e and "interval" in e:
         raise ModelError("give a tolerance or an interval, not both", file, p)
@@ -165,7 +165,8 @@ def _row(rid: str, e: Any, file: str, names: set[str], model: Model) -> HistoryR
         iv = e["interval"]
         if not isinstance(iv, list) or len(iv) != 2:
             raise ModelError(f"expected [low, high], got {iv!r}", file, join(p, "interval"))
-        row.interval = (as_number(iv[0], file, join(p, "interval", 0)), as_number(iv[1], file, join(p, "interval", 1)))
+        ip = join(p, "interval")
+        row.interval = (as_number(iv[0], file, join(ip, 0)), as_number(iv[1], file, join(ip, 1)))
     if kind == "observation" and row.bounds is None:
         raise ModelError("an observation needs a tolerance or an interval", file, p)
     return row

@@ -45,12 +45,12 @@ from typing import Any
 import numpy as np
 from scipy import special
 
+from .batch import LeverPlan, ParamBatch, calibrate_batch, run_batch
 from .compiler import Compiled
-from .engine import TimeGrid, simulate
+from .engine import TimeGrid
 from .errors import InputError
 from .goals import evaluate
 from .model import Goal, Model, cost_name
-from .runner import calibrated_params, parameter_batch, scenario_levers
 from .scenario import Scenario, goal_year, policy_start
 from .sensitivity import define_problem, sample_mc
 from .yamlio import suggest
@@ -103,7 +103,7 @@ def input_schedules(cm: Compiled, sc: Scenario, end: int) -> tuple[dict[str, np.
     """The input scenario's lever schedules of the central run (levers acting from its own policy start), step times."""
     model = cm.model
     grid = TimeGrid(model.calibration.start, end, sc.dt)
-    return scenario_levers(cm, grid, model.base_values(), sc.levers, first_year=policy_start(sc, model)), grid.times
+    return LeverPlan(sc.levers, policy_start(sc, model)).schedules(cm, grid, model.base_values()), grid.times
 
 
 def held_before(cm: Compiled, sc: Scenario, lever: str, start: int, end: int) -> float | None:
@@ -189,10 +189,9 @@ def condition(ens: Ensemble, cm: Compiled, sc: Scenario, workers: int | None = N
         return ens
     last = hist.last_observed_year or model.calibration.end + 1
     grid = TimeGrid(model.calibration.start, max(last, model.calibration.end + 1), sc.dt)
-    sub = {k: (np.asarray(v, float)[1:] if np.ndim(v) and np.size(v) == ens.m else v) for k, v in ens.params.items()}
-    levers = scenario_levers(cm, grid, sub, {}, first_year=model.calibration.lever_start)
-    with np.errstate(all="ignore"):
-        run = simulate(cm, sub, levers, grid, sc.method, n=ens.n, workers=workers)
+    samples = ParamBatch.from_values(ens.params, ens.m).take(np.arange(1, ens.m))
+    run = run_batch(cm, samples, grid, sc.method, LeverPlan({}, model.calibration.lever_start), calibrate=False,
+                    workers=workers).run
     c = cd.condition(model, run, "match")
     ens.weights = np.asarray(c.weights, float)
     kept = int((ens.weights > 0).sum())
@@ -210,11 +209,11 @@ def build_ensemble(cm: Compiled, sc: Scenario, samples: int, seed: int, workers:
     model = cm.model
     problem = define_problem(model, sc)
     design = sample_mc(problem, samples, seed)
-    params = {k: _scalar(v) for k, v in parameter_batch(cm, [sc.parameters]).items()}
-    for j, q in enumerate(problem.uncertainties):
-        params[q.name] = np.concatenate([[float(params[q.name])], design.x[:, j]])
+    central = ParamBatch.from_overrides(cm, [sc.parameters])
+    params = central.repeat(samples + 1).with_values(
+        {q.name: np.concatenate([[central.value(q.name, 0)], design.x[:, j]]) for j, q in enumerate(problem.uncertainties)})
     with np.errstate(all="ignore"):
-        solved, res = calibrated_params(cm, params, sc.dt, sc.method, strict=False, workers=workers)
+        solved, res = calibrate_batch(cm, params, sc.dt, sc.method, workers=workers)
     ok = np.broadcast_to(res.ok, (samples + 1,))
     if not ok[0]:
         raise InputError(f"the central parameter set cannot be calibrated to {model.calibration.end} "
@@ -223,14 +222,8 @@ def build_ensemble(cm: Compiled, sc: Scenario, samples: int, seed: int, workers:
         raise InputError(f"no uncertainty sample could be calibrated to {model.calibration.end} ({samples} tried)",
                          None, "--samples")
     keep = np.flatnonzero(ok)
-    sub = {k: (np.asarray(v, float)[keep] if np.ndim(v) and np.size(v) == samples + 1 else _scalar(v))
-           for k, v in solved.items()}
-    ens = Ensemble(sub, keep.size, samples, seed, failed=int((~ok[1:]).sum()))
+    ens = Ensemble(solved.take(keep).as_dict(), keep.size, samples, seed, failed=int((~ok[1:]).sum()))
     return condition(ens, cm, sc, workers)
-
-
-def _scalar(v: Any) -> Any:
-    return float(np.asarray(v).reshape(-1)[0]) if np.ndim(v) and np.size(v) == 1 else v
 
 
 # ------------------------------------------------------------------------------------ evaluation
@@ -294,13 +287,7 @@ class Evaluator:
         m = 1 if central_only else ens.m
         s = 1 if x is None else x.shape[0]
         n = s * m
-        params = {}
-        for k, v in ens.params.items():
-            if np.ndim(v):
-                v = np.asarray(v)[:m]
-                params[k] = np.tile(v, s)
-            else:
-                params[k] = v
+        params = ParamBatch.from_values(ens.params, ens.m).take(np.tile(np.arange(m), s))  # run 0 first in each
         settings: dict[str, np.ndarray] = {}
         ramps: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         if x is not None:
@@ -311,21 +298,19 @@ class Evaluator:
                 else:
                     a, b = ramps.get(d.lever, (col, col))
                     ramps[d.lever] = (col, b) if d.part == "start" else (a, col)
-        levers = scenario_levers(self.cm, self.grid, params, self.sc.levers, first_year=self.input_start)
+        # decisions act from the start year; NaN: the input's own setting
+        plan = LeverPlan(self.sc.levers, self.input_start, settings, settings_from=self.start - 1)
+        levers = plan.schedules(self.cm, self.grid, params)
         t = self.grid.times[:, None]
-        for name, col in settings.items():  # decisions act from the start year; NaN: the input's own setting
-            v = col[None, :]
-            levers[name] = np.where((t >= self.start - 1) & ~np.isnan(v), v, levers[name])
         for name, (a, b) in ramps.items():  # two-point ramps: the scenario ramp {start: a, end: b} from start to goal
             x0, x1 = self.start - 0.5, self.goal_year - 0.5
             frac = np.clip((t - x0) / (x1 - x0), 0.0, 1.0)
             act = (t >= self.start - 1) & ~np.isnan(a)[None, :]  # NaN: the input's own setting
             levers[name] = np.where(act, a[None, :] + (b - a)[None, :] * frac, levers[name])
-        with np.errstate(all="ignore"):
-            run = simulate(self.cm, params, levers, self.grid, self.sc.method, n=n, workers=self.workers)
+        run = run_batch(self.cm, params, self.grid, self.sc.method, levers, calibrate=False, workers=self.workers).run
         self.batches += 1
         self.runs += n
-        return run, params, m
+        return run, params.as_dict(), m
 
     def _costs(self, x: np.ndarray | None) -> np.ndarray:
         """Central-run costs (years, L) of the input (x None) or (S, years, L) of candidates."""

@@ -1,155 +1,248 @@
-"""Figures: goal panels (one or several scenarios), incubation chain, R&D composition.
+"""Figures of ``run`` and ``compare``: goal panels, the model's own figures (figures.yaml), the goal
+matrix and the scenario overlay.
 
-Labels come from the model files (en/zh). With ``lang='zh'`` an installed CJK font is
-registered (the ``mplfonts`` package or a system Noto/Source Han font); when none is found the
-figures fall back to English once, with a message, and never draw tofu boxes.
+Every plotting function takes results and returns a :class:`matplotlib.figure.Figure`; none touches
+matplotlib's global state (no backend choice, no pyplot figure registry, no ``rcParams`` changes):
+fonts and text settings apply only inside the function (:func:`styled`). Figures are laid out by
+matplotlib's constrained layout while they are drawn, so :func:`save` renders each one once.
+
+Labels come from the model files (en/zh) and the language catalogue (``sdsim/text/figures.yaml``).
+With ``lang='zh'`` an installed CJK font is registered (a system Noto Sans CJK / Source Han Sans with
+its bold face when present, else the ``mplfonts`` package); when none is found the figures fall back
+to English once, with a message, and never draw tofu boxes. Bold text uses the font's bold face, or
+stays regular when the font has none (no missing-glyph or font warnings).
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import matplotlib
+import numpy as np
+from matplotlib import colors as mcolors
+from matplotlib import font_manager
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import PercentFormatter
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib import font_manager  # noqa: E402
-
-# Titles and labels come from scenario files: a '$' is a dollar sign, never TeX (mathtext would fail to parse it).
-matplotlib.rcParams["text.parse_math"] = False
-
-from .engine import Run  # noqa: E402
-from .goals import GoalStatus, holds  # noqa: E402
-from .model import Model  # noqa: E402
-from .textable import fmt_gap, fmt_value  # noqa: E402,F401  (re-exported: plots.fmt_value)
+from . import i18n
+from .engine import Run
+from .figures_spec import STYLES, FigureSpec, Panel, scope_year, text
+from .goals import GoalStatus
+from .model import Model
+from .textable import fmt_gap, fmt_value  # noqa: F401  (re-exported: plots.fmt_value)
 
 DPI = 150
 _CJK_CANDIDATES = (
-    "NotoSansCJKsc-Regular.otf", "NotoSansCJK-Regular.ttc", "NotoSansCJKSC-Regular.otf",
+    "NotoSansCJK-Regular.ttc", "NotoSansCJKsc-Regular.otf", "NotoSansCJKSC-Regular.otf",
     "SourceHanSansSC-Regular.otf", "SimHei.ttf", "wqy-zenhei.ttc", "wqy-microhei.ttc",
 )
-_font_state: dict[str, str | None] = {}
+_font_state: dict[str, Any] = {}  # "zh": family name or None; "bold": whether that family has a bold face
+GOAL_RED = "#c0392b"
+STAR = {"marker": "*", "color": "#f39c12", "mec": "black", "ls": "none"}
 
-TEXT = {
-    "goals_title": {"en": "{year} goals: {name}", "zh": "{year}年目标：{name}"},
-    "threshold": {"en": "goal {test} {value}", "zh": "目标 {test} {value}"},
-    "observed": {"en": "observed {year}", "zh": "{year}年实际"},
-    "met": {"en": "met", "zh": "达成"},
-    "poisson_verdict": {"en": "expected count; P(≥{thr}) = {p:.2f}", "zh": "期望数；P(≥{thr}) = {p:.2f}"},
-    "shade_p": {"en": "count goals: shade = P(met)", "zh": "计数类目标：颜色深浅 = 达成概率"},
-    "not_met": {"en": "not met", "zh": "未达成"},
-    "year": {"en": "year (end of)", "zh": "年（年末）"},
-    "chain_title": {"en": "Incubation chain and enterprise pipeline: {name}", "zh": "孵化链与企业梯队：{name}"},
-    "rd_title": {"en": "R&D spend and intensity: {name}", "zh": "研发投入与强度：{name}"},
-    "rd_composition": {"en": "R&D spend by source (100M CNY per year)", "zh": "研发经费构成（亿元/年）"},
-    "rd_intensity": {"en": "R&D intensity (R&D / GDP)", "zh": "研发投入强度（研发经费/GDP）"},
-    "reported_2019": {"en": "reported 2019 (back-cast, not a target)", "zh": "2019年报道值（回溯比较，非校准目标）"},
-    "reported_path": {"en": "as published (narrower scope from end 2022)", "zh": "公布口径（2022年末起为较窄的新口径）"},
-    "history_obs_seed": {"en": "after 2021, seed scope (± tolerance)", "zh": "2021年后数值，原口径（±容差）"},
-    "history_obs_new": {"en": "after 2021, as published (± tolerance)", "zh": "2021年后公布值，新口径（±容差）"},
-    "history_target": {"en": "district re-based target", "zh": "区重新设定的目标"},
-    "qualifying": {"en": "Register, qualifying firms and HTE", "zh": "入库企业、符合条件企业与高企"},
-    "capacity": {"en": "capacity", "zh": "容量"},
-    "carriers": {"en": "Incubation carriers", "zh": "孵化载体"},
-    "occupants": {"en": "Teams and tenants", "zh": "在孵团队与企业"},
-    "pool": {"en": "Eligible backlog and registrations", "zh": "储备企业与入库"},
-    "enterprises": {"en": "Tech enterprises and HTE", "zh": "科技型企业与高企"},
-    "per_year": {"en": "per year", "zh": "每年"},
-}
-
-UNITS = {
-    "firm": {"en": "firms", "zh": "家"},
-    "carrier": {"en": "carriers", "zh": "家"},
-    "institution": {"en": "institutions", "zh": "个"},
-    "dmnl": {"en": "share (%)", "zh": "比例（%）"},
-    "CNY100M": {"en": "100M CNY", "zh": "亿元"},
-    "CNY100M/year": {"en": "100M CNY per year", "zh": "亿元/年"},
-    "firm/year": {"en": "firms per year", "zh": "家/年"},
-}
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def t(key: str, lang: str, **kw: object) -> str:
-    """A fixed figure text in ``lang``."""
-    return TEXT[key][lang].format(**kw)
+    """The figure text ``fig.<key>`` of the catalogue in ``lang``."""
+    return i18n.t("fig." + key, lang, **kw)
 
 
-def unit_label(units: str, lang: str) -> str:
-    """Readable units."""
-    return UNITS.get(units, {}).get(lang, units)
+def unit_label(units: str, lang: str, model: Model | None = None) -> str:
+    """Readable units: the model's own labels (figures.yaml ``units``), then the catalogue's
+    (``fig.unit.*``); ``a/b`` is read as a per b when both parts have labels; else the symbol."""
+    own = getattr(getattr(model, "figures", None), "units", None) or {}
+
+    def one(u: str) -> str | None:
+        if u in own:
+            return text(own[u], lang)
+        return i18n.t("fig.unit." + u, lang) if i18n.has("fig.unit." + u) else None
+
+    found = one(units)
+    if found is not None:
+        return found
+    if units.count("/") == 1:
+        a, b = units.split("/")
+        la, lb = one(a), one(b)
+        if la is not None and lb is not None:
+            return i18n.t("fig.unit.per", lang, a=la, b=lb)
+    return units
 
 
-def _find_cjk_font() -> str | None:
+# ------------------------------------------------------------------------------------------ fonts
+
+
+def _font_dirs() -> list[Path]:
+    dirs = [Path(p) for p in ("/usr/share/fonts", "/usr/local/share/fonts", os.path.expanduser("~/.fonts"))]
     try:
         import mplfonts  # type: ignore[import-not-found]
 
-        d = Path(mplfonts.__file__).parent / "fonts"
-        for name in _CJK_CANDIDATES:
-            if (d / name).is_file():
-                return str(d / name)
+        dirs.append(Path(mplfonts.__file__).parent / "fonts")
     except ImportError:
         pass
-    for root in ("/usr/share/fonts", "/usr/local/share/fonts", os.path.expanduser("~/.fonts")):
+    return dirs
+
+
+def _bold_sibling(path: str) -> str | None:
+    """The bold face beside a regular font file (``...-Regular.ttc`` -> ``...-Bold.ttc``), if installed."""
+    p = Path(path)
+    if "Regular" not in p.name:
+        return None
+    bold = p.with_name(p.name.replace("Regular", "Bold"))
+    return str(bold) if bold.is_file() else None
+
+
+def _find_cjk_font() -> str | None:
+    """A CJK font file: one with a bold face beside it first, in the order of ``_CJK_CANDIDATES``."""
+    found: list[str] = []
+    for root in _font_dirs():
         for dirpath, _, files in os.walk(root):
-            for name in _CJK_CANDIDATES:
-                if name in files:
-                    return os.path.join(dirpath, name)
-    return None
+            found += [os.path.join(dirpath, n) for n in _CJK_CANDIDATES if n in files]
+    found.sort(key=lambda f: (_bold_sibling(f) is None, _CJK_CANDIDATES.index(os.path.basename(f))))
+    return found[0] if found else None
+
+
+def _register(path: str) -> tuple[str, bool]:
+    """Register ``path`` (and its bold face) with matplotlib; the family name to use, and whether it has bold."""
+    before = {(f.fname, f.name) for f in font_manager.fontManager.ttflist}
+    paths = [path, *filter(None, [_bold_sibling(path)])]
+    for p in paths:
+        font_manager.fontManager.addfont(p)
+    added = [f for f in font_manager.fontManager.ttflist if f.fname in paths and (f.fname, f.name) not in before] or [
+        f for f in font_manager.fontManager.ttflist if f.fname in paths]
+    names = [f.name for f in added if f.fname == path]
+    # a collection holds one face per region: take the simplified-Chinese one
+    name = next((n for n in names if n.endswith(" SC")), names[0] if names else font_manager.FontProperties(
+        fname=path).get_name())
+    weights = [f.weight for f in font_manager.fontManager.ttflist if f.name == name]
+    bold = any((w if isinstance(w, int) else font_manager.weight_dict.get(str(w), 400)) >= 600 for w in weights)
+    return name, bold
 
 
 def setup_language(lang: str, warn: bool = True) -> str:
-    """Prepare fonts for ``lang``; returns the language actually usable ('zh' or 'en')."""
+    """Find and register the fonts ``lang`` needs; returns the language figures can use ('zh' or 'en').
+
+    Registering a font is the only lasting effect (matplotlib's font list); no ``rcParams`` change."""
     if lang != "zh":
-        plt.rcParams["font.family"] = ["DejaVu Sans"]
         return "en"
     if "zh" not in _font_state:
         path = _find_cjk_font()
-        name = None
-        if path:
-            font_manager.fontManager.addfont(path)
-            name = font_manager.FontProperties(fname=path).get_name()
-        _font_state["zh"] = name
+        name, bold = _register(path) if path else (None, False)
+        _font_state["zh"], _font_state["bold"] = name, bold
         if name is None and warn:
-            print("note: no Chinese (CJK) font found; install the 'zh' extra (pip install '.[zh]') "
-                  "or fonts-noto-cjk. Using English labels.", file=sys.stderr)
-    name = _font_state["zh"]
-    if name is None:
-        plt.rcParams["font.family"] = ["DejaVu Sans"]
-        return "en"
-    plt.rcParams["font.family"] = [name, "DejaVu Sans"]
-    plt.rcParams["axes.unicode_minus"] = False
-    return "zh"
+            print(t("no_cjk_font", "en"), file=sys.stderr)
+    return "zh" if _font_state["zh"] is not None else "en"
 
 
-def save(fig: plt.Figure, path: Path, svg: bool = False) -> list[Path]:
-    """Save PNG (150 dpi) and optionally SVG; close the figure."""
-    fig.savefig(path.with_suffix(".png"), dpi=DPI, bbox_inches="tight")
-    out = [path.with_suffix(".png")]
-    if svg:
-        fig.savefig(path.with_suffix(".svg"), bbox_inches="tight")
-        out.append(path.with_suffix(".svg"))
-    plt.close(fig)
+def rc(lang: str) -> dict[str, Any]:
+    """The matplotlib settings of a figure in ``lang`` (applied only while it is built)."""
+    out: dict[str, Any] = {"text.parse_math": False,  # titles come from files: a '$' is a dollar, never TeX
+                           "font.family": ["DejaVu Sans"], "svg.fonttype": "path"}
+    if lang == "zh" and _font_state.get("zh"):
+        out["font.family"] = [_font_state["zh"], "DejaVu Sans"]
     return out
 
 
+def bold(lang: str) -> str:
+    """The weight of bold text in ``lang``: bold, or normal when the CJK font has no bold face."""
+    return "bold" if lang != "zh" or _font_state.get("bold") else "normal"
+
+
+def styled(fn: F) -> F:
+    """Build the figure of ``fn`` under :func:`rc` of its ``lang`` argument (no global change)."""
+    sig = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        bound = sig.bind(*args, **kwargs)
+        lang = bound.arguments.get("lang", "en")
+        with matplotlib.rc_context(rc(lang)):  # type: ignore[arg-type]
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def new_figure(figsize: tuple[float, float], fixed: bool = False, **kw: Any) -> Figure:
+    """A figure outside pyplot (nothing registered globally): laid out by constrained layout when it is
+    drawn, or (``fixed``) by the caller (:func:`fixed_grid`), which saves the layout passes."""
+    return Figure(figsize=figsize, layout=None if fixed else "constrained", **kw)
+
+
+def fixed_grid(fig: Figure, nrow: int, ncol: int, title_lines: int, legend_rows: int = 0,
+               left: float = 0.85, right: float = 0.2, gap: float = 0.95, tick_rows: float = 0.5) -> None:
+    """Place a grid of panels at fixed margins (inches), so the figure needs no layout pass when saved.
+
+    Room is kept for the suptitle (13 pt), ``title_lines`` lines of panel titles (10 pt), tick labels
+    and an x label under each row (``tick_rows``), y tick labels and a y label left of each panel
+    (``left``, ``gap``), and ``legend_rows`` rows of a figure legend (9 pt) at the bottom."""
+    w, h = fig.get_size_inches()
+    title = 0.2 * title_lines + 0.12  # panel title lines at 10 pt and their pad
+    top = 0.42 + title
+    bottom = tick_rows + (0.24 * legend_rows + 0.12 if legend_rows else 0.05)
+    fig.subplots_adjust(left=left / w, right=1 - right / w, top=1 - top / h, bottom=bottom / h,
+                        wspace=gap / ((w - left - right - gap * (ncol - 1)) / ncol),
+                        hspace=(tick_rows + title) / ((h - top - bottom - (tick_rows + title) * (nrow - 1)) / nrow))
+    suptitle = getattr(fig, "_suptitle", None)  # the title line at the top (fixed: no layout engine moves it)
+    if suptitle is not None:
+        suptitle.set_y(1 - 0.08 / h)
+        suptitle.set_va("top")
+
+
+def save(fig: Figure, path: Path, svg: bool = False) -> list[Path]:
+    """Save PNG (150 dpi) and optionally SVG. The figure is laid out and rendered once per file."""
+    fig.savefig(path.with_suffix(".png"), dpi=DPI)
+    out = [path.with_suffix(".png")]
+    if svg:
+        fig.savefig(path.with_suffix(".svg"))
+        out.append(path.with_suffix(".svg"))
+    if fig.canvas.manager is not None:  # a figure made with pyplot elsewhere: release it
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    return out
+
+
+# ------------------------------------------------------------------------------------- goal panels
+
+
+def _axes_grid(fig: Figure, n: int, ncol: int) -> np.ndarray:
+    nrow = int(np.ceil(n / ncol)) or 1
+    return np.asarray(fig.subplots(nrow, ncol, squeeze=False))
+
+
+def _reported_label(model: Model, lang: str) -> str:
+    year = scope_year(model)
+    return t("reported_path", lang, year=year) if year is not None else t("reported_path_plain", lang)
+
+
+@styled
 def goal_panels(
     model: Model,
     runs: Sequence[tuple[str, Run]],
     lang: str,
     title: str,
     status: Sequence[dict[str, GoalStatus]] | None = None,
-) -> plt.Figure:
-    """One panel per goal indicator: trajectories, threshold line, 2021 observed point, goal-year mark."""
+) -> Figure:
+    """One panel per goal indicator: trajectories, threshold line, observed point (goals.yaml
+    ``observed``), goal-year mark; with one run, its published path and the published figures."""
     goals = list(model.goals.values())
-    ncol = 4
-    nrow = int(np.ceil(len(goals) / ncol))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.4 * nrow), squeeze=False)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    goal_lines: dict[plt.Axes, object] = {}  # each panel's threshold line (its own small legend)
-    for ax, g in zip(axes.flat, goals, strict=False):
+    ncol = min(4, max(len(goals), 2))
+    nrow = int(np.ceil(len(goals) / ncol)) or 1
+    titles = [_wrap(g.label(lang), lang, 50) for g in goals]  # a title wider than its panel would leave the figure
+    title_lines = max((t_.count("\n") + 1 for t_ in titles), default=1) + (status is not None and len(runs) == 1)
+    fig = new_figure((4.2 * ncol, 2.75 * nrow + 0.55 + 0.2 * title_lines * nrow), fixed=True)
+    axes = _axes_grid(fig, len(goals), ncol)
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+    goal_lines: dict[Axes, Any] = {}  # each panel's threshold line (its own small legend)
+    for ax, g, name in zip(axes.flat, goals, titles, strict=False):
         for i, (label, run) in enumerate(runs):
             y = run.get(g.variable)[:, 0]
             c = colors[i % len(colors)] if len(runs) > 1 else "#1f4e79"
@@ -157,21 +250,19 @@ def goal_panels(
             if g.year in run.years:
                 v = run.at(g.variable, g.year)[0]
                 ax.plot([g.year], [v], marker="D", ms=7, color=c, mec="black", zorder=5)
-        goal_line = ax.axhline(g.threshold, color="#c0392b", ls="--", lw=1.4,
+        goal_line = ax.axhline(g.threshold, color=GOAL_RED, ls="--", lw=1.4,
                                label=t("threshold", lang, test=g.test, value=fmt_value(g.threshold, g.units)))
         goal_lines[ax] = goal_line
         ax.axvline(g.year, color="grey", ls=":", lw=1)
         if g.observed:
             f = model.facts[g.observed]
-            ax.plot([f.year], [f.value], marker="*", ms=13, color="#f39c12", mec="black",
-                    zorder=6, ls="none", label=t("observed", lang, year=f.year))
+            ax.plot([f.year], [f.value], ms=13, zorder=6, label=t("observed", lang, year=f.year), **STAR)
         if g.reported and len(runs) == 1 and g.reported in runs[0][1].names:
             run = runs[0][1]
             ax.plot(run.years, run.get(g.reported)[:, 0], ls=":", lw=1.6, color="#7f8c8d",
-                    label=t("reported_path", lang))
+                    label=_reported_label(model, lang))
         # published-scope figures only beside the published path (one run); an overlay keeps to the seed scope
         draw_history(ax, model, [g.variable, *([g.reported] if g.reported and len(runs) == 1 else [])], lang)
-        name = g.label(lang)
         if status is not None and len(runs) == 1:
             st = status[0][g.name]
             if g.poisson:  # a count of rare events: judged by the chance of reaching the threshold
@@ -181,7 +272,7 @@ def goal_panels(
             name = f"{name}\n{g.year}: {fmt_value(st.value[0], g.units)} ({verdict})"
             ax.set_facecolor(probability_colour(float(st.probability[0]), light=True))
         ax.set_title(name, fontsize=10)
-        ax.set_ylabel(unit_label(g.units, lang), fontsize=9)
+        ax.set_ylabel(unit_label(g.units, lang, model), fontsize=9)
         ax.set_xlabel(t("year", lang), fontsize=8)
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
@@ -189,7 +280,7 @@ def goal_panels(
         if g.units == "dmnl":
             top = max(ax.get_ylim()[1], g.threshold * 1.1)
             ax.set_ylim(0, min(1.05, top) if g.threshold <= 1 else top)  # room above a 99 % goal line
-            ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+            ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     for ax in axes.flat[len(goals):]:
         ax.axis("off")
     handles, labels = [], []
@@ -200,91 +291,22 @@ def goal_panels(
                 labels.append(lab)
     for ax, line in goal_lines.items():
         ax.legend([line], [line.get_label()], fontsize=7, loc="best")
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=9, frameon=False)
+    ncol_legend = min(len(labels), 6) or 1
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=ncol_legend, fontsize=9, frameon=False,
+                   bbox_to_anchor=(0.5, 0.04 / fig.get_figheight()))
     fig.suptitle(title, fontsize=13)
-    fig.tight_layout(rect=(0, 0.05, 1, 0.96))
+    fixed_grid(fig, axes.shape[0], axes.shape[1], title_lines, int(np.ceil(len(labels) / ncol_legend)) if handles else 0)
     return fig
 
 
-#: Variables the Yubei-specific figures show; a model without them (a textbook model) skips the figure.
-CHAIN_NAMES = ("maker_spaces", "incubators", "startup_teams", "incubated_firms", "team_capacity", "tenant_capacity",
-               "eligible_backlog", "new_tech_enterprises", "tech_enterprises", "qualifying_firms", "high_tech_enterprises")
-RD_NAMES = ("rd_intensity",)
-
-
-def drawable(model: Model, names: tuple[str, ...]) -> bool:
-    """True when the model has every variable in ``names``."""
-    return all(n in model.variables for n in names)
-
-
-def chain_figure(model: Model, run: Run, lang: str, title: str) -> plt.Figure:
-    """Carriers, teams and tenants vs capacity; eligible backlog and registrations; register, qualifying firms, HTE."""
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
-    yrs = run.years
-
-    def line(ax: plt.Axes, name: str, **kw: object) -> None:
-        ax.plot(yrs, run.get(name)[:, 0], label=model.variable(name).label(lang), lw=2, marker="o", ms=3, **kw)
-
-    ax = axes[0, 0]
-    line(ax, "maker_spaces")
-    line(ax, "incubators")
-    for i, fid in enumerate(("maker_spaces_2021", "incubators_2021")):
-        if fid in model.facts:
-            f = model.facts[fid]
-            ax.plot([f.year], [f.value], "*", ms=12, color="#f39c12", mec="black", ls="none",
-                    label=t("observed", lang, year=f.year) if i == 0 else None)
-    ax.set_title(t("carriers", lang))
-    ax.set_ylabel(unit_label("carrier", lang))
-    ax = axes[0, 1]
-    line(ax, "startup_teams", color="#2874a6")
-    line(ax, "incubated_firms", color="#1e8449")
-    ax.plot(yrs, run.get("team_capacity")[:, 0], ls="--", color="#2874a6",
-            label=f"{model.variable('team_capacity').label(lang)}")
-    ax.plot(yrs, run.get("tenant_capacity")[:, 0], ls="--", color="#1e8449",
-            label=f"{model.variable('tenant_capacity').label(lang)}")
-    ax.set_title(t("occupants", lang))
-    ax.set_ylabel(unit_label("firm", lang))
-    ax = axes[1, 0]
-    line(ax, "eligible_backlog")
-    ax.plot(yrs[1:], run.get("new_tech_enterprises")[1:, 0], ls="-.", lw=2, marker="s", ms=3,
-            label=f"{model.variable('new_tech_enterprises').label(lang)} ({t('per_year', lang)})")
-    ax.set_title(t("pool", lang))
-    ax.set_ylabel(f"{unit_label('firm', lang)} / {unit_label('firm/year', lang)}")  # a stock and a flow
-    ax = axes[1, 1]
-    line(ax, "tech_enterprises", color="#1f4e79")
-    line(ax, "qualifying_firms", color="#117a65")
-    line(ax, "high_tech_enterprises", color="#7d3c98")
-    for name, color in (("reported_tech_enterprises", "#1f4e79"), ("reported_high_tech_enterprises", "#7d3c98")):
-        if name in run.names:
-            ax.plot(yrs, run.get(name)[:, 0], ls=":", lw=1.5, color=color, label=model.variable(name).label(lang))
-    draw_history(ax, model, ["tech_enterprises", "high_tech_enterprises", "reported_tech_enterprises",
-                             "reported_high_tech_enterprises"], lang)
-    for gid, color in (("tech_enterprises", "#1f4e79"), ("high_tech_enterprises", "#7d3c98")):
-        g = model.goals.get(gid)
-        if g:
-            ax.axhline(g.threshold, ls="--", color=color, lw=1,
-                       label=f"{g.label(lang)}: {t('threshold', lang, test=g.test, value=fmt_value(g.threshold))}")
-            if g.observed:
-                f = model.facts[g.observed]
-                ax.plot([f.year], [f.value], "*", ms=12, color="#f39c12", mec="black")
-    ax.set_title(t("qualifying", lang))
-    ax.set_ylabel(unit_label("firm", lang))
-    for ax in axes.flat:
-        ax.grid(alpha=0.3)
-        ax.set_xlabel(t("year", lang), fontsize=8)
-        ax.set_ylim(bottom=0)
-        ax.legend(fontsize=8)
-    fig.suptitle(title, fontsize=13)
-    fig.tight_layout()
-    return fig
-
-
-def draw_history(ax: plt.Axes, model: Model, names: list[str], lang: str, scale: float = 1.0) -> None:
+def draw_history(ax: Axes, model: Model, names: list[str], lang: str, scale: float = 1.0) -> None:
     """Published figures after the calibration year (history.yaml) of ``names``: observations as points with
     error bars, re-based targets as hollow diamonds. ``scale`` multiplies values (100 for % axes)."""
     hist = getattr(model, "history", None)
     if hist is None:
         return
+    year = model.calibration.end
     shown = {"obs_seed": False, "obs_new": False, "target": False}
     for r in hist.rows:
         if r.variable not in names:
@@ -295,73 +317,122 @@ def draw_history(ax: plt.Axes, model: Model, names: list[str], lang: str, scale:
             ax.errorbar([r.t], [r.value * scale], yerr=[[(r.value - lo) * scale], [(hi - r.value) * scale]],
                         fmt="o" if key == "obs_seed" else "s", ms=6, color="black",
                         mfc="white" if key == "obs_seed" else "#d5d8dc", capsize=4, zorder=6,
-                        label=None if shown[key] else t("history_" + key, lang))
+                        label=None if shown[key] else t("history_" + key, lang, year=year))
             shown[key] = True
         elif r.kind == "target":
-            ax.plot([r.time], [r.value * scale], "D", ms=7, mfc="none", mec="#c0392b", zorder=6,
+            ax.plot([r.time], [r.value * scale], "D", ms=7, mfc="none", mec=GOAL_RED, zorder=6,
                     label=None if shown["target"] else t("history_target", lang))
             shown["target"] = True
 
 
-def rd_figure(model: Model, run: Run, lang: str, title: str) -> plt.Figure:
-    """Stacked R&D composition (annual totals) and R&D intensity against its goal."""
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(13, 4.8))
-    parts = [n for n in ("rd_large_firms", "rd_innovative_firms", "rd_public") if n in run.names]
-    yrs = run.years[1:]
-    bottom = np.zeros(yrs.size)
-    for n in parts:
-        v = run.get(n)[1:, 0]
-        a1.bar(yrs, v, bottom=bottom, label=model.variable(n).label(lang), width=0.7)
-        bottom += v
-    if "rd_spend_2021" in model.facts:
-        f = model.facts["rd_spend_2021"]
-        a1.plot([f.year], [f.value], "*", ms=14, color="#f39c12", mec="black",
-                label=t("observed", lang, year=f.year), zorder=5)
-    if "rd_spend_2019" in model.facts:
-        f = model.facts["rd_spend_2019"]
-        a1.plot([f.year], [f.value], "x", ms=10, color="black",
-                label=t("reported_2019", lang), zorder=5)
-    a1.set_title(t("rd_composition", lang))
-    a1.set_ylabel(unit_label("CNY100M/year", lang))
-    a1.legend(fontsize=8, loc="upper left")
-    g = model.goals.get("rd_intensity")
-    yi = run.get("rd_intensity")[:, 0]
-    a2.plot(run.years, yi, lw=2, marker="o", color="#1f4e79", label=model.variable("rd_intensity").label(lang))
-    if g:
-        a2.axhline(g.threshold, color="#c0392b", ls="--",
-                   label=t("threshold", lang, test=g.test, value=fmt_value(g.threshold, g.units)))
-        a2.axvline(g.year, color="grey", ls=":")
-        if g.observed:
-            f = model.facts[g.observed]
-            a2.plot([f.year], [f.value], "*", ms=14, color="#f39c12", mec="black",
-                    label=t("observed", lang, year=f.year))
-        ok = holds(g, yi[np.isfinite(yi)])
-        a2.set_ylim(0, max(np.nanmax(yi), g.threshold) * 1.25 if ok.size else None)
-    a2.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-    a2.set_title(t("rd_intensity", lang))
-    a2.set_ylabel(unit_label("dmnl", lang))
-    a2.legend(fontsize=8, loc="lower right")
-    for ax in (a1, a2):
-        ax.grid(alpha=0.3)
-        ax.set_xlabel(t("year", lang), fontsize=8)
+# ------------------------------------------------------------------------- the model's own figures
+
+
+def run_figures(model: Model) -> list[str]:
+    """The figures ``run`` draws for ``model``: the goal panels (when it has goals), then figures.yaml's."""
+    spec = getattr(model, "figures", None)
+    return (["goals"] if model.goals else []) + (list(spec.figures) if spec is not None else [])
+
+
+def figure_title(model: Model, name: str, lang: str, scenario: str) -> str:
+    """The title of run figure ``name`` for the scenario titled ``scenario``."""
+    if name == "goals":
+        year = max(g.year for g in model.goals.values())
+        return t("goals_title", lang, name=scenario, year=year)
+    return text(model.figures.figures[name].title, lang, name=scenario)
+
+
+def figure_caption(model: Model, name: str, lang: str) -> str:
+    """The caption of figures.yaml's figure ``name`` (empty when it has none)."""
+    return text(model.figures.figures[name].caption, lang) if model.figures.figures[name].caption else ""
+
+
+def run_figure(model: Model, name: str, run: Run, lang: str, scenario: str,
+               status: dict[str, GoalStatus] | None = None) -> Figure:
+    """Run figure ``name`` (see :func:`run_figures`) of one scenario's ``run``."""
+    title = figure_title(model, name, lang, scenario)
+    if name == "goals":
+        return goal_panels(model, [(scenario, run)], lang, title, None if status is None else [status])
+    return model_figure(model, model.figures.figures[name], run, lang, title)
+
+
+def _is_annual(model: Model, name: str) -> bool:
+    """A flow or an annual total: its value at t is the total over the year ending at t (none at t0)."""
+    v = model.variable(name)
+    return v.kind == "flow" or bool(v.annual_total)
+
+
+@styled
+def model_figure(model: Model, spec: FigureSpec, run: Run, lang: str, title: str) -> Figure:
+    """A figure declared in figures.yaml: its panels, each with its lines, facts, goals and history."""
+    fig = new_figure(spec.size, fixed=True)
+    axes = np.asarray(fig.subplots(*spec.grid, squeeze=False))
+    for ax, panel in zip(axes.flat, spec.panels, strict=False):
+        _panel(ax, model, panel, run, lang)
+    for ax in axes.flat[len(spec.panels):]:
+        ax.axis("off")
     fig.suptitle(title, fontsize=13)
-    fig.tight_layout()
+    fixed_grid(fig, *spec.grid, max(text(p.title, lang).count("\n") + 1 for p in spec.panels))
     return fig
 
 
-MATRIX_TEXT = {
-    "matrix_title": {"en": "Goals in {year} by scenario", "zh": "各情景{year}年目标达成情况"},
-    "met_in": {"en": "met in {year}", "zh": "{year}年达成"},
-    "not_met_in": {"en": "not met in {year}", "zh": "{year}年未达成"},
-    "first_met": {"en": "first met {year}", "zh": "{year}年首次达成"},
-    "lost": {"en": "first met {year}, lost again", "zh": "{year}年达成后又失去"},
-    "dipped": {"en": "first met {year}, with a dip", "zh": "{year}年达成，其间曾回落"},
-    "met_later": {"en": "met only from {year}", "zh": "{year}年才达成"},
-    "gap": {"en": "gap {gap}", "zh": "差距 {gap}"},
-    "scenario": {"en": "Scenario", "zh": "情景"},
-    "overlay_title": {"en": "Goal indicators by scenario", "zh": "各情景目标指标对比"},
-}
-TEXT.update(MATRIX_TEXT)
+def _panel(ax: Axes, model: Model, panel: Panel, run: Run, lang: str) -> None:
+    yrs = run.years
+    colors: dict[str, str] = {}
+    if panel.kind == "stacked":
+        annual = any(_is_annual(model, ln.variable) for ln in panel.lines)
+        x = yrs[1:] if annual else yrs
+        bottom = np.zeros(x.size)
+        for ln in panel.lines:
+            v = run.get(ln.variable)[-x.size:, 0]
+            ax.bar(x, v, bottom=bottom, label=model.variable(ln.variable).label(lang), width=0.7, color=ln.color)
+            bottom += v
+    else:
+        for ln in panel.lines:
+            label = model.variable(ln.variable).label(lang)
+            x, y = yrs, run.get(ln.variable)[:, 0]
+            if _is_annual(model, ln.variable):
+                x, y = x[1:], y[1:]
+                label = f"{label} ({t('per_year', lang)})"
+            drawn = ax.plot(x, y, label=label, lw=2 if ln.style == "solid" else 1.6, ls=STYLES[ln.style],
+                            marker=ln.marker or "none", ms=3, color=ln.color)
+            colors[ln.variable] = drawn[0].get_color()
+    for m in panel.facts:
+        f = model.facts[m.fact]
+        label = text(m.label, lang, year=f.year) if m.label else t("observed", lang, year=f.year)
+        kw: dict[str, Any] = dict(STAR) if m.marker == "*" else {"marker": m.marker, "color": "black", "ls": "none"}
+        ax.plot([f.year], [f.value], ms=13 if m.marker == "*" else 10, zorder=6,
+                label=label if label not in ax.get_legend_handles_labels()[1] else None, **kw)
+    for gid in panel.goals:
+        g = model.goals[gid]
+        line_color = colors.get(g.variable, GOAL_RED) if len(panel.goals) > 1 else GOAL_RED
+        goal = t("threshold", lang, test=g.test, value=fmt_value(g.threshold, g.units))
+        ax.axhline(g.threshold, ls="--", color=line_color, lw=1.2,
+                   label=t("goal_of", lang, goal=g.label(lang), threshold=goal) if len(panel.goals) > 1 else goal)
+        if len(panel.goals) == 1:
+            ax.axvline(g.year, color="grey", ls=":", lw=1)
+        if g.observed:
+            f = model.facts[g.observed]
+            observed = t("observed", lang, year=f.year)
+            ax.plot([f.year], [f.value], ms=13, zorder=6,
+                    label=observed if observed not in ax.get_legend_handles_labels()[1] else None, **STAR)
+    if panel.history:
+        draw_history(ax, model, [ln.variable for ln in panel.lines], lang)
+    ax.set_title(text(panel.title, lang), fontsize=11)
+    ax.set_ylabel(" / ".join(unit_label(u, lang, model) for u in panel.units), fontsize=9.5)
+    ax.tick_params(labelsize=9)
+    ax.set_xlabel(t("year", lang), fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.set_ylim(bottom=0)
+    if panel.goals:
+        top = max(model.goals[g].threshold for g in panel.goals) * 1.15
+        ax.set_ylim(0, max(ax.get_ylim()[1], top))
+    if panel.units == ["dmnl"]:
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.legend(fontsize=8, loc=panel.legend)
+
+
+# ------------------------------------------------------------------------------ compare: the matrix
 
 
 def _wrap(text: str, lang: str, width: int) -> str:
@@ -390,13 +461,14 @@ def _wrap(text: str, lang: str, width: int) -> str:
     return "\n".join(out)
 
 
+@styled
 def goal_matrix(
     model: Model,
     rows: Sequence[tuple[str, dict[str, GoalStatus]]],
     lang: str,
     title: str,
     interrupted: Sequence[set[str]] | None = None,
-) -> plt.Figure:
+) -> Figure:
     """Scenario x goal matrix: cell colour = met / not met in the goal year, text = value and timing.
 
     ``rows`` holds (scenario label, goal status of that scenario with n = 1) in display order.
@@ -412,7 +484,8 @@ def goal_matrix(
     # colour: met (1) or not (0); a Poisson count goal by its probability of reaching the threshold
     met = np.array([[float(st[g.name].probability[0]) if g.poisson else float(bool(st[g.name].met[0]))
                      for g in goals] for _, st in rows], dtype=float).reshape(n, m)
-    fig, ax = plt.subplots(figsize=(2.6 + 1.55 * m, 1.6 + 0.62 * n))
+    fig = new_figure((2.6 + 1.55 * m, 1.6 + 0.62 * n))
+    ax = fig.subplots()
     ax.imshow(met, cmap=PROBABILITY_CMAP, vmin=0, vmax=1, aspect="auto")
     for i, (_, st) in enumerate(rows):
         for j, g in enumerate(goals):
@@ -432,8 +505,7 @@ def goal_matrix(
             else:
                 gap = fmt_gap(float(s.gap[0]), float(s.gap_pct[0]), g.units)
                 note = t("gap", lang, gap=gap)
-            ax.text(j, i - 0.12, value, ha="center", va="center", fontsize=9.5,
-                    fontweight="bold" if lang == "en" else "normal")  # CJK fonts here have no bold face
+            ax.text(j, i - 0.12, value, ha="center", va="center", fontsize=9.5, fontweight=bold(lang))
             ax.text(j, i + 0.22, note, ha="center", va="center", fontsize=6.5, color="#333333")
     sign = {">=": "≥", ">": ">", "<=": "≤", "<": "<"}
     heads = [f"{_wrap(g.label(lang), lang, 20)}\n{sign.get(g.test, g.test)} {fmt_value(g.threshold, g.units)}" for g in goals]
@@ -447,19 +519,18 @@ def goal_matrix(
     for spine in ax.spines.values():
         spine.set_visible(False)
     handles = [
-        matplotlib.patches.Patch(color="#c8e6c9", label=t("met_in", lang, year=year)),
-        matplotlib.patches.Patch(color="#f6caca", label=t("not_met_in", lang, year=year)),
+        Patch(color="#c8e6c9", label=t("met_in", lang, year=year)),
+        Patch(color="#f6caca", label=t("not_met_in", lang, year=year)),
     ]
     if any(g.poisson for g in goals):
-        handles.append(matplotlib.patches.Patch(color=probability_colour(0.5), label=t("shade_p", lang)))
+        handles.append(Patch(color=probability_colour(0.5), label=t("shade_p", lang)))
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=len(handles), fontsize=8,
               frameon=False)
     fig.suptitle(title, fontsize=13)
-    fig.tight_layout()
     return fig
 
 
-PROBABILITY_CMAP = matplotlib.colors.LinearSegmentedColormap.from_list(
+PROBABILITY_CMAP = mcolors.LinearSegmentedColormap.from_list(
     "p_met", ["#f6caca", "#fbe3b4", "#c8e6c9"])  # not met -> even chance -> met
 
 
@@ -471,13 +542,14 @@ def probability_colour(p: float, light: bool = False) -> tuple[float, float, flo
     return (r, g, b, a)
 
 
+@styled
 def overlay_figure(
     model: Model,
     runs: Sequence[tuple[str, Run]],
     lang: str,
     title: str,
     reference: int | None = 0,
-) -> plt.Figure:
+) -> Figure:
     """:func:`goal_panels` for many scenarios: the ``reference`` run (the baseline) is drawn on top
     as a dashed black line, so scenarios that coincide with it show through the dashes, and the
     legend is laid out in columns that fit the figure."""
@@ -515,29 +587,19 @@ def overlay_figure(
             if lab in labels and lab not in names:
                 handles.append(line)
                 names.append(lab)
+        observed = {t("observed", lang, year=model.facts[g.observed].year) for g in model.goals.values() if g.observed}
         for ax in goal_axes:
             for line in ax.get_lines():
-                observed = t("observed", lang, year=model.calibration.end)
-                if line.get_label() == observed and observed not in names:
+                if line.get_label() in observed and line.get_label() not in names:
                     handles.append(line)
-                    names.append(observed)
+                    names.append(line.get_label())
     ncol = 2 if max((len(n) for n in names), default=0) > 30 else 3
     rows = int(np.ceil(len(names) / ncol))
     width, panels = fig.get_size_inches()
-    extra = 0.2 * rows + 0.55  # inches below the panels: legend rows and the note
-    height = panels + extra
-    fig.set_size_inches(width, height)
-    fig.legend(handles, names, loc="lower center", ncol=ncol, fontsize=9, frameon=False,
-               bbox_to_anchor=(0.5, 0.3 / height))
+    fig.set_size_inches(width, panels + 0.2 * rows + 0.45)  # room below the panels: legend rows and the note
+    fig.set_layout_engine("constrained")  # the titles were re-wrapped: laid out again when drawn
+    leg = fig.legend(handles, names, loc="outside lower center", ncol=ncol, fontsize=9, frameon=False)
     if ref is not None:
-        fig.text(0.5, 0.08 / height, t("overlay_note", lang, name=ref), ha="center", va="bottom", fontsize=8,
-                 color="#444444")
-    fig.tight_layout(rect=(0, extra / height, 1, 1 - 0.3 / height))
+        leg.set_title(_wrap(t("overlay_note", lang, name=ref), lang, int(width * 15)), prop={"size": 8})
+        leg.get_title().set_color("#444444")
     return fig
-
-
-TEXT["overlay_note"] = {
-    "en": "Dashed black: {name}. Each scenario has its own marker, placed on different years, so lines with the "
-          "same values still show; diamonds mark the goal year, dashed red lines the goals.",
-    "zh": "黑色虚线：{name}。每个情景有各自的标记，标在不同年份，数值相同的线条也可辨认；菱形标记目标年份，红色虚线为目标值。",
-}

@@ -1,7 +1,9 @@
 """Figures of conditioning on history: conditioned bands on the fan chart, conditioned probabilities,
 the hindcast (prior and conditioned bands against every observation) and what history taught.
 
-Labels come from the model files (English or Chinese); nothing here names a model variable or a year.
+Labels come from the model files and the catalogue (``fig.cond.*``, English or Chinese); nothing here
+names a model variable or a year. Each function returns (or adds to) a figure without touching
+matplotlib's global state.
 """
 
 from __future__ import annotations
@@ -10,50 +12,23 @@ import math
 import textwrap
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from . import i18n
 from .conditioning import Conditioning, GoalRow, Lesson, weighted_percentiles
-from .plots import t, unit_label
+from .plots import new_figure, styled, t, unit_label
 from .sensitivity import Problem
 
-TEXT = {
-    "cond_band": {"en": "conditioned on history 5–95 %", "zh": "历史条件化后 5–95%"},
-    "cond_median": {"en": "conditioned median", "zh": "条件化中位数"},
-    "prior_band": {"en": "prior 5–95 %", "zh": "先验 5–95%"},
-    "prior_median": {"en": "prior median", "zh": "先验中位数"},
-    "prior_band50": {"en": "prior 25–75 %", "zh": "先验 25–75%"},
-    "obs": {"en": "observation (± tolerance)", "zh": "观测值（±容差）"},
-    "conflict": {"en": "conflict (not used)", "zh": "冲突（未使用）"},
-    "p_both": {"en": "P(met) prior {p:.0%}, conditioned {c:.0%}", "zh": "达成概率 先验{p:.0%}，条件化{c:.0%}"},
-    "p_cond": {"en": "conditioned on history (◆, {conf:.0%} interval on the effective sample size)",
-               "zh": "历史条件化后（◆，按有效样本量的{conf:.0%}区间）"},
-    "hind_title": {"en": "Hindcast: the ensemble against what was published ({scenario})",
-                   "zh": "回溯检验：集合与已公布数据对比（{scenario}）"},
-    "hind_sub": {"en": "{what}; grey: all {n:,} calibrated samples (prior), blue: conditioned",
-                 "zh": "{what}；灰色：全部{n:,}个校准样本（先验），蓝色：条件化后"},
-    "annualised": {"en": "flow over a part of a year, drawn as an annual rate", "zh": "不足一年的流量，按年率绘制"},
-    "taught_title": {"en": "What history taught the model ({scenario})", "zh": "历史数据使模型学到了什么（{scenario}）"},
-    "taught_sub": {"en": "each uncertainty on its range (0 = low end, 1 = high end): 5–95 % and median, prior "
-                         "(grey) and conditioned (blue); {k} most moved of {d}",
-                   "zh": "每个不确定参数在其区间内（0 = 下限，1 = 上限）：5–95%与中位数，先验（灰）与条件化（蓝）；"
-                         "共{d}个，显示变化最大的{k}个"},
-    "range_pos": {"en": "position in the range", "zh": "区间内位置"},
-    "what_off": {"en": "history not used", "zh": "未使用历史数据"},
-    "what_match": {"en": "history matching keeps {k:,} (implausibility <= {z:g})",
-                   "zh": "历史匹配保留{k:,}个样本（不合理度 <= {z:g}）"},
-    "what_weights": {"en": "likelihood weights, effective sample size {ess:,.0f}",
-                     "zh": "似然加权，有效样本量{ess:,.0f}"},
-    "shift": {"en": "shift {s:+.2f}, band −{b:.0%}", "zh": "中位数移动 {s:+.2f}，区间收窄 {b:.0%}"},
-}
 PRIOR_C, COND_C, OBS_C, CONFLICT_C = "#bdc3c7", "#1f77b4", "black", "#c0392b"
 
 
 def tx(key: str, lang: str, **kw: object) -> str:
-    """A figure text of this module in ``lang``."""
-    return TEXT[key][lang].format(**kw)
+    """The conditioning figure text ``fig.cond.<key>`` of the catalogue in ``lang``."""
+    return i18n.t("fig.cond." + key, lang, **kw)
 
 
 def _what(cond: Conditioning, lang: str = "en") -> str:
@@ -64,7 +39,7 @@ def _what(cond: Conditioning, lang: str = "en") -> str:
     return tx("what_weights", lang, ess=cond.ess)
 
 
-def _observations(ax: plt.Axes, cond: Conditioning, variable: str, lang: str, scale_flows: bool = False) -> None:
+def _observations(ax: Axes, cond: Conditioning, variable: str, lang: str, scale_flows: bool = False) -> None:
     """The used observations of ``variable`` as points with their tolerance window; conflicts as red crosses."""
     for r in cond.rows:
         o = r.obs.row
@@ -81,7 +56,8 @@ def _observations(ax: plt.Axes, cond: Conditioning, variable: str, lang: str, sc
                     ms=7, color=color, mfc="white" if not r.conflict else color, capsize=4, zorder=7)
 
 
-def add_conditioning(fig: plt.Figure, model: Any, years: np.ndarray, cq: dict[str, np.ndarray],
+@styled
+def add_conditioning(fig: Figure, model: Any, years: np.ndarray, cq: dict[str, np.ndarray],
                      rows: list[GoalRow], cond: Conditioning, lang: str) -> None:
     """Draw conditioned bands, observations and both probabilities on the fan chart's goal panels."""
     goals = list(model.goals.values())
@@ -104,19 +80,19 @@ def add_conditioning(fig: plt.Figure, model: Any, years: np.ndarray, cq: dict[st
         return
     leg = fig.legends[0] if fig.legends else None
     handles = list(leg.legend_handles) if leg is not None else []
-    prior = {"5–95 %": tx("prior_band", lang), "5–95%": tx("prior_band", lang), "median": tx("prior_median", lang),
-             "中位数": tx("prior_median", lang), "25–75 %": tx("prior_band50", lang), "25–75%": tx("prior_band50", lang)}
+    prior = {i18n.t("fig.sens." + k, lang): tx(v, lang)  # the fan chart's bands are the prior's
+             for k, v in (("band90", "prior_band"), ("median", "prior_median"), ("band50", "prior_band50"))}
     labels = [prior.get(x.get_text(), x.get_text()) for x in leg.get_texts()] if leg is not None else []
     if leg is not None:
         leg.remove()
     handles += [Patch(facecolor="none", edgecolor="#7d3c98", hatch="///"), Line2D([], [], color="#7d3c98", ls="--"),
                 Line2D([], [], marker="o", color=OBS_C, mfc="white", ls="none")]
     labels += [tx("cond_band", lang), tx("cond_median", lang), tx("obs", lang)]
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(handles), 5), fontsize=9, frameon=False)
-    fig.tight_layout(rect=(0, 0.07, 1, 0.96))
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(handles), 5), fontsize=9, frameon=False)
 
 
-def add_conditioned_probabilities(fig: plt.Figure, rows: list[GoalRow], lang: str, conf: float = 0.95) -> None:
+@styled
+def add_conditioned_probabilities(fig: Figure, rows: list[GoalRow], lang: str, conf: float = 0.95) -> None:
     """Conditioned P(met) as diamonds with their interval beside the prior bars."""
     from .plots_sensitivity import pct
 
@@ -128,17 +104,25 @@ def add_conditioned_probabilities(fig: plt.Figure, rows: list[GoalRow], lang: st
                         fmt="D", ms=6, color="#7d3c98", mec="black", capsize=3, lw=1, zorder=5)
             ax.text(1.03, yi - 0.26, f"◆ {pct(r.p_conditioned)}  [{pct(r.low)}, {pct(r.high)}]",
                     va="center", fontsize=8, color="#7d3c98")
-    ax.text(0.0, -0.2, tx("p_cond", lang, conf=conf), transform=ax.transAxes, fontsize=8, color="#7d3c98")
+    if fig.legends:  # the diamonds join the probability figure's legend
+        old = fig.legends[0]
+        handles, labels = list(old.legend_handles), [x.get_text() for x in old.get_texts()]
+        old.remove()
+        handles.append(Line2D([], [], marker="D", ms=6, color="#7d3c98", mec="black", ls="none"))
+        labels.append(tx("p_cond", lang, conf=conf))
+        fig.legend(handles, labels, fontsize=8, loc="outside lower center", ncol=len(handles), frameon=False)
 
 
-def hindcast_figure(model: Any, run: Any, cond: Conditioning, lang: str, scenario: str) -> plt.Figure:
+@styled
+def hindcast_figure(model: Any, run: Any, cond: Conditioning, lang: str, scenario: str) -> Figure:
     """One panel per observed series: prior and conditioned 5–95 % bands and medians over the history
     years, the observations with their tolerance windows (conflicts in red)."""
     run = cond.run if cond.run is not None else run
     variables = list(dict.fromkeys(r.obs.row.variable for r in cond.rows))
     ncol = min(len(variables), 3)
     nrow = math.ceil(len(variables) / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(5.2 * ncol, 3.9 * nrow), squeeze=False)
+    fig = new_figure((5.2 * ncol, 3.9 * nrow + 0.8))
+    axes = np.asarray(fig.subplots(nrow, ncol, squeeze=False))
     last = max(r.obs.row.time for r in cond.rows)
     first = min(r.obs.row.time for r in cond.rows)
     years = run.years
@@ -170,7 +154,7 @@ def hindcast_figure(model: Any, run: Any, cond: Conditioning, lang: str, scenari
         if flow_rows:
             title += "\n" + tx("annualised", lang)
         ax.set_title(title, fontsize=9)
-        ax.set_ylabel(unit_label(units, lang), fontsize=8)
+        ax.set_ylabel(unit_label(units, lang, model), fontsize=8)
         ax.set_xlabel(t("year", lang), fontsize=8)
         ax.set_xlim(min(first, yr[0]) - 0.4, yr[-1] + 0.3)
         ax.tick_params(labelsize=8)
@@ -184,18 +168,20 @@ def hindcast_figure(model: Any, run: Any, cond: Conditioning, lang: str, scenari
                Line2D([], [], marker="x", color=CONFLICT_C, ls="none")]
     labels = [tx("prior_band", lang), tx("prior_median", lang), tx("cond_band", lang), tx("cond_median", lang),
               tx("obs", lang), tx("conflict", lang)]
-    fig.legend(handles, labels, loc="lower center", ncol=6, fontsize=8, frameon=False)
+    fig.legend(handles, labels, loc="outside lower center", ncol=6, fontsize=8, frameon=False)
+    sub = "hind_sub_cal" if getattr(model.calibration, "targets", None) else "hind_sub"
     fig.suptitle(tx("hind_title", lang, scenario=scenario) + "\n"
-                 + tx("hind_sub", lang, what=_what(cond, lang), n=cond.n), fontsize=11)
-    fig.tight_layout(rect=(0, 0.06, 1, 0.95))
+                 + tx(sub, lang, what=_what(cond, lang), n=cond.n), fontsize=11)
     return fig
 
 
+@styled
 def lessons_figure(problem: Problem, lessons: list[Lesson], cond: Conditioning, lang: str, scenario: str,
-                   top: int = 12) -> plt.Figure:
+                   top: int = 12) -> Figure:
     """Prior vs conditioned 5–95 % bands and medians of the most-moved uncertainties, on their ranges."""
     shown = lessons[:top]
-    fig, ax = plt.subplots(figsize=(10, 2.2 + 0.7 * len(shown)))
+    fig = new_figure((10, 2.2 + 0.7 * len(shown)))
+    ax = fig.subplots()
     y = np.arange(len(shown))[::-1]
     labels = []
     for yi, le in zip(y, shown, strict=True):
@@ -220,9 +206,14 @@ def lessons_figure(problem: Problem, lessons: list[Lesson], cond: Conditioning, 
     ax.spines[["right", "top"]].set_visible(False)
     ax.set_ylim(-0.6, len(shown) - 0.4)
     fig.legend(handles=[Patch(color=PRIOR_C, label=tx("prior_band", lang)),
-                        Patch(color=COND_C, label=tx("cond_band", lang))], fontsize=8, loc="lower center", ncol=2,
-               frameon=False)
-    ax.set_title(tx("taught_title", lang, scenario=scenario) + "\n"
-                 + tx("taught_sub", lang, k=len(shown), d=problem.d) + f"\n{_what(cond, lang)}", fontsize=9)
-    fig.tight_layout(rect=(0, 0.3 / fig.get_figheight(), 1, 1))
+                        Patch(color=COND_C, label=tx("cond_band", lang))], fontsize=8, loc="outside lower center",
+               ncol=2, frameon=False)
+    title = (tx("taught_title", lang, scenario=scenario) + "\n" + tx("taught_sub", lang, k=len(shown), d=problem.d)
+             + f"\n{_what(cond, lang)}")
+    width = 120 if lang != "zh" else 60
+
+    def wrap(line: str) -> list[str]:
+        return textwrap.wrap(line, width) if lang != "zh" else [line[i:i + width] for i in range(0, len(line), width)]
+
+    ax.set_title("\n".join(w for line in title.split("\n") for w in wrap(line)), fontsize=9)
     return fig

@@ -1,7 +1,9 @@
 """Sensitivity figures: tornado, Morris mu*-sigma, Sobol S1/ST bars, fan charts, goal probabilities.
 
 Every figure names the goal indicator, its units and the goal threshold; labels come from the
-model files in English or Chinese (``lang``), with the fonts set up by :func:`sdsim.plots.setup_language`.
+model files in English or Chinese (``lang``), with the fonts set up by :func:`sdsim.plots.setup_language`;
+texts come from the catalogue (``fig.sens.*`` in ``sdsim/text/figures.yaml``). Each function returns a
+figure without touching matplotlib's global state.
 """
 
 from __future__ import annotations
@@ -9,81 +11,35 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import PercentFormatter
 
+from . import i18n
 from .model import Goal, Model
-from .plots import fmt_value, t, unit_label
+from .plots import _wrap as _wrap_label
+from .plots import fmt_value, new_figure, styled, t, unit_label
 from .sensitivity import GoalProbability, Index, Problem
 
 TOP = 15  # inputs shown per bar figure
 LABELLED = 8  # points labelled in a Morris figure
 
-TEXT = {
-    "tornado_title": {"en": "{goal}, {year}: one-at-a-time sensitivity ({scenario})",
-                      "zh": "{goal}（{year}年）：单因素敏感性（{scenario}）"},
-    "tornado_sub": {"en": "each input at the low and high end of its range, others at baseline; "
-                          "every run re-calibrated to 2021",
-                    "zh": "每个输入取其区间的下限与上限，其余取基准值；每次运行均重新校准至2021年"},
-    "tornado_sub_levers": {"en": "each lever held at the low and high end of its policy range from the policy start, "
-                                 "other levers as in the scenario; every run re-calibrated to 2021",
-                           "zh": "每个政策杠杆自政策起始年起取其政策区间的下限与上限，其余杠杆按情景设定；"
-                                 "每次运行均重新校准至2021年"},
-    "low_end": {"en": "input at low end", "zh": "输入取下限"},
-    "high_end": {"en": "input at high end", "zh": "输入取上限"},
-    "baseline": {"en": "baseline {value}", "zh": "基准 {value}"},
-    "hidden": {"en": "{k} more inputs with smaller swing not shown", "zh": "另有{k}个影响较小的输入未显示"},
-    "no_solution": {"en": "no calibration", "zh": "无法校准"},
-    "morris_title": {"en": "{goal}, {year}: Morris screening ({scenario})",
-                     "zh": "{goal}（{year}年）：Morris筛选（{scenario}）"},
-    "morris_sub": {"en": "{r} trajectories; effects of moving an input over its whole range",
-                   "zh": "{r}条轨迹；输入在整个区间内变动的效应"},
-    "mu_star": {"en": "μ* (mean absolute effect, {units})", "zh": "μ*（平均绝对效应，{units}）"},
-    "sigma": {"en": "σ (spread of effects: non-linearity / interaction, {units})",
-              "zh": "σ（效应离散度：非线性/交互作用，{units}）"},
-    "diag": {"en": "σ = μ*", "zh": "σ = μ*"},
-    "sobol_title": {"en": "{goal}, {year}: Sobol' indices ({scenario})",
-                    "zh": "{goal}（{year}年）：Sobol'指数（{scenario}）"},
-    "sobol_sub": {"en": "N = {n} blocks, {k:,} calibrated runs; bars: {conf:.0%} bootstrap intervals",
-                  "zh": "N = {n}组，{k:,}次校准运行；误差线：{conf:.0%}自助法区间"},
-    "S1": {"en": "S1 first order (alone)", "zh": "S1 一阶（单独作用）"},
-    "ST": {"en": "ST total (with interactions)", "zh": "ST 总效应（含交互作用）"},
-    "share_var": {"en": "share of output variance", "zh": "占输出方差的比例"},
-    "fan_title": {"en": "Goal indicators under uncertainty: {scenario} ({n:,} calibrated samples)",
-                  "zh": "不确定性下的目标指标：{scenario}（{n:,}个校准样本）"},
-    "median": {"en": "median", "zh": "中位数"},
-    "band50": {"en": "25–75 %", "zh": "25–75%"},
-    "band90": {"en": "5–95 %", "zh": "5–95%"},
-    "p_met": {"en": "P(met) = {p:.0%}", "zh": "达成概率 {p:.0%}"},
-    "prob_title": {"en": "Probability of meeting each {year} goal — {scenario}",
-                   "zh": "{year}年各目标达成概率——{scenario}"},
-    "prob_sub": {"en": "{n:,} samples re-calibrated to 2021 ({failed} without solution excluded); "
-                       "whiskers: {conf:.0%} Wilson interval (sampling error only)",
-                 "zh": "{n:,}个样本均重新校准至2021年（{failed}个无解样本已排除）；误差线：{conf:.0%} Wilson区间（仅抽样误差）"},
-    "probability": {"en": "probability the goal is met", "zh": "目标达成概率"},
-    "poisson": {"en": "Poisson on expected count", "zh": "按期望数的泊松分布"},
-    "levers_mode": {"en": "levers over policy ranges", "zh": "政策杠杆（政策区间）"},
-    "unaffected": {"en": "{goal}, {year}: unaffected by these inputs",
-                   "zh": "{goal}（{year}年）：不受这些输入影响"},
-    "unaffected_sub": {"en": "Across all {d} inputs analysed ({method}), the output stays at {value}: its relative spread "
-                             "is {spread}, at or below the round-off tolerance {tol:.0e}. No input is ranked.",
-                       "zh": "在所分析的全部{d}个输入（{method}）下，该输出保持为{value}：相对离散度为{spread}，"
-                             "不超过舍入误差容限{tol:.0e}，因此不对输入排序。"},
-    "only_inputs": {"en": "Only {k} of {d} inputs moves this output: {names}. The other {rest} leave it unchanged.",
-                    "zh": "{d}个输入中只有{k}个影响该输出：{names}。其余{rest}个输入不改变它。"},
-    "only_inputs_n": {"en": "Only {k} of {d} inputs move this output: {names}. The other {rest} leave it unchanged.",
-                      "zh": "{d}个输入中只有{k}个影响该输出：{names}。其余{rest}个输入不改变它。"},
-    "no_input": {"en": "None of the {d} inputs moves this output.", "zh": "{d}个输入均不影响该输出。"},
-    "hidden_zero": {"en": "{k} more inputs with smaller swing not shown; {z} inputs do not move it",
-                    "zh": "另有{k}个影响较小的输入未显示；{z}个输入不影响它"},
-}
-
-
 def tx(key: str, lang: str, **kw: object) -> str:
-    """A figure text of this module in ``lang``."""
-    return TEXT[key][lang].format(**kw)
+    """The sensitivity figure text ``fig.sens.<key>`` of the catalogue in ``lang``."""
+    return i18n.t("fig.sens." + key, lang, **kw)
+
+
+def calibrated(model: Model) -> bool:
+    """Whether every run is re-calibrated (the model has calibration targets)."""
+    return bool(model.calibration.targets)
+
+
+def _recalibrated(model: Model, lang: str) -> str:
+    """'; every run re-calibrated to <calibration year>' for a calibrated model, else ''."""
+    return tx("recalibrated", lang, year=model.calibration.end) if calibrated(model) else ""
 
 
 def pct(p: float) -> str:
@@ -93,12 +49,12 @@ def pct(p: float) -> str:
     return f"{100 * p:.1f}%"
 
 
-def _percent_axis(ax: plt.Axes, units: str, axis: str = "y") -> None:
+def _percent_axis(ax: Axes, units: str, axis: str = "y") -> None:
     if units == "dmnl":
         (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(PercentFormatter(1.0))
 
 
-def _input_label(problem: Problem, name: str, lang: str, with_range: bool = True) -> str:
+def _input_label(problem: Problem, name: str, lang: str, with_range: bool = True, model: Model | None = None) -> str:
     q = next(u for u in problem.uncertainties if u.name == name)
     label = q.label(lang)
     width = 24 if lang == "zh" else 44
@@ -106,12 +62,12 @@ def _input_label(problem: Problem, name: str, lang: str, with_range: bool = True
     label = "\n".join(lines[:2]) + ("…" if len(lines) > 2 else "")
     if not with_range:
         return label
-    units = "" if q.units == "dmnl" else f" {q.units}"
+    units = "" if q.units == "dmnl" else f" {unit_label(q.units, lang, model)}"
     return f"{label}\n[{q.low:g} – {q.high:g}{units}]"
 
 
-def _threshold(ax: plt.Axes, goal: Goal, lang: str, vertical: bool = True) -> None:
-    kw = {"color": "#c0392b", "ls": "--", "lw": 1.5,
+def _threshold(ax: Axes, goal: Goal, lang: str, vertical: bool = True) -> None:
+    kw = {"color": "#c0392b", "ls": "--", "lw": 1.5, "gid": "goal",
           "label": t("threshold", lang, test=goal.test, value=fmt_value(goal.threshold, goal.units))}
     (ax.axvline if vertical else ax.axhline)(goal.threshold, **kw)
 
@@ -120,7 +76,8 @@ def _pick(indices: list[Index], output: str, index: str) -> dict[str, Index]:
     return {i.parameter: i for i in indices if i.output == output and i.index == index}
 
 
-def tornado(model: Model, problem: Problem, indices: list[Index], goal: str, lang: str, scenario: str) -> plt.Figure:
+@styled
+def tornado(model: Model, problem: Problem, indices: list[Index], goal: str, lang: str, scenario: str) -> Figure:
     """Bars from the baseline outcome to the outcome with each input at its low / high end."""
     g = model.goals[goal]
     base = _pick(indices, goal, "value")["(baseline)"].value
@@ -130,7 +87,8 @@ def tornado(model: Model, problem: Problem, indices: list[Index], goal: str, lan
     moving = [k for k in order if not np.isfinite(swing[k].value) or swing[k].value > 0]
     shown = moving[:TOP]
     hidden, inert = len(moving) - len(shown), len(order) - len(moving)
-    fig, ax = plt.subplots(figsize=(10, 3.4 + 0.52 * max(len(shown), 1)))
+    fig = new_figure((10, 3.4 + 0.52 * max(len(shown), 1)))
+    ax = fig.subplots()
     y = np.arange(len(shown))[::-1]
     for yi, k in zip(y, shown, strict=True):
         lo, hi = lows[k].value, highs[k].value
@@ -139,21 +97,20 @@ def tornado(model: Model, problem: Problem, indices: list[Index], goal: str, lan
                 ax.barh(yi, v - base, left=base, color=c, height=0.62, edgecolor="white")
             else:
                 ax.text(base, yi, "  " + tx("no_solution", lang), va="center", fontsize=8, color="grey")
-    ax.set_yticks(y, [_input_label(problem, k, lang) for k in shown], fontsize=8)
+    ax.set_yticks(y, [_input_label(problem, k, lang, model=model) for k in shown], fontsize=8)
     ax.axvline(base, color="black", lw=1.2, label=tx("baseline", lang, value=fmt_value(base, g.units)))
     _threshold(ax, g, lang)
     lo_all = min([base, g.threshold] + [v.value for v in (*lows.values(), *highs.values()) if np.isfinite(v.value)])
     hi_all = max([base, g.threshold] + [v.value for v in (*lows.values(), *highs.values()) if np.isfinite(v.value)])
     pad = 0.06 * (hi_all - lo_all or abs(base) or 1.0)
     ax.set_xlim(lo_all - pad, hi_all + pad)
-    ax.set_xlabel(f"{g.label(lang)} {g.year} ({unit_label(g.units, lang)})")
+    ax.set_xlabel(f"{g.label(lang)} {g.year} ({unit_label(g.units, lang, model)})")
     _percent_axis(ax, g.units, "x")
     handles = [Patch(color="#2e86c1", label=tx("low_end", lang)), Patch(color="#e67e22", label=tx("high_end", lang)),
                *ax.get_legend_handles_labels()[0]]
-    ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.32 if len(shown) < 4 else -0.12),
-              ncol=len(handles), framealpha=0.9)
+    fig.legend(handles=handles, fontsize=8, loc="outside lower center", ncol=len(handles), frameon=False)
     ax.grid(axis="x", alpha=0.3)
-    sub = tx("tornado_sub_levers" if problem.levers else "tornado_sub", lang)
+    sub = tx("tornado_sub_levers" if problem.levers else "tornado_sub", lang) + _recalibrated(model, lang)
     if hidden:
         sub += "\n" + (tx("hidden_zero", lang, k=hidden, z=inert) if inert else tx("hidden", lang, k=hidden))
     elif inert:  # say in words which inputs move it
@@ -163,7 +120,6 @@ def tornado(model: Model, problem: Problem, indices: list[Index], goal: str, lan
                        else tx("no_input", lang, d=len(order)))
     title = tx("tornado_title", lang, goal=g.label(lang), year=g.year, scenario=scenario) + "\n" + sub
     ax.set_title(_wrap(title, 110 if lang != "zh" else 60), fontsize=10)
-    fig.tight_layout()
     return fig
 
 
@@ -172,11 +128,13 @@ def _wrap(text: str, width: int) -> str:
     return "\n".join(w for line in text.split("\n") for w in (textwrap.wrap(line, width) or [""]))
 
 
+@styled
 def unaffected_figure(model: Model, problem: Problem, goal: str, lang: str, scenario: str, spread: float,
-                      method: str, value: float) -> plt.Figure:
+                      method: str, value: float) -> Figure:
     """A figure that says in words that no input moves ``goal`` (instead of ranking round-off noise)."""
     g = model.goals[goal]
-    fig, ax = plt.subplots(figsize=(10, 1.8))
+    fig = new_figure((10, 1.8))
+    ax = fig.subplots()
     ax.axis("off")
     how = "0" if spread == 0 else f"{spread:.0e}"
     from .sensitivity import UNAFFECTED_RTOL
@@ -186,12 +144,12 @@ def unaffected_figure(model: Model, problem: Problem, goal: str, lang: str, scen
                                value=fmt_value(value, g.units), spread=how,
                                tol=UNAFFECTED_RTOL), 95 if lang != "zh" else 48),
             ha="center", va="center", fontsize=10, transform=ax.transAxes)
-    fig.tight_layout()
     return fig
 
 
+@styled
 def morris_figure(model: Model, problem: Problem, indices: list[Index], goal: str, lang: str, scenario: str,
-                  trajectories: int) -> plt.Figure:
+                  trajectories: int) -> Figure:
     """mu* against sigma with mu* intervals; the most influential inputs numbered and listed beside the plot."""
     g = model.goals[goal]
     ms, sg = _pick(indices, goal, "mu_star"), _pick(indices, goal, "sigma")
@@ -199,7 +157,8 @@ def morris_figure(model: Model, problem: Problem, indices: list[Index], goal: st
     x = np.array([ms[k].value for k in names])
     y = np.array([sg[k].value for k in names])
     err = np.abs(np.array([[ms[k].value - ms[k].ci_low, ms[k].ci_high - ms[k].value] for k in names]).T)
-    fig, (ax, side) = plt.subplots(1, 2, figsize=(12.5, 5.4), gridspec_kw={"width_ratios": [2.1, 1]})
+    fig = new_figure((12.5, 5.4))
+    ax, side = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2.1, 1]})
     ax.errorbar(x, y, xerr=np.nan_to_num(err), fmt="o", color="#1f4e79", ecolor="#a9cce3", ms=5, capsize=2)
     xmax = max(np.nanmax(x + np.nan_to_num(err[1])), 1e-12) * 1.08
     ymax = max(np.nanmax(y), 1e-12) * 1.15
@@ -229,7 +188,7 @@ def morris_figure(model: Model, problem: Problem, indices: list[Index], goal: st
     side.axis("off")
     side.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", fontsize=9, transform=side.transAxes,
               linespacing=1.45)
-    units = unit_label(g.units, lang)
+    units = unit_label(g.units, lang, model)
     ax.set_xlabel(tx("mu_star", lang, units=units))
     ax.set_ylabel(tx("sigma", lang, units=units))
     ax.set_xlim(0, xmax)
@@ -240,17 +199,18 @@ def morris_figure(model: Model, problem: Problem, indices: list[Index], goal: st
     ax.legend(fontsize=8, loc="upper left")
     fig.suptitle(tx("morris_title", lang, goal=g.label(lang), year=g.year, scenario=scenario) + "\n"
                  + tx("morris_sub", lang, r=trajectories), fontsize=10)
-    fig.tight_layout()
     return fig
 
 
+@styled
 def sobol_figure(model: Model, problem: Problem, indices: list[Index], goal: str, lang: str, scenario: str,
-                 n_blocks: int, n_runs: int, conf: float) -> plt.Figure:
+                 n_blocks: int, n_runs: int, conf: float) -> Figure:
     """S1 and ST bars with bootstrap intervals for the inputs with the largest ST."""
     g = model.goals[goal]
     s1, st = _pick(indices, goal, "S1"), _pick(indices, goal, "ST")
     order = sorted(st, key=lambda k: (-np.nan_to_num(st[k].value), k))[:TOP]
-    fig, ax = plt.subplots(figsize=(10, 1.4 + 0.5 * len(order)))
+    fig = new_figure((10, 1.4 + 0.5 * len(order)))
+    ax = fig.subplots()
     y = np.arange(len(order))[::-1]
     h = 0.38
     for off, d, color, key in ((h / 2, s1, "#2e86c1", "S1"), (-h / 2, st, "#c0392b", "ST")):
@@ -258,7 +218,7 @@ def sobol_figure(model: Model, problem: Problem, indices: list[Index], goal: str
         e = np.array([[d[k].value - d[k].ci_low, d[k].ci_high - d[k].value] for k in order]).T
         ax.barh(y + off, v, height=h, color=color, alpha=0.85, label=tx(key, lang),
                 xerr=np.abs(e), error_kw={"ecolor": "black", "capsize": 2, "lw": 0.8})
-    ax.set_yticks(y, [_input_label(problem, k, lang) for k in order], fontsize=8)
+    ax.set_yticks(y, [_input_label(problem, k, lang, model=model) for k in order], fontsize=8)
     ax.axvline(0, color="black", lw=0.8)
     lows = [d[k].ci_low for d in (s1, st) for k in order if np.isfinite(d[k].ci_low)]
     highs = [d[k].ci_high for d in (s1, st) for k in order if np.isfinite(d[k].ci_high)]
@@ -267,18 +227,20 @@ def sobol_figure(model: Model, problem: Problem, indices: list[Index], goal: str
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     ax.set_title(tx("sobol_title", lang, goal=g.label(lang), year=g.year, scenario=scenario) + "\n"
-                 + tx("sobol_sub", lang, n=n_blocks, k=n_runs, conf=conf), fontsize=10)
-    fig.tight_layout()
+                 + tx("sobol_sub_cal" if calibrated(model) else "sobol_sub", lang, n=n_blocks, k=n_runs, conf=conf),
+                 fontsize=10)
     return fig
 
 
+@styled
 def fan_chart(model: Model, years: np.ndarray, q: dict[str, np.ndarray], probs: Sequence[GoalProbability], lang: str,
-              scenario: str, n: int) -> plt.Figure:
-    """One panel per goal indicator: median, 25–75 % and 5–95 % bands, threshold, 2021 observed point."""
+              scenario: str, n: int) -> Figure:
+    """One panel per goal indicator: median, 25–75 % and 5–95 % bands, threshold, observed point (goals.yaml)."""
     goals = list(model.goals.values())
-    ncol = 4
+    ncol = min(4, max(len(goals), 2))
     nrow = int(np.ceil(len(goals) / ncol))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.3 * ncol, 3.5 * nrow), squeeze=False)
+    fig = new_figure((4.3 * ncol, 3.5 * nrow + 0.5))
+    axes = np.asarray(fig.subplots(nrow, ncol, squeeze=False))
     pmap = {p.goal: p for p in probs}
     for ax, g in zip(axes.flat, goals, strict=False):
         v = q[g.variable]  # (years, 5): p5 p25 p50 p75 p95
@@ -293,11 +255,11 @@ def fan_chart(model: Model, years: np.ndarray, q: dict[str, np.ndarray], probs: 
             f = model.facts[g.observed]
             ax.plot([f.year], [f.value], marker="*", ms=13, color="#f39c12", mec="black", ls="none",
                     zorder=6, label=t("observed", lang, year=f.year))
-        title = g.label(lang)
+        title = _wrap_label(g.label(lang), lang, 50)  # a title wider than its panel would leave the figure
         if g.name in pmap:
             title += "\n" + tx("p_met", lang, p=pmap[g.name].probability) + f" ({g.year})"
         ax.set_title(title, fontsize=10)
-        ax.set_ylabel(unit_label(g.units, lang), fontsize=9)
+        ax.set_ylabel(unit_label(g.units, lang, model), fontsize=9)
         ax.set_xlabel(t("year", lang), fontsize=8)
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
@@ -307,46 +269,48 @@ def fan_chart(model: Model, years: np.ndarray, q: dict[str, np.ndarray], probs: 
     for ax in axes.flat[len(goals):]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    keep = [(h, lab) for h, lab in zip(handles, labels, strict=True) if not lab.startswith(("goal", "目标"))]
-    fig.legend([h for h, _ in keep] + [plt.Line2D([], [], color="#c0392b", ls="--")],
-               [lab for _, lab in keep] + [t("threshold", lang, test="", value="").strip()],
-               loc="lower center", ncol=len(keep) + 1, fontsize=9, frameon=False)
-    fig.suptitle(tx("fan_title", lang, scenario=scenario, n=n), fontsize=13)
-    fig.tight_layout(rect=(0, 0.05, 1, 0.96))
+    keep = [(h, lab) for h, lab in zip(handles, labels, strict=True) if h.get_gid() != "goal"]  # one goal entry below
+    fig.legend([h for h, _ in keep] + [Line2D([], [], color="#c0392b", ls="--")],
+               [lab for _, lab in keep] + [tx("goal_line", lang)],
+               loc="outside lower center", ncol=len(keep) + 1, fontsize=9, frameon=False)
+    fig.suptitle(tx("fan_title_cal" if calibrated(model) else "fan_title", lang, scenario=scenario, n=n), fontsize=13)
     return fig
 
 
+@styled
 def probability_figure(model: Model, probs: Sequence[GoalProbability], lang: str, scenario: str, failed: int,
-                       conf: float) -> plt.Figure:
+                       conf: float) -> Figure:
     """Horizontal bars of P(goal met) with Wilson intervals, annotated with the numbers."""
-    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.6 * len(probs)))
+    fig = new_figure((10, 1.2 + 0.6 * len(probs)))
+    ax = fig.subplots()
     y = np.arange(len(probs))[::-1]
-    colors = (("#27ae60", ">= 90%"), ("#f39c12", "50–90%"), ("#c0392b", "< 50%"))
+    colors = (("#27ae60", tx("band_high", lang)), ("#f39c12", tx("band_mid", lang)), ("#c0392b", tx("band_low", lang)))
     for yi, p in zip(y, probs, strict=True):
         color = colors[0][0] if p.probability >= 0.9 else colors[1][0] if p.probability >= 0.5 else colors[2][0]
         ax.barh(yi, max(p.probability, 0.004), color=color, height=0.6)
         ax.errorbar(p.probability, yi, xerr=[[p.probability - p.ci_low], [p.ci_high - p.probability]], color="black",
                     capsize=3, lw=1)
         g = model.goals[p.goal]
-        extra = f"  ({tx('poisson', lang)})" if g.poisson else ""
-        ax.text(1.03, yi, f"{pct(p.probability)}  [{pct(p.ci_low)}, {pct(p.ci_high)}]{extra}", va="center", fontsize=8.5)
+        ax.text(1.03, yi, f"{pct(p.probability)}  [{pct(p.ci_low)}, {pct(p.ci_high)}]", va="center", fontsize=8.5)
     labels = []
     for p in probs:
         g = model.goals[p.goal]
-        units = "" if g.units == "dmnl" else " " + unit_label(g.units, lang)
-        labels.append(f"{g.label(lang)}\n{g.test} {fmt_value(g.threshold, g.units)}{units}")
+        units = "" if g.units == "dmnl" else " " + unit_label(g.units, lang, model)
+        extra = f" ({tx('poisson', lang)})" if g.poisson else ""
+        labels.append(f"{g.label(lang)}\n{g.test} {fmt_value(g.threshold, g.units)}{units}{extra}")
     ax.set_yticks(y, labels, fontsize=8.5)
     ax.set_xlim(0, 1.55)
     ax.set_xticks(np.linspace(0, 1, 6), [f"{v:.0%}" for v in np.linspace(0, 1, 6)])
     ax.axvline(0.5, color="grey", ls=":", lw=1)
     ax.spines[["right", "top"]].set_visible(False)
-    ax.legend(handles=[Patch(color=c, label=lab) for c, lab in colors], fontsize=8, loc="upper center", ncol=3,
-              bbox_to_anchor=(0.33, -0.09), frameon=False)
+    fig.legend(handles=[Patch(color=c, label=lab) for c, lab in colors], fontsize=8, loc="outside lower center",
+               ncol=3, frameon=False)
     ax.set_xlabel(tx("probability", lang))
     year = next(iter(model.goals.values())).year
     n = probs[0].n if probs else 0
-    ax.set_title(tx("prob_title", lang, year=year, scenario=scenario) + "\n"
-                 + tx("prob_sub", lang, n=n, failed=failed, conf=conf), fontsize=10)
+    ax.set_title(_wrap(tx("prob_title", lang, year=year, scenario=scenario) + "\n"
+                       + (tx("prob_sub_cal", lang, n=n, failed=failed, conf=conf, year=model.calibration.end)
+                          if calibrated(model) else tx("prob_sub", lang, n=n, failed=failed, conf=conf)),
+                       110 if lang != "zh" else 60), fontsize=10)
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
     return fig

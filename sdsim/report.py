@@ -17,6 +17,7 @@ class Report:
     """Blocks of a report, in order."""
 
     title: str
+    lang: str = "en"  # the page's language (the HTML lang attribute)
     blocks: list[tuple[str, object]] = field(default_factory=list)
 
     def heading(self, text: str) -> None:
@@ -76,7 +77,8 @@ class Report:
             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
             "th{background:#f0f0f0}img{max-width:100%}figcaption{font-style:italic;color:#444}"
         )
-        return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(self.title)}</title>'
+        lang = "zh" if self.lang == "zh" else "en"
+        return (f'<!DOCTYPE html>\n<html lang="{lang}"><head><meta charset="utf-8"><title>{e(self.title)}</title>'
                 f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
 
     def write(self, folder: Path) -> list[str]:

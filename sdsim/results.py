@@ -96,7 +96,7 @@ def clean_stale(parent: Path) -> list[Path]:
 
     Only names of this exact pattern are touched, and only when process ``pid`` no longer exists.
     """
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(parent.iterdir())
     except OSError:

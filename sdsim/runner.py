@@ -1,4 +1,7 @@
-"""Run scenarios: parameter sets, calibration, lever schedules and integration in one batch."""
+"""Run scenarios: each group of scenarios (same dt, method, tables) is one batch of :mod:`sdsim.batch`.
+
+The dict-form helpers (``parameter_batch``, ``calibrated_params``, ``scenario_levers``) remain for callers that
+hold parameters as plain dicts; they are thin forms of the typed pipeline."""
 
 from __future__ import annotations
 
@@ -7,9 +10,10 @@ from typing import Any
 
 import numpy as np
 
+from .batch import BatchResult, LeverPlan, ParamBatch, calibrate_batch, require_solved, simulate_batch
 from .calibrate import CalibrationResult, calibrate
 from .compiler import Compiled
-from .engine import Run, TimeGrid, lever_schedules, simulate
+from .engine import Run, TimeGrid
 from .errors import InputError, ModelError
 from .scenario import Scenario, policy_start
 from .timefuncs import TimeFunction
@@ -26,13 +30,9 @@ class ScenarioRun:
 
 
 def parameter_batch(cm: Compiled, overrides: list[dict[str, float]]) -> dict[str, Any]:
-    """Baseline values of every parameter and fact, with per-run overrides as (n,) arrays."""
-    base = cm.model.base_values()
-    out: dict[str, Any] = dict(base)
-    names = {k for o in overrides for k in o}
-    for name in names:
-        out[name] = np.array([o.get(name, base[name]) for o in overrides], dtype=float)
-    return out
+    """Baseline values of every parameter and fact, with per-run overrides as (n,) arrays (engine form of
+    :meth:`sdsim.batch.ParamBatch.from_overrides`)."""
+    return ParamBatch.from_overrides(cm, overrides).as_dict()
 
 
 def lever_baseline(cm: Compiled, params: dict[str, Any]) -> dict[str, Any]:
@@ -43,14 +43,14 @@ def lever_baseline(cm: Compiled, params: dict[str, Any]) -> dict[str, Any]:
 def calibrated_params(
     cm: Compiled, params: dict[str, Any], dt: float, method: str, strict: bool = True, workers: int | None = None
 ) -> tuple[dict[str, Any], CalibrationResult]:
-    """Solve the free parameters; with ``strict``, a set with no solution is an InputError.
+    """Solve the free parameters; with ``strict``, a set with no solution is an InputError (dict form of
+    :func:`sdsim.batch.calibrate_batch`).
 
     ``workers``: processes solving chunks of a large batch (default: every available core).
     """
     res = calibrate(cm, params, lever_baseline(cm, params), dt, method, workers=workers)
-    if strict and not res.ok.all():
-        i = int(np.flatnonzero(~res.ok)[0])
-        raise InputError(f"calibration has no solution for this parameter set: {res.reason[i]}")
+    if strict:
+        require_solved(res)
     return res.params, res
 
 
@@ -62,22 +62,16 @@ def scenario_levers(
     settings: dict[str, np.ndarray] | None = None,
     first_year: int | None = None,
 ) -> dict[str, np.ndarray]:
-    """(steps + 1, n) lever schedules of a batch, as every scenario run uses them.
+    """(steps + 1, n) lever schedules of a batch, as every scenario run uses them (dict form of
+    :meth:`sdsim.batch.LeverPlan.schedules`).
 
     Baseline lever values come from ``params`` (numbers or (n,) arrays) and hold through the
     calibration window and the years of history; a scenario's time ``functions`` act from calendar
     year ``first_year`` (default: the model's policy start, the first year after its history;
-    MODEL_SPEC §3). ``settings`` maps levers to (n,) constant values that replace the scenario's
+    docs/spec.md §3). ``settings`` maps levers to (n,) constant values that replace the scenario's
     setting from then on (policy sensitivity); a NaN entry keeps the scenario's setting for that run.
     """
-    cal = cm.model.calibration
-    end = max(cal.end, (first_year if first_year is not None else cal.lever_start) - 1)
-    out = lever_schedules(cm, grid, lever_baseline(cm, params), functions, active_from=end)
-    after = grid.times[:, None] >= end
-    for name, values in (settings or {}).items():
-        v = np.asarray(values, dtype=float)[None, :]
-        out[name] = np.where(after & ~np.isnan(v), v, out[name])
-    return out
+    return LeverPlan(functions or {}, first_year, settings or {}).schedules(cm, grid, params)
 
 
 def table_key(sc: Scenario) -> tuple:
@@ -94,59 +88,54 @@ def run_scenarios(cm: Compiled, scenarios: list[Scenario]) -> list[ScenarioRun]:
     groups: dict[tuple[float, str, tuple], list[int]] = {}
     for i, sc in enumerate(scenarios):
         groups.setdefault((sc.dt, sc.method, table_key(sc)), []).append(i)
-    cal = cm.model.calibration
-    base_cm = cm
     for (dt, method, _), idx in groups.items():
         group = [scenarios[i] for i in idx]
-        cm = base_cm.with_tables(group[0].tables)
-        params = parameter_batch(cm, [sc.parameters if sc.recalibrate else {} for sc in group])
-        with np.errstate(all="ignore"):  # failures are detected and reported, not printed by numpy
-            solved, res = calibrated_params(cm, params, dt, method, strict=False)
-        for j in np.flatnonzero(~res.ok):
-            sc = group[j if res.ok.size > 1 else 0]
-            if not sc.parameters or not _model_calibrates(cm, dt, method):
-                # the model's own values fail too: a model error, not the scenario's parameters
-                raise ModelError(f"calibration to {cal.end} has no solution with the model's own values "
-                                 f"({res.reason[j]}); check the model's equations (e.g. log(0), division by zero) "
-                                 "and calibration.yaml", str(cm.model.directory), "calibration")
-            raise InputError(f"calibration to {cal.end} has no solution under this scenario's parameters "
-                             f"({res.reason[j]}){_hint(sc)}", sc.file or None, "parameters")
-        fixed_runs = [j for j, sc in enumerate(group) if not sc.recalibrate]
-        if fixed_runs:
-            # recalibrate: false -> keep the calibration of the model's own values, then override
-            base_solved, _ = calibrated_params(base_cm, parameter_batch(cm, [{}]), dt, method)
-            solved = {k: (np.array(v, dtype=float) if np.ndim(v) else np.full(len(group), float(v)))
-                      for k, v in solved.items()}
-            for j in fixed_runs:
-                for f in cal.free:
-                    solved[f.name][j] = np.asarray(base_solved[f.name]).reshape(-1)[0]
-                for k, v in group[j].parameters.items():
-                    solved[k][j] = v
-        end = max(sc.end for sc in group)
-        grid = TimeGrid(cal.start, end, dt)
-        cols = []
-        for j, sc in enumerate(group):
-            one = {k: _pick(v, j) for k, v in solved.items()}
-            cols.append(scenario_levers(cm, grid, one, sc.levers, first_year=policy_start(sc, cm.model)))
-        levers = {k: np.concatenate([c[k] for c in cols], axis=1) for k in cm.model.levers}
-        with np.errstate(all="ignore"):
-            run = simulate(cm, solved, levers, grid, method, n=len(group))
-        for j, sc in enumerate(group):
-            check_stable(cm, run, j, sc)
-        for j, sc in enumerate(group):
-            one = run.select([j])
-            ny = sc.end - cal.start + 1
-            one = trim(one, ny)
-            pvals = {k: float(_pick(v, j)) for k, v in solved.items()}
-            jr = j if res.ok.size > 1 else 0  # a batch without per-run overrides is calibrated once
-            out[idx[j]] = ScenarioRun(sc, one, pvals, None if not sc.recalibrate else _slice(res, jr))
+        for j, r in enumerate(_run_group(cm, group, dt, method)):
+            out[idx[j]] = r
     return [out[i] for i in range(len(scenarios))]
+
+
+def _run_group(base_cm: Compiled, group: list[Scenario], dt: float, method: str) -> list[ScenarioRun]:
+    """Scenarios sharing dt, method and table overrides: one calibration, one integration."""
+    cm = base_cm.with_tables(group[0].tables)
+    cal = cm.model.calibration
+    batch = ParamBatch.from_overrides(cm, [sc.parameters if sc.recalibrate else {} for sc in group])
+    with np.errstate(all="ignore"):  # failures are detected and reported, not printed by numpy
+        solved, res = calibrate_batch(cm, batch, dt, method)
+    for j in map(int, np.flatnonzero(~res.ok)):
+        sc = group[j if res.ok.size > 1 else 0]
+        if not sc.parameters or not _model_calibrates(cm, dt, method):
+            # the model's own values fail too: a model error, not the scenario's parameters
+            raise ModelError(f"calibration to {cal.end} has no solution with the model's own values "
+                             f"({res.reason[j]}); check the model's equations (e.g. log(0), division by zero) "
+                             "and calibration.yaml", str(cm.model.directory), "calibration")
+        raise InputError(f"calibration to {cal.end} has no solution under this scenario's parameters "
+                         f"({res.reason[j]}){_hint(sc)}", sc.file or None, "parameters")
+    fixed_runs = [j for j, sc in enumerate(group) if not sc.recalibrate]
+    if fixed_runs:
+        # recalibrate: false -> keep the calibration of the model's own values, then override
+        own, _ = calibrate_batch(base_cm, ParamBatch.from_overrides(cm, [{}]), dt, method, strict=True)
+        for j in fixed_runs:
+            solved = solved.with_run_values(j, {f.name: own.value(f.name, 0) for f in cal.free})
+            solved = solved.with_run_values(j, group[j].parameters)
+    grid = TimeGrid(cal.start, max(sc.end for sc in group), dt)
+    plans = [LeverPlan(sc.levers, policy_start(sc, cm.model)) for sc in group]
+    with np.errstate(all="ignore"):
+        _, run = simulate_batch(cm, solved, grid, method, plans)
+    for j, sc in enumerate(group):
+        check_stable(cm, run, j, sc)
+    result = BatchResult(solved, res, np.broadcast_to(res.ok, (len(group),)), {}, grid, run, np.arange(len(group)))
+    out = []
+    for j, sc in enumerate(group):
+        one = trim(run.select([j]), sc.end - cal.start + 1)
+        out.append(ScenarioRun(sc, one, solved.row_values(j), result.calibration_row(j) if sc.recalibrate else None))
+    return out
 
 
 def _model_calibrates(cm: Compiled, dt: float, method: str) -> bool:
     """Whether the model's own parameter values can be calibrated."""
     with np.errstate(all="ignore"):
-        _, res = calibrated_params(cm, parameter_batch(cm, [{}]), dt, method, strict=False)
+        _, res = calibrate_batch(cm, ParamBatch.from_overrides(cm, [{}]), dt, method)
     return bool(np.all(res.ok))
 
 
@@ -181,26 +170,10 @@ def check_stable(cm: Compiled, run: Run, j: int, sc: Scenario) -> None:
     )
 
 
-def _pick(v: Any, j: int) -> Any:
-    """Run j's value of a number or a per-run array (an array of size 1 is shared by all runs)."""
-    if not np.ndim(v):
-        return v
-    a = np.asarray(v).reshape(-1)
-    return a[j if a.size > 1 else 0]
-
-
 def trim(run: Run, n_years: int) -> Run:
     """The first ``n_years`` years of ``run``."""
     return Run(
         years=run.years[:n_years], names=run.names, stocks=run.stocks[:n_years], rates=run.rates[:n_years],
         aux=run.aux[:n_years], annual={k: v[:n_years] for k, v in run.annual.items()},
         series={k: v[:n_years] for k, v in run.series.items()},
-    )
-
-
-def _slice(res: CalibrationResult, j: int) -> CalibrationResult:
-    return CalibrationResult(
-        params={k: (v[j : j + 1] if np.ndim(v) else v) for k, v in res.params.items()},
-        ok=res.ok[j : j + 1], reason=res.reason[j : j + 1], target_names=res.target_names,
-        targets=res.targets[j : j + 1], achieved=res.achieved[j : j + 1], iterations=res.iterations,
     )

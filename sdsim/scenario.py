@@ -7,14 +7,14 @@ Schema (all keys optional)::
 
     name: rd_push                      # result folder name (letters, digits, _ . -); default: file stem
     title: {en: ..., zh: ...}          # display title (a plain string is the English title)
-    description: ...                   # the policy story
+    description: {en: ..., zh: ...}    # the policy story (a plain string is the English text)
     extends: baseline                  # parent file (name in the same folder, or a relative path)
-    start: 2020                        # must be the model's t0 (default: it)
-    policy_start: 2024                 # first calendar year the levers act in (default: the model's, after its history)
-    end: 2030                          # goal year (2026) .. the model's max_end (default t0 + 15)
+    start: <year>                      # must be the model's t0 (default: it)
+    policy_start: <year>               # first calendar year the levers act in (default: the model's, after its history)
+    end: <year>                        # the goal year (default) .. the model's max_end (default t0 + 15)
     dt: 1/16                           # power of two <= 1/4 (number or "1/N")
     method: euler                      # euler | rk4
-    recalibrate: true                  # false: keep the model's own calibration (needed to change 2021 facts)
+    recalibrate: true                  # false: keep the model's own calibration (needed to change calibration facts)
     levers: {name: number | {step|ramp|pulse|table: ...}}
     parameters: {name: number}         # a lever named here sets its baseline (today's level) from t0, re-calibrated
     tables: {name: {y: [numbers]}}     # other y values of a graphical function (same x); re-calibrated
@@ -59,10 +59,11 @@ class Scenario:
 
     name: str
     file: str
+    start: int  # the model's t0 (calibration window start)
+    end: int  # last year simulated (default: the model's goal year, :func:`goal_year`)
     title: dict[str, str] = field(default_factory=dict)
-    description: str = ""
-    start: int = 2020
-    end: int = 2026
+    description: str = ""  # English (or the only) description
+    description_zh: str = ""  # Chinese description ('' when the file gives none)
     dt: float = DEFAULT_DT
     method: str = "euler"
     levers: dict[str, TimeFunction] = field(default_factory=dict)
@@ -79,6 +80,10 @@ class Scenario:
         """Display title in ``lang``."""
         return self.title.get(lang) or self.title.get("en") or self.name
 
+    def text(self, lang: str = "en") -> str:
+        """The description in ``lang`` (the English one when there is none in ``lang``)."""
+        return (self.description_zh if lang == "zh" else "") or self.description
+
     def where(self, key: str) -> str:
         """The file (or ``--set``) that set ``key``; the scenario's own file otherwise."""
         return self.origins.get(key, self.file)
@@ -89,7 +94,8 @@ class Scenario:
             "name": self.name,
             "file": self.file,
             "title": self.title,
-            "description": self.description,
+            "description": ({"en": self.description, "zh": self.description_zh} if self.description_zh
+                            else self.description),
             "start": self.start,
             "end": self.end,
             "dt": self.dt,
@@ -195,7 +201,15 @@ def apply(sc: Scenario, data: dict, model: Model, file: str, is_leaf: bool = Tru
             check_keys(title, ("en", "zh"), file, "title")
             sc.title = {k: as_str(v, file, f"title.{k}") for k, v in title.items()}
         if "description" in data:
-            sc.description = as_str(data["description"], file, "description").strip()
+            desc = data["description"]
+            if isinstance(desc, str):
+                desc = {"en": desc}
+            if not isinstance(desc, dict):
+                raise InputError(f"expected a text or a mapping {{en: ..., zh: ...}}, got {describe_value(desc)}",
+                                 file, "description")
+            check_keys(desc, ("en", "zh"), file, "description", required=("en",))
+            texts = {k: as_str(v, file, f"description.{k}").strip() for k, v in desc.items()}
+            sc.description, sc.description_zh = texts.get("en", ""), texts.get("zh", "")
     if "start" in data:
         sc.start = int(as_number(data["start"], file, "start", integer=True))
     if "end" in data:
@@ -286,7 +300,7 @@ def parse_parameter(name: Any, value: Any, model: Model, file: str, path: str) -
     v = as_number(value, file, path)
     p = model.params.get(name)
     f = model.facts.get(name)
-    nonneg = (p.range[0] >= 0 if p.range is not None else p.value >= 0) if p is not None else f.value >= 0
+    nonneg = (p.range[0] >= 0 if p.range is not None else p.value >= 0) if p is not None else f.value >= 0  # type: ignore[union-attr]  # a known name is a parameter or a fact
     if nonneg and v < 0:
         raise InputError(f"expected a number >= 0, got {value!r}", file, path)
     if v == 0 and p is not None and _is_duration(p, model):
@@ -322,7 +336,7 @@ def validate(sc: Scenario, model: Model) -> None:
     if touched and sc.recalibrate:
         k = touched[0]
         raise InputError(
-            f"{k!r} is a 2021 fact or calibrated value (got {sc.parameters[k]:g}); changing it needs 'recalibrate: false'",
+            f"{k!r} is a {cal.end} fact or calibrated value (got {sc.parameters[k]:g}); changing it needs 'recalibrate: false'",
             sc.where(f"parameters.{k}"), f"parameters.{k}",
         )
     first_lever_year = policy_start(sc, model)

@@ -1,6 +1,6 @@
 """Time functions of levers: constant, step, ramp, pulse, table.
 
-Lever time (DESIGN.md): a year Y names calendar year Y, the interval t in (Y-1, Y]. Levers are
+Lever time (docs/time.md): a year Y names calendar year Y, the interval t in (Y-1, Y]. Levers are
 sampled at each step's start t_k = t0 + k*dt and held through the step, so the steps of
 calendar year Y are those with t_k in [Y-1, Y). Hence
 
@@ -13,10 +13,10 @@ calendar year Y are those with t_k in [Y-1, Y). Hence
   points and flat outside;
 * ``{ramp: {from: Y1, to: Y2, start: a, end: b}}`` is the two-point table {Y1: a, Y2: b}.
 
-Example: with dt = 1/4 and ``{step: {at: 2023, to: 2}}`` the sample at t = 2021.75 is the
-baseline value and at t = 2022.0, 2022.25, ... is 2, so every flow of calendar year 2023
-(t in (2022, 2023]) sees 2. The engine additionally holds every lever at its baseline before the
-end of the years before the scenario's policy start (calibration.yaml policy_start, 2024 for Yubei; MODEL_SPEC §3).
+Example: with dt = 1/4 and ``{step: {at: Y, to: 2}}`` the sample at t = Y - 1.25 is the
+baseline value and at t = Y - 1, Y - 0.75, ... is 2, so every flow of calendar year Y
+(t in (Y - 1, Y]) sees 2. The engine additionally holds every lever at its baseline before the
+end of the years before the scenario's policy start (calibration.yaml policy_start; docs/time.md).
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ class TimeFunction:
         return []
 
     def summary(self) -> str:
-        """Short text, e.g. ``1.5``, ``2 from 2023``, ``+0.5 in 2023``, ``0->120 2023-2025``."""
+        """Short text, e.g. ``1.5``, ``2 from Y``, ``+0.5 in Y``, ``0->120 Y1-Y2`` (Y: a calendar year)."""
         if self.kind == "constant":
             return f"{self.value:g}"
         if self.kind == "step":

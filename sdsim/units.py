@@ -318,107 +318,130 @@ class Report:
     declared: int  # unit strings read
 
 
-def check_model(model: Model) -> Report:
-    """Check every unit string and every equation of ``model``."""
-    d = model.directory
-    sfile, pfile, ofile = str(d / "structure.yaml"), str(d / "parameters.yaml"), str(d / "observed.yaml")
-    gfile, cfile = str(d / "goals.yaml"), str(d / "calibration.yaml")
-    issues: list[Issue] = []
-    names: dict[str, Units] = {}
-    declared = 0
+class _ModelUnits:
+    """The declared units of one model's names, read once, with the issues found so far."""
 
-    def read(text: str, file: str, path: str) -> Units | None:
-        nonlocal declared
-        declared += 1
+    def __init__(self, model: Model) -> None:
+        d = model.directory
+        self.model = model
+        self.sfile, self.pfile = str(d / "structure.yaml"), str(d / "parameters.yaml")
+        self.ofile, self.gfile, self.cfile = str(d / "observed.yaml"), str(d / "goals.yaml"), str(d / "calibration.yaml")
+        self.issues: list[Issue] = []
+        self.names: dict[str, Units] = {}
+        self.tables: dict[str, tuple[Units, Units]] = {}
+        self.declared = 0
+        self.equations = 0
+        self.calls = {f.owner: f for f in model.stock_functions}
+
+    def read(self, text: str, file: str, path: str) -> Units | None:
+        """Parsed units (None, and an issue, when the string does not parse)."""
+        self.declared += 1
         try:
             return parse_units(text)
         except UnitsError as exc:
-            issues.append(Issue(file, path, str(exc)))
+            self.issues.append(Issue(file, path, str(exc)))
             return None
 
-    for p in model.params.values():
-        u = read(p.units, pfile, f"{'levers' if p.is_lever else 'parameters'}.{p.name}.units")
-        if u is not None:
-            names[p.name] = u
-    for f in model.facts.values():
-        u = read(f.units, ofile, f"facts.{f.name}.units")
-        if u is not None:
-            names[f.name] = u
-    sections = (("stocks", model.stocks), ("flows", model.flows), ("auxiliaries", model.aux),
-                ("annual", model.annual), ("series", model.series))
-    for section, group in sections:
-        for v in group.values():
-            u = read(v.units, sfile, f"{section}.{v.name}.units")
+    def read_declared(self) -> None:
+        """The units of every parameter, fact, variable, series and table."""
+        model = self.model
+        for p in model.params.values():
+            u = self.read(p.units, self.pfile, f"{'levers' if p.is_lever else 'parameters'}.{p.name}.units")
             if u is not None:
-                names[v.name] = u
+                self.names[p.name] = u
+        for f in model.facts.values():
+            u = self.read(f.units, self.ofile, f"facts.{f.name}.units")
+            if u is not None:
+                self.names[f.name] = u
+        sections = (("stocks", model.stocks), ("flows", model.flows), ("auxiliaries", model.aux),
+                    ("annual", model.annual), ("series", model.series))
+        for section, group in sections:
+            for v in group.values():
+                u = self.read(v.units, self.sfile, f"{section}.{v.name}.units")
+                if u is not None:
+                    self.names[v.name] = u
+        for t in model.tables.values():
+            xu = self.read(t.x_units, self.sfile, f"tables.{t.name}.x_units")
+            yu = self.read(t.units, self.sfile, f"tables.{t.name}.units")
+            if xu is not None and yu is not None:
+                self.tables[t.name] = (xu, yu)
 
-    tables: dict[str, tuple[Units, Units]] = {}
-    for t in model.tables.values():
-        xu = read(t.x_units, sfile, f"tables.{t.name}.x_units")
-        yu = read(t.units, sfile, f"tables.{t.name}.units")
-        if xu is not None and yu is not None:
-            tables[t.name] = (xu, yu)
-
-    per_year: Units = ((TIME_UNIT, Fraction(-1)),)
-    equations = 0
-    calls = {f.owner: f for f in model.stock_functions}
-
-    def check(var: Variable, want: Units | None, path: str, tree: ast.AST | None = None, file: str = sfile) -> None:
-        nonlocal equations
+    def check(self, var: Variable, want: Units | None, path: str, file: str | None = None) -> None:
+        """The units of ``var``'s equation against ``want`` (its declared units)."""
+        file = file or self.sfile
         if var.hidden:  # structure of a smooth/delay call: checked through the call's arguments
             return
-        equations += 1
-        if tree is None and var.name in calls:  # the equation as written, with its smooth/delay calls
+        self.equations += 1
+        tree = var.expr.tree
+        if var.name in self.calls:  # the equation as written, with its smooth/delay calls
             tree = ast.parse(var.expr.text, mode="eval").body
-        tree = tree if tree is not None else var.expr.tree
         try:
-            got = expression_units(tree, names, tables)
+            got = expression_units(tree, self.names, self.tables)
         except UnitsError as exc:
-            issues.append(Issue(file, path, f"{exc} in {ast.unparse(tree)!r}"))
+            self.issues.append(Issue(file, path, f"{exc} in {ast.unparse(tree)!r}"))
             return
         if var.table is not None and want is not None:
             if not same(got, DMNL):
-                issues.append(Issue(sfile, path, f"graphical-function input {var.expr.text!r} has units "
-                                                 f"{format_units(got)}, expected dmnl"))
+                self.issues.append(Issue(self.sfile, path, f"graphical-function input {var.expr.text!r} has units "
+                                                           f"{format_units(got)}, expected dmnl"))
             return
         if want is not None and not same(got, want):
             what = "cost" if var.layer == "cost" else "declared"
-            issues.append(Issue(file, path, f"equation {var.expr.text!r} has units {format_units(got)}, "
-                                            f"{what} {format_units(want)}"))
+            self.issues.append(Issue(file, path, f"equation {var.expr.text!r} has units {format_units(got)}, "
+                                                 f"{what} {format_units(want)}"))
 
-    for s in model.stocks.values():
-        check(s, names.get(s.name), f"stocks.{s.name}.initial")
-        if s.name not in names:
-            continue
-        want = multiply(names[s.name], per_year)
-        for k in ("inflows", "outflows"):
-            for f in getattr(s, k):
-                if f in names and names[f] != want:
-                    issues.append(Issue(sfile, f"flows.{f}.units",
-                                        f"{format_units(names[f])}, but it is one of the {k} of stock {s.name} "
-                                        f"({format_units(names[s.name])}): expected {format_units(want)}"))
-    for section, group in (("flows", model.flows), ("auxiliaries", model.aux), ("annual", model.annual)):
-        for v in group.values():
-            if v.layer == "cost":  # a lever's cost equation (parameters.yaml): must be CNY100M/year
-                check(v, names.get(v.name), f"levers.{v.name[len('cost_'):]}.cost", file=pfile)
-            else:
-                check(v, names.get(v.name), f"{section}.{v.name}.equation")
+    def check_equations(self) -> None:
+        """Every stock's initial value and flows, every flow, auxiliary and annual output."""
+        model, names = self.model, self.names
+        for s in model.stocks.values():
+            self.check(s, names.get(s.name), f"stocks.{s.name}.initial")
+            if s.name not in names:
+                continue
+            want = multiply(names[s.name], PER_YEAR)
+            for k in ("inflows", "outflows"):
+                for f in getattr(s, k):
+                    if f in names and names[f] != want:
+                        self.issues.append(Issue(self.sfile, f"flows.{f}.units",
+                                                 f"{format_units(names[f])}, but it is one of the {k} of stock "
+                                                 f"{s.name} ({format_units(names[s.name])}): expected "
+                                                 f"{format_units(want)}"))
+        for section, group in (("flows", model.flows), ("auxiliaries", model.aux), ("annual", model.annual)):
+            for v in group.values():
+                if v.layer == "cost":  # a lever's cost equation (parameters.yaml): must be CNY100M/year
+                    self.check(v, names.get(v.name), f"levers.{v.name[len('cost_'):]}.cost", file=self.pfile)
+                else:
+                    self.check(v, names.get(v.name), f"{section}.{v.name}.equation")
 
-    for g in model.goals.values():
-        gu = read(g.units, gfile, f"goals.{g.name}.units")
-        vu = names.get(g.variable)
-        if gu is not None and vu is not None and gu != vu:
-            issues.append(Issue(gfile, f"goals.{g.name}.units", f"{format_units(gu)}, but {g.variable} is "
-                                                                f"{format_units(vu)}"))
-    for t in model.calibration.targets:
-        want_t = names.get(t.variable) if t.variable else (
-            multiply(names[t.inflows_of], per_year) if t.inflows_of in names else None)
-        have = names.get(t.value_name)
-        if want_t is not None and have is not None and want_t != have:
-            what = t.variable or f"inflows of {t.inflows_of}"
-            issues.append(Issue(cfile, f"targets.{t.name}", f"value {t.value_name} is {format_units(have)}, "
-                                                            f"but {what} is {format_units(want_t)}"))
-    return Report(issues, equations, declared)
+    def check_goals_and_targets(self) -> None:
+        """Goal units equal their variable's; calibration target values have their variable's units."""
+        names = self.names
+        for g in self.model.goals.values():
+            gu = self.read(g.units, self.gfile, f"goals.{g.name}.units")
+            vu = names.get(g.variable)
+            if gu is not None and vu is not None and gu != vu:
+                self.issues.append(Issue(self.gfile, f"goals.{g.name}.units", f"{format_units(gu)}, but {g.variable} "
+                                                                              f"is {format_units(vu)}"))
+        for t in self.model.calibration.targets:
+            want_t = names.get(t.variable) if t.variable else (
+                multiply(names[t.inflows_of], PER_YEAR) if t.inflows_of in names else None)
+            have = names.get(t.value_name)
+            if want_t is not None and have is not None and want_t != have:
+                what = t.variable or f"inflows of {t.inflows_of}"
+                self.issues.append(Issue(self.cfile, f"targets.{t.name}", f"value {t.value_name} is "
+                                                                          f"{format_units(have)}, but {what} is "
+                                                                          f"{format_units(want_t)}"))
+
+
+PER_YEAR: Units = ((TIME_UNIT, Fraction(-1)),)  # units of a stock's flows: the stock's per year
+
+
+def check_model(model: Model) -> Report:
+    """Check every unit string and every equation of ``model``."""
+    mu = _ModelUnits(model)
+    mu.read_declared()
+    mu.check_equations()
+    mu.check_goals_and_targets()
+    return Report(mu.issues, mu.equations, mu.declared)
 
 
 def literals(model: Model) -> list[Issue]:

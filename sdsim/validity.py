@@ -20,14 +20,15 @@ import numpy as np
 from . import expressions as ex
 from . import loops as lp
 from . import units
-from .calibrate import CalibrationResult, calibrate
+from .batch import BatchResult, LeverPlan, ParamBatch
+from .batch import run_batch as pipeline
+from .calibrate import CalibrationResult
 from .checkspec import CheckSpec, Expectation, Figure, RealityCheck, load_checks
 from .compiler import Compiled, compile_model
-from .engine import Run, TimeGrid, series_values, simulate
+from .engine import Run, TimeGrid, series_values
 from .goals import evaluate
 from .history import hindcast
 from .model import Model, Parameter
-from .runner import lever_baseline, parameter_batch, scenario_levers
 from .scenario import Scenario, policy_start
 
 
@@ -390,17 +391,6 @@ def _expect_text(rc: RealityCheck) -> str:
 # ---------------------------------------------------------------------------------------- batches
 
 
-@dataclass
-class Batch:
-    """A calibrated, integrated batch of runs."""
-
-    run: Run
-    params: dict[str, Any]
-    levers: dict[str, np.ndarray]
-    grid: TimeGrid
-    calibration: CalibrationResult
-
-
 def run_batch(
     cm: Compiled,
     sc: Scenario,
@@ -408,8 +398,8 @@ def run_batch(
     lever_settings: Sequence[dict[str, float]],
     dt: float,
     method: str,
-) -> Batch:
-    """Calibrate and integrate one run per entry of ``overrides`` under scenario ``sc``.
+) -> BatchResult:
+    """Calibrate and integrate one run per entry of ``overrides`` under scenario ``sc`` (:func:`sdsim.batch.run_batch`).
 
     ``lever_settings`` are constants that replace the scenario's levers from the end of the
     calibration window (MODEL_SPEC §3); overrides are parameter values (recalibrated unless the
@@ -417,26 +407,12 @@ def run_batch(
     """
     cm = cm.with_tables(sc.tables)  # the scenario's graphical functions, for calibration and runs
     cal = cm.model.calibration
-    n = len(overrides)
     before = [{**sc.parameters, **o} for o in overrides] if sc.recalibrate else [dict(o) for o in overrides]
-    params = parameter_batch(cm, before)
-    res = calibrate(cm, params, lever_baseline(cm, params), dt, method)
-    solved = dict(res.params)
-    if not sc.recalibrate:
-        for k, v in sc.parameters.items():
-            solved[k] = np.full(n, float(v))
     grid = TimeGrid(cal.start, sc.end, dt)
-    cols = []
-    for j in range(n):
-        one = {k: _pick(v, j) for k, v in solved.items()}
-        col = scenario_levers(cm, grid, one, sc.levers, first_year=policy_start(sc, cm.model))
-        after = grid.times[:, None] >= cal.end  # reality-check settings act from the end of the calibration window
-        for k, v in lever_settings[j].items():
-            col[k] = np.where(after, float(v), col[k])
-        cols.append(col)
-    levers = {k: np.concatenate([c[k] for c in cols], axis=1) for k in cm.model.levers}
-    run = simulate(cm, solved, levers, grid, method, n=n)
-    return Batch(run, solved, levers, grid, res)
+    # reality-check settings act from the end of the calibration window, the scenario's levers from its policy start
+    plans = [LeverPlan(sc.levers, policy_start(sc, cm.model), settings, settings_from=cal.end) for settings in lever_settings]
+    fixed = {} if sc.recalibrate else sc.parameters
+    return pipeline(cm, ParamBatch.from_overrides(cm, before), grid, method, plans, fixed=fixed)
 
 
 def baseline_scenario(model: Model) -> Scenario:
@@ -454,25 +430,9 @@ def loop_samples(cm: Compiled, sc: Scenario, spec: CheckSpec | None = None
     fallback for links inactive there), and the scenario run's calibrated parameters."""
     high = {k: (p.policy_range or (p.value, p.value))[1] for k, p in cm.model.levers.items()}
     b = run_batch(cm, sc, [{}, {}], [{}, high], sc.dt, sc.method)
-    base = lp.states(cm, _one(b.params, 0), _cols(b.levers, 0), b.grid, b.run.select([0]))
-    alt = lp.states(cm, _one(b.params, 1), _cols(b.levers, 1), b.grid, b.run.select([1]))
-    return lp.find_loops(cm, [base], [alt], spec.loops if spec else ()), _one(b.params, 0)
-
-
-def _pick(v: Any, j: int) -> Any:
-    """Run j's value of a per-run array (size-1 arrays are shared by all runs)."""
-    if not np.ndim(v):
-        return v
-    flat = np.asarray(v).reshape(-1)
-    return flat[j if flat.size > 1 else 0]
-
-
-def _one(params: dict[str, Any], j: int) -> dict[str, Any]:
-    return {k: (np.atleast_1d(_pick(v, j)) if np.ndim(v) else v) for k, v in params.items()}
-
-
-def _cols(levers: dict[str, np.ndarray], j: int) -> dict[str, np.ndarray]:
-    return {k: v[:, j : j + 1] for k, v in levers.items()}
+    base = lp.states(cm, b.params.row(0).as_dict(), b.lever_columns([0]), b.grid, b.run.select([0]))
+    alt = lp.states(cm, b.params.row(1).as_dict(), b.lever_columns([1]), b.grid, b.run.select([1]))
+    return lp.find_loops(cm, [base], [alt], spec.loops if spec else ()), b.params.row(0).as_dict()
 
 
 def run_checks(model: Model, cm: Compiled, sc: Scenario | None = None, lang: str = "en") -> list[Row]:
@@ -515,14 +475,14 @@ def run_checks(model: Model, cm: Compiled, sc: Scenario | None = None, lang: str
         rb = run_batch(cmf, sc, overrides, lever_sets, sc.dt, sc.method)
         rows += reality_rows(cmf, rb.run, batch, model.calibration.end, lang)
 
-    if model.calibration.targets:  # a model without calibration has no calibration row
+    if model.calibration.targets and ref.calibration is not None:  # a model without calibration has no calibration row
         rows.append(calibration_row(model, ref.calibration, tol["calibration"]))
     values = model.base_values()
     values.update(sc.parameters)
     for fig in spec.behaviour:
         rows.append(behaviour_row(cm, fig, figure_value(cm, fig, ref.run), values[fig.value_name], tol["behaviour"]))
     if spec.comparisons:
-        start = rates_at_start(cm, _one(ref.params, 0), ref.levers, ref.grid)
+        start = rates_at_start(cm, ref.params.row(0).as_dict(), ref.levers, ref.grid)
         for fig in spec.comparisons:
             v = float(start[fig.variable][0]) if fig.kind == "rate_at_start" else figure_value(cm, fig, ref.run)
             rows.append(comparison_row(cm, fig, v, values[fig.value_name]))

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import ast
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
@@ -96,7 +97,7 @@ class _Emitter:
     def _const(self, node: ast.AST) -> float | None:
         """Value of a literal or a constant's name, else None."""
         if isinstance(node, ast.Constant):
-            return float(node.value)
+            return float(node.value)  # type: ignore[arg-type]  # parse() admits int and float constants only
         if isinstance(node, ast.Name) and node.id in self.consts:
             return self.consts[node.id]
         return None
@@ -115,7 +116,7 @@ class _Emitter:
     def emit(self, node: ast.AST) -> tuple[str, int]:
         """(text, precedence) of ``node``; operands are parenthesised so evaluation order is kept."""
         if isinstance(node, ast.Constant):
-            v = float(node.value)
+            v = float(node.value)  # type: ignore[arg-type]  # parse() admits int and float constants only
             return (num(v), _ATOM) if v >= 0 else (f"({num(v)})", _ATOM)
         if isinstance(node, ast.Name):
             return ("TIME" if node.id == "time" else node.id), _ATOM
@@ -295,6 +296,60 @@ def _param_doc(model: Model, name: str, calibrated: set[str]) -> str:
     return _doc(f.en, f.zh, f.note, f"observed ({f.provenance})", f.quote or f.formula or f.source)
 
 
+@dataclass
+class _Usage:
+    """What the equations use: the constants, levers, series and graphical functions an export writes."""
+
+    consts: list[str]  # parameters (not levers) and facts
+    levers: list[str]
+    series: list[str]
+    tables: set[str]
+    table_y: dict[str, list[float]]  # y values of the used tables in this scenario
+
+
+def _usage(cm: Compiled, scaled: set[str]) -> _Usage:
+    model = cm.model
+    used: set[str] = set()
+    tables_used: set[str] = set()
+    for v in [*model.stocks.values(), *model.flows.values(), *model.aux.values()]:
+        used |= v.expr.names
+        tables_used |= v.expr.tables
+        if v.fixed_delay is not None:
+            used |= v.fixed_delay[0].names | v.fixed_delay[1].names
+    used |= {ex.table_scale_name(t) for t in tables_used & scaled}
+    table_y = {t: (cm.table_y or {}).get(t, model.tables[t].y) for t in tables_used}
+    used_consts = [n for n in [*model.params, *model.facts] if n in used and n not in model.levers]
+    used_levers = [n for n in model.levers if n in used]
+    annual_names: set[str] = set()
+    for a in model.annual.values():
+        annual_names |= a.expr.names
+    used_series = [n for n in model.series if n in used | annual_names]
+    return _Usage(used_consts, used_levers, used_series, tables_used, table_y)
+
+
+def _flow_copies(model: Model) -> tuple[dict[tuple[str, str], str], list[tuple[str, str, str]]]:
+    """Flows with more than one source (or sink) stock get one copy per extra stock.
+
+    Returns (stock, flow) -> the flow name written for that stock, and the copies (name, original, stock).
+    """
+    src: dict[str, list[str]] = {f: [] for f in model.flows}
+    snk: dict[str, list[str]] = {f: [] for f in model.flows}
+    for st in model.stocks.values():
+        for f in st.outflows:
+            src[f].append(st.name)
+        for f in st.inflows:
+            snk[f].append(st.name)
+    rename: dict[tuple[str, str], str] = {}
+    copies: list[tuple[str, str, str]] = []
+    for f in model.flows:
+        for stocks in (src[f], snk[f]):
+            for s in stocks[1:]:
+                cname = f"{f}_{s}"
+                rename[(s, f)] = cname
+                copies.append((cname, f, s))
+    return rename, copies
+
+
 def build_xmile(
     cm: Compiled,
     values: dict[str, float],
@@ -314,50 +369,49 @@ def build_xmile(
     model = cm.model
     levers = levers or {}
     active = float(max(model.calibration.end, model.calibration.lever_start - 1) if active_from is None else active_from)
-    calibrated = {f.name for f in model.calibration.free}
     consts = {k: float(v) for k, v in values.items() if k not in model.levers}
     scaled = {t for t, tb in model.tables.items() if tb.y_scale_range is not None}
     em = _Emitter(consts, grid, scaled)
-
-    used: set[str] = set()
-    tables_used: set[str] = set()
-    for v in [*model.stocks.values(), *model.flows.values(), *model.aux.values()]:
-        used |= v.expr.names
-        tables_used |= v.expr.tables
-        if v.fixed_delay is not None:
-            used |= v.fixed_delay[0].names | v.fixed_delay[1].names
-    used |= {ex.table_scale_name(t) for t in tables_used & scaled}
-    table_y = {t: (cm.table_y or {}).get(t, model.tables[t].y) for t in tables_used}
-    used_consts = [n for n in [*model.params, *model.facts] if n in used and n not in model.levers]
-    used_levers = [n for n in model.levers if n in used]
-    annual_names: set[str] = set()
-    for a in model.annual.values():
-        annual_names |= a.expr.names
-    used_series = [n for n in model.series if n in used | annual_names]
-
-    # --- flows with more than one source (or sink) stock get one copy per extra stock
-    src: dict[str, list[str]] = {f: [] for f in model.flows}
-    snk: dict[str, list[str]] = {f: [] for f in model.flows}
-    for s in model.stocks.values():
-        for f in s.outflows:
-            src[f].append(s.name)
-        for f in s.inflows:
-            snk[f].append(s.name)
-    rename: dict[tuple[str, str], str] = {}  # (stock, flow) -> flow name written for that stock
-    copies: list[tuple[str, str, str]] = []  # (copy name, original, stock)
-    for f in model.flows:
-        for stocks in (src[f], snk[f]):
-            for s in stocks[1:]:
-                cname = f"{f}_{s}"
-                rename[(s, f)] = cname
-                copies.append((cname, f, s))
-    schedules = [f"{n}_schedule" for n in used_levers if n in levers and levers[n].kind in ("ramp", "table")]
-    lever_parts = [f"{n}_{part}" for n in used_levers for part in ("baseline", "policy")]
+    u = _usage(cm, scaled)
+    rename, copies = _flow_copies(model)
+    schedules = [f"{n}_schedule" for n in u.levers if n in levers and levers[n].kind in ("ramp", "table")]
+    lever_parts = [f"{n}_{part}" for n in u.levers for part in ("baseline", "policy")]
     _check_names(model, [c[0] for c in copies] + schedules + lever_parts + list(model.tables))
 
     notes: list[str] = []
     out: list[str] = []
     w = out.append
+    _write_header(w, grid, method, name, title)
+    _write_stocks_flows(w, model, em, rename, copies, notes)
+    _write_auxiliaries(w, model, em)
+    _write_tables(w, model, u)
+    _write_levers(w, model, u, values, levers, active, grid, notes)
+    w("      <!-- constants: parameters and observed facts -->")
+    calibrated = {f.name for f in model.calibration.free}
+    for n in u.consts:
+        units = model.params[n].units if n in model.params else model.facts[n].units
+        w(_var("aux", n, num(values[n]), units, _param_doc(model, n, calibrated)))
+    _write_series(w, cm, u, values, levers, active, grid)
+    for a in model.annual.values():
+        notes.append(f"annual output '{a.name}' ({a.expr.text}, per calendar year) has no XMILE form and is "
+                     "not exported")
+        w("      " + _comment(f"annual output {a.name} = {a.expr.text} over each calendar year: not expressible "
+                              "in XMILE without DT; not exported"))
+    w("    </variables>")
+    w("  </model>")
+    w("</xmile>")
+
+    flows = [*model.flows, *(c[0] for c in copies)]
+    aux = [*model.aux, *u.levers, *lever_parts, *schedules, *u.consts, *u.series]
+    return XmileExport("\n".join(out) + "\n", list(model.stocks), flows, aux,
+                       [int(y) for y in grid.years], notes)
+
+
+Write = Callable[[str], None]  # appends one piece of XMILE text
+
+
+def _write_header(w: Write, grid: TimeGrid, method: str, name: str, title: str) -> None:
+    """The XML declaration, header, sim specs and the opening of the variables."""
     w('<?xml version="1.0" encoding="utf-8"?>')
     w(f'<xmile version="1.0" xmlns="{XMILE_NS}">')
     w("  <header>")
@@ -376,6 +430,10 @@ def build_xmile(
       + "\n      " + _comment(f"Exported by sdsim {__version__} with this scenario's parameter values and calibrated "
                               "free parameters; time in years, t = Y is the end of year Y."))
 
+
+def _write_stocks_flows(w: Write, model: Model, em: _Emitter, rename: dict[tuple[str, str], str],
+                        copies: list[tuple[str, str, str]], notes: list[str]) -> None:
+    """Stocks (with their inflows and outflows), flows and the flow copies."""
     w("      <!-- stocks -->")
     nonneg = "        <non_negative>false</non_negative>"
     for s in model.stocks.values():
@@ -395,6 +453,9 @@ def build_xmile(
         notes.append("flows written once per stock (XMILE flows have one source and one sink): "
                      + ", ".join(f"{c} = {o}" for c, o, _ in copies))
 
+
+def _write_auxiliaries(w: Write, model: Model, em: _Emitter) -> None:
+    """Auxiliaries (graphical functions attached; delay_fixed as XMILE's pipeline DELAY)."""
     w("      <!-- auxiliaries -->")
     for a in model.aux.values():
         extra = _gf(*a.table) if a.table is not None else ""
@@ -404,21 +465,28 @@ def build_xmile(
             eqn = f"DELAY({eqn}, {em.text(delay)}, {em.text(x0)})"
         w(_var("aux", a.name, eqn, a.units, _doc(a.en, a.zh, a.note), extra))
 
-    if tables_used:
+
+def _write_tables(w: Write, model: Model, u: _Usage) -> None:
+    """The named graphical functions the equations call (with this scenario's y values)."""
+    if u.tables:
         w("      <!-- graphical functions: linear between points, flat outside; called as name(x) -->")
     for t in model.tables:
-        if t not in tables_used:
+        if t not in u.tables:
             continue
         tb = model.tables[t]
         doc = _doc(tb.en, tb.zh, tb.note, f"x in {tb.x_units}, y in {tb.units}",
-                   f"y values of this scenario: {table_y[t]}" if table_y[t] != tb.y else "")
+                   f"y values of this scenario: {u.table_y[t]}" if u.table_y[t] != tb.y else "")
         w(f"      <gf name={quoteattr(t)} type=\"continuous\">\n"
           f"        <xpts>{','.join(num(x) for x in tb.x)}</xpts>\n"
-          f"        <ypts>{','.join(num(y) for y in table_y[t])}</ypts>\n"
+          f"        <ypts>{','.join(num(y) for y in u.table_y[t])}</ypts>\n"
           f"        <units>{escape(tb.units)}</units>\n"
           f"        <doc>{escape(doc)}</doc>\n"
           "      </gf>")
 
+
+def _write_levers(w: Write, model: Model, u: _Usage, values: dict[str, float], levers: dict[str, TimeFunction],
+                  active: float, grid: TimeGrid, notes: list[str]) -> None:
+    """Each used lever L as L_baseline, L_policy and L = IF TIME >= active THEN L_policy ELSE L_baseline."""
     start_year = int(round(active)) + 1
     w("      " + _comment(
         f"levers (policy inputs): each lever L = IF TIME >= {num(active)} THEN L_policy ELSE L_baseline. "
@@ -426,69 +494,60 @@ def build_xmile(
         f"{start_year} (t >= {num(active)}), so {start_year - 1}, the calibration year, is unchanged. Overriding L "
         f"itself would also change {start_year - 1} and break the calibration; L_baseline is today's level, "
         "used in calibration"))
-    timed = []
-    for n in used_levers:
-        p = model.levers[n]
-        base = float(values[n])
-        doc = _doc(p.en, p.zh, p.note, f"lever; baseline value {num(base)}")
-        fn = levers.get(n)
-        w(_var("aux", f"{n}_baseline", num(base), p.units,
-               _doc(f"baseline (today's level) of {n}, in force through {start_year - 1}; the free parameters are "
-                    "calibrated with it")))
-        if fn is None:
-            policy = f"{n}_baseline"
-            pdoc = f"policy setting of {n} from {start_year} (t >= {num(active)}): the baseline; override to try a policy"
-            table = None
-        else:
-            eqn, table = _lever_equation(n, fn, base, active, grid)
-            spec = str(fn.to_yaml()).replace("'", "")
-            policy = eqn
-            pdoc = f"policy setting of {n} from {start_year} (t >= {num(active)}): scenario {spec}; override to try another"
-            doc = _doc(doc, f"scenario: {spec}, acting from t >= {num(active)}")
-        w(_var("aux", f"{n}_policy", policy, p.units, pdoc))
-        w(_var("aux", n, f"IF TIME >= {num(active)} THEN {n}_policy ELSE {n}_baseline", p.units,
-               _doc(doc, f"= {n}_policy from {start_year}, {n}_baseline before; override {n}_policy, not {n}")))
-        if fn is None:
-            continue
-        if table is not None:
-            w(_var("aux", f"{n}_schedule", "TIME", p.units,
-                   _doc(f"schedule of {n}: points at mid-year (Y - 0.5), linear between, flat outside"),
-                   _gf(*table)))
-        timed.append(n)
+    timed = [n for n in u.levers if _write_lever(w, model, n, float(values[n]), levers.get(n), active, grid)]
     if timed:
         notes.append(f"levers with scenario time functions (acting from t >= {num(active)}): {', '.join(timed)}")
 
-    w("      <!-- constants: parameters and observed facts -->")
-    for n in used_consts:
-        units = model.params[n].units if n in model.params else model.facts[n].units
-        w(_var("aux", n, num(values[n]), units, _param_doc(model, n, calibrated)))
 
-    if used_series:
-        w("      <!-- annual series: value of the calendar year in progress, t in [Y-1, Y) -> year Y -->")
-        bl = {k: values[k] for k in model.levers}
-        lv = lever_schedules(cm, grid, bl, levers, active_from=active)
-        per_step, _ = series_values(cm, grid, lv)
-        spy = grid.steps_per_year
-        for n in used_series:
-            s = model.series[n]
-            years = list(range(grid.start + 1, grid.end + 2))  # calendar years the steps fall in
-            vals = [float(per_step[n][min((y - 1 - grid.start) * spy, grid.n_steps), 0]) for y in years]
-            doc = _doc(s.en, s.zh, f"annual series: observed {min(s.values)}-{max(s.values)}, then grown by "
-                       f"{s.growth}; year Y's value holds for t in [Y-1, Y); values computed by sdsim")
-            w(_var("aux", n, _stepwise(years, vals), s.units, doc))
-    for a in model.annual.values():
-        notes.append(f"annual output '{a.name}' ({a.expr.text}, per calendar year) has no XMILE form and is "
-                     "not exported")
-        w("      " + _comment(f"annual output {a.name} = {a.expr.text} over each calendar year: not expressible "
-                              "in XMILE without DT; not exported"))
-    w("    </variables>")
-    w("  </model>")
-    w("</xmile>")
+def _write_lever(w: Write, model: Model, n: str, base: float, fn: TimeFunction | None, active: float,
+                 grid: TimeGrid) -> bool:
+    """One lever's variables (and its schedule); True when a scenario time function sets it."""
+    start_year = int(round(active)) + 1
+    p = model.levers[n]
+    doc = _doc(p.en, p.zh, p.note, f"lever; baseline value {num(base)}")
+    w(_var("aux", f"{n}_baseline", num(base), p.units,
+           _doc(f"baseline (today's level) of {n}, in force through {start_year - 1}; the free parameters are "
+                "calibrated with it")))
+    if fn is None:
+        policy = f"{n}_baseline"
+        pdoc = f"policy setting of {n} from {start_year} (t >= {num(active)}): the baseline; override to try a policy"
+        table = None
+    else:
+        eqn, table = _lever_equation(n, fn, base, active, grid)
+        spec = str(fn.to_yaml()).replace("'", "")
+        policy = eqn
+        pdoc = f"policy setting of {n} from {start_year} (t >= {num(active)}): scenario {spec}; override to try another"
+        doc = _doc(doc, f"scenario: {spec}, acting from t >= {num(active)}")
+    w(_var("aux", f"{n}_policy", policy, p.units, pdoc))
+    w(_var("aux", n, f"IF TIME >= {num(active)} THEN {n}_policy ELSE {n}_baseline", p.units,
+           _doc(doc, f"= {n}_policy from {start_year}, {n}_baseline before; override {n}_policy, not {n}")))
+    if fn is None:
+        return False
+    if table is not None:
+        w(_var("aux", f"{n}_schedule", "TIME", p.units,
+               _doc(f"schedule of {n}: points at mid-year (Y - 0.5), linear between, flat outside"),
+               _gf(*table)))
+    return True
 
-    flows = [*model.flows, *(c[0] for c in copies)]
-    aux = [*model.aux, *used_levers, *lever_parts, *schedules, *used_consts, *used_series]
-    return XmileExport("\n".join(out) + "\n", list(model.stocks), flows, aux,
-                       [int(y) for y in grid.years], notes)
+
+def _write_series(w: Write, cm: Compiled, u: _Usage, values: dict[str, float], levers: dict[str, TimeFunction],
+                  active: float, grid: TimeGrid) -> None:
+    """Annual series as step functions of TIME: the value of the calendar year in progress."""
+    if not u.series:
+        return
+    model = cm.model
+    w("      <!-- annual series: value of the calendar year in progress, t in [Y-1, Y) -> year Y -->")
+    bl = {k: values[k] for k in model.levers}
+    lv = lever_schedules(cm, grid, bl, levers, active_from=active)
+    per_step, _ = series_values(cm, grid, lv)
+    spy = grid.steps_per_year
+    for n in u.series:
+        s = model.series[n]
+        years = list(range(grid.start + 1, grid.end + 2))  # calendar years the steps fall in
+        vals = [float(per_step[n][min((y - 1 - grid.start) * spy, grid.n_steps), 0]) for y in years]
+        doc = _doc(s.en, s.zh, f"annual series: observed {min(s.values)}-{max(s.values)}, then grown by "
+                   f"{s.growth}; year Y's value holds for t in [Y-1, Y); values computed by sdsim")
+        w(_var("aux", n, _stepwise(years, vals), s.units, doc))
 
 
 def export_scenario(cm: Compiled, sc: Scenario) -> XmileExport:

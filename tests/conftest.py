@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import yaml
 
+from sdsim.batch import LeverPlan, ParamBatch, run_batch
 from sdsim.compiler import Compiled, compile_model
 from sdsim.engine import Run, TimeGrid, lever_schedules, simulate
+from sdsim.loader import load_compiled
 from sdsim.model import Model, load_model
-from sdsim.runner import calibrated_params, parameter_batch, scenario_levers
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_DIR = ROOT / "model"
@@ -20,12 +21,14 @@ MODEL_DIR = ROOT / "model"
 
 @pytest.fixture(scope="session")
 def model() -> Model:
-    return load_model(MODEL_DIR)
+    """The Yubei model, loaded once per session: the same object the CLI's cached loading gives (tests never
+    modify it)."""
+    return load_compiled(MODEL_DIR)[0]
 
 
 @pytest.fixture(scope="session")
 def cm(model: Model) -> Compiled:
-    return compile_model(model)
+    return load_compiled(MODEL_DIR)[1]
 
 
 def run_model(
@@ -42,12 +45,10 @@ def run_model(
     ``levers`` are time functions acting from calendar year ``first_year`` (default: the model's
     policy start, calibration.yaml ``policy_start``), exactly as a scenario's levers do.
     """
-    params = parameter_batch(cm, overrides or [{}])
-    solved, _ = calibrated_params(cm, params, dt, method)
+    batch = ParamBatch.from_overrides(cm, overrides or [{}])
     grid = TimeGrid(cm.model.calibration.start, end, dt)
-    lv = scenario_levers(cm, grid, solved, levers, first_year=first_year)
-    n = len(overrides or [{}])
-    return simulate(cm, solved, lv, grid, method, n=n), solved
+    res = run_batch(cm, batch, grid, method, LeverPlan(levers or {}, first_year), strict=True)
+    return res.run, res.params.as_dict()
 
 
 @pytest.fixture(scope="session")

@@ -77,3 +77,32 @@ def test_sensitivity_probabilities_equal_the_cli_table(sim, tmp_path):
         assert ens.probabilities.loc[g, "p_prior"] == pytest.approx(float(row["p_prior"]), rel=1e-9)
         assert ens.probabilities.loc[g, "p_conditioned"] == pytest.approx(float(row["p_conditioned"]), rel=1e-9)
     assert ens.samples == 200 and 0 < ens.calibrated <= 200 and ens.kept is not None and ens.kept <= ens.calibrated
+
+
+def test_result_figures_are_new_figures_that_leave_matplotlib_untouched(sim, tmp_path):
+    import warnings
+
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    before = dict(matplotlib.rcParams)
+    res = sim.run("baseline")
+    assert res.figure_names[0] == "goals" and set(res.figure_names) == {"goals", *sim.model.figures.figures}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a missing glyph or a layout warning fails the test
+        for lang in ("en", "zh"):
+            fig = res.figure("goals", lang)
+            assert isinstance(fig, Figure) and fig.canvas.manager is None  # not registered with pyplot
+            fig.savefig(tmp_path / f"goals_{lang}.png", dpi=60)
+            assert (tmp_path / f"goals_{lang}.png").stat().st_size > 10_000
+    assert dict(matplotlib.rcParams) == before
+    title = res.figure("goals", "en")._suptitle.get_text()
+    assert sim.model.goals["tech_enterprises"].year == 2026 and "2026" in title
+
+
+def test_result_figure_refuses_unknown_names_and_languages(sim):
+    res = sim.run("baseline")
+    with pytest.raises(sdsim.InputError, match="unknown figure 'nope'"):
+        res.figure("nope")
+    with pytest.raises(sdsim.InputError, match="unknown language"):
+        res.figure("goals", "fr")

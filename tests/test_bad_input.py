@@ -112,11 +112,10 @@ def test_the_memory_estimate_refuses_what_the_machine_cannot_hold(model, monkeyp
 
 def test_a_large_parameter_file_loads_in_linear_time(tmp_path):
     """Key checks use sets: 20,000 entries are checked without comparing each with every other."""
-    import yaml
-
     entries = {f"p{i}": {"value": i, "units": "dmnl"} for i in range(20_000)}
-    text = yaml.safe_dump({"parameters": entries})
+    text = "parameters:\n" + "".join(f"  p{i}:\n    value: {i}\n    units: dmnl\n" for i in range(20_000))
     data = yamlio.load_text(text, "big.yaml")
+    assert data["parameters"] == entries
     seen = yamlio.check_keys(data["parameters"], list(entries), "big.yaml", "parameters")
     assert len(seen) == 20_000
 
@@ -261,7 +260,7 @@ def test_docs_being_a_file_gives_one_line(tmp_path, capsys):
 def test_dollar_signs_in_titles_are_text_not_tex(tmp_path, capsys):
     dollar = scenario(tmp_path, f"name: dollar\ntitle: 'Costs $\\frac{{1 and $x^'\nextends: {BASELINE}\n")
     out = tmp_path / "r"
-    assert main(["run", str(BASELINE), str(dollar), "--out", str(out)]) == 0
+    assert main(["run", str(dollar), "--out", str(out)]) == 0
     assert (out / "dollar" / "goals.png").stat().st_size > 0
     assert main(["compare", str(BASELINE), str(dollar), "--out", str(tmp_path / "c")]) == 0
     assert "$\\frac{1" in (tmp_path / "c" / "report.md").read_text(encoding="utf-8")
@@ -287,7 +286,7 @@ def _first(mapping: dict) -> str:
     ("observed.yaml", lambda d: d.update(facts=[1, 2]), "facts"),
     ("calibration.yaml", lambda d: d.update(targets=["a"]), "targets"),
     ("calibration.yaml", lambda d: d["targets"][_first(d["targets"])].update(value=[1, 2]), ".value"),
-    ("goals.yaml", lambda d: d["goals"][_first(d["goals"])].update(observed_2021={"a": 1}), ".observed_2021"),
+    ("goals.yaml", lambda d: d["goals"][_first(d["goals"])].update(observed={"a": 1}), ".observed"),
     ("structure.yaml", lambda d: d.update(flows=["x"]), "flows"),
     ("structure.yaml", lambda d: d.update(sectors=[1]), "sectors"),
     ("parameters.yaml", lambda d: d.update(parameters=-1.5), "parameters"),
@@ -297,6 +296,22 @@ def test_a_list_where_a_mapping_or_name_goes_in_a_model_file(tmp_path, capsys, f
     assert main(["describe", "--model", str(d)]) == 2
     line = one_line(capsys)
     assert file in line and key in line
+
+
+def _first_observation(data: dict) -> dict:
+    return next(e for e in data["rows"].values() if e["kind"] == "observation")
+
+
+@pytest.mark.parametrize("edit, path, fragment", [
+    (lambda d: _first_observation(d).update(sets=["no_such_parameter"]), ".sets.0", "unknown parameter"),
+    (lambda d: _first_observation(d).update(interval=["low", 1]) or _first_observation(d).pop("tolerance", None),
+     ".interval.0", "low"),
+])
+def test_bad_entries_in_a_history_row_name_their_list_item(tmp_path, capsys, edit, path, fragment):
+    d = model_copy(tmp_path, "history.yaml", edit)
+    assert main(["describe", "--model", str(d)]) == 2
+    line = one_line(capsys)
+    assert "history.yaml" in line and path in line and fragment in line
 
 
 @pytest.mark.parametrize("equation, fragment", [

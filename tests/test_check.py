@@ -127,6 +127,7 @@ def yubei_row_names() -> list[str]:
     return names
 
 
+@pytest.mark.xdist_group("yubei_check")  # shares the module fixture yubei_rows (built once)
 @pytest.mark.parametrize("name", [
     pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=KNOWN_FINDINGS[n])) if n in KNOWN_FINDINGS else n
     for n in yubei_row_names()
@@ -137,7 +138,7 @@ def test_yubei_model_passes_check(yubei_rows, name):
 
 
 def _hindcast_model_value(model, run, row) -> float:
-    """The model's value of a history row, computed here from the yearly run (MODEL_SPEC §1b, history.yaml):
+    """The model's value of a history row, computed here from the yearly run (docs/history.md, history.yaml):
     stocks interpolated linearly between year ends (before t0: extrapolated back with the first year's net
     change), a flow over (from, to] as its share of the year's total."""
     years = list(run.years)
@@ -154,6 +155,7 @@ def _hindcast_model_value(model, run, row) -> float:
     return float(v[i] + (t - years[i]) * (v[i + 1] - v[i])) if t > years[i] else float(v[i])
 
 
+@pytest.mark.xdist_group("yubei_check")  # shares the module fixture yubei_rows (built once)
 def test_yubei_table_has_every_row_and_the_history_is_reported_not_judged(yubei_rows, model, cm):
     """Every observation of history.yaml is a hindcast row: shown with the model's value, never a pass/fail."""
     from tests.conftest import run_model

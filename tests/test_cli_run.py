@@ -27,6 +27,7 @@ def run_dir(tmp_path_factory) -> Path:
     return out / "baseline"
 
 
+@pytest.mark.xdist_group("run_dir")  # shares the module fixture run_dir (built once)
 def test_run_writes_consistent_files(run_dir, model):
     names = {p.name for p in run_dir.iterdir()}
     assert {"timeseries.csv", "variables.csv", "goals.csv", "manifest.json", "goals.png",
@@ -57,6 +58,7 @@ def test_run_writes_consistent_files(run_dir, model):
     assert variables["tech_enterprises"]["zh"] == model.stocks["tech_enterprises"].zh
 
 
+@pytest.mark.xdist_group("run_dir")  # shares the module fixture run_dir (built once)
 def test_manifest_allows_reproduction(run_dir, model):
     man = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
     assert man["command"] == "run"
@@ -162,10 +164,9 @@ def test_chinese_font_is_registered_when_available(monkeypatch):
         pytest.skip("no CJK font on this machine (install the zh extra)")
     monkeypatch.setattr(plots, "_font_state", {})
     assert plots.setup_language("zh") == "zh"
-    import matplotlib.pyplot as plt
     from matplotlib import font_manager
 
-    name = plt.rcParams["font.family"][0]
+    name = plots.rc("zh")["font.family"][0]  # figures use it while they are built; rcParams stay untouched
     found = font_manager.findfont(font_manager.FontProperties(family=name), fallback_to_default=False)
     assert found == path
     plots.setup_language("en")

@@ -54,6 +54,7 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.xdist_group("compare_batch")  # shares the module fixture compared (built once)
 def test_compare_writes_its_files(compared):
     code, out, _ = compared
     assert code == 0
@@ -65,6 +66,7 @@ def test_compare_writes_its_files(compared):
     assert not list(out.parent.glob(".compare.tmp-*"))
 
 
+@pytest.mark.xdist_group("compare_batch")  # shares the module fixture compared (built once)
 def test_csv_has_one_row_per_scenario_and_goal_matching_an_independent_evaluation(compared, files, model, cm):
     _, out, _ = compared
     rows = read_csv(out / "compare.csv")
@@ -82,6 +84,7 @@ def test_csv_has_one_row_per_scenario_and_goal_matching_an_independent_evaluatio
         assert row["year"] == str(model.goals[row["goal"]].year)
 
 
+@pytest.mark.xdist_group("compare_batch")  # shares the module fixture compared (built once)
 def test_a_goal_met_lost_and_met_again_is_flagged_with_a_dip(compared, model, cm, files):
     _, out, printed = compared
     rows = {(r["scenario"], r["goal"]): r for r in read_csv(out / "compare.csv")}
@@ -106,6 +109,7 @@ def test_a_goal_met_lost_and_met_again_is_flagged_with_a_dip(compared, model, cm
     assert req["met_every_year_since_first"] == ("true" if held else "false")
 
 
+@pytest.mark.xdist_group("compare_batch")  # shares the module fixture compared (built once)
 def test_printed_table_has_a_row_per_scenario_and_a_column_per_goal(compared, model):
     _, _, printed = compared
     lines = printed.splitlines()
@@ -118,6 +122,7 @@ def test_printed_table_has_a_row_per_scenario_and_a_column_per_goal(compared, mo
     assert "Tech enterprises >= 5,000" in printed
 
 
+@pytest.mark.xdist_group("compare_batch")  # shares the module fixture compared (built once)
 def test_manifest_records_scenarios_parameters_and_calibration(compared, model):
     _, out, _ = compared
     man = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
@@ -177,7 +182,6 @@ def test_matrix_colours_follow_goal_attainment(model, cm, files):
     assert np.array_equal(shown, want)
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert not any("with a dip" in t for t in texts)  # no `interrupted` given: no dip notes
-    plots.plt.close(fig)
 
 
 def test_overlay_draws_one_line_per_scenario_and_the_goal_lines(model, cm, files):
@@ -189,7 +193,6 @@ def test_overlay_draws_one_line_per_scenario_and_the_goal_lines(model, cm, files
         base = next(line for line in ax.get_lines() if line.get_label() == "baseline")
         assert base.get_linestyle() == "--" and base.get_color() == "black"
         assert any(np.allclose(line.get_ydata(), g.threshold) for line in ax.get_lines())
-    plots.plt.close(fig)
 
 
 def test_steady_and_interrupted_tell_kept_lost_and_regained_goals_apart(tmp_path, model, cm, files):

@@ -156,7 +156,7 @@ def time_rate(tmp_path):
 
 
 def test_rk4_is_fourth_order_when_the_rate_depends_on_time(time_rate):
-    """RK4 stages see time at t, t + dt/2, t + dt/2, t + dt (MODEL_SPEC §4b item 8)."""
+    """RK4 stages see time at t, t + dt/2, t + dt/2, t + dt (docs/time.md)."""
     exact = math.exp(0.05 * 10**2 / 2)
     e = _errors(time_rate, "rk4", exact, "x", [1 / 4, 1 / 8, 1 / 16])
     for a, b in zip(e, e[1:], strict=False):

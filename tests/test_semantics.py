@@ -113,9 +113,9 @@ def test_an_xmile_lever_override_acts_from_the_first_lever_year(tmp_path, model,
     lever = next(n for n, p in model.levers.items() if n in used and p.policy_range and p.role == "policy")
     value = float(model.levers[lever].policy_range[1])
     plain = tmp_path / "plain.yaml"
-    plain.write_text("name: plain\nend: 2026\n")
+    plain.write_text("name: plain\nend: 2026\ndt: 1/8\n")  # a coarse step: PySD is slow, and any dt will do
     policy = tmp_path / "policy.yaml"
-    policy.write_text(f"name: policy\nend: 2026\nlevers: {{{lever}: {value!r}}}\n")
+    policy.write_text(f"name: policy\nend: 2026\ndt: 1/8\nlevers: {{{lever}: {value!r}}}\n")
     sc = load_scenario(plain, model)
     path = write_text(tmp_path / "plain.xmile", export_scenario(cm, sc).text)
     text = path.read_text(encoding="utf-8")

@@ -131,9 +131,11 @@ def test_every_command_runs_with_model_dir(textbook, tmp_path, capsys, argv):
     assert main(args) == 0
     out = capsys.readouterr().out
     if argv[0] == "run":
-        assert "Reservoir by 1996" in out
+        assert ("储量目标" if "zh" in argv else "Reservoir by 1996") in out  # the console follows --lang
         folder = Path(args[args.index("--out") + 1])
         assert (folder / "baseline" / "timeseries.csv").is_file()
+        pngs = {p.name for p in (folder / "baseline").glob("*.png")}
+        assert pngs == (set() if "--no-plots" in argv else {"goals.png"})  # no figures.yaml: the goal panels only
     if argv[0] == "check":
         assert "7 of 7 checks passed" in out and "mass balance" in out
     if argv[0] == "describe" and len(argv) == 1:

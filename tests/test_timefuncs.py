@@ -1,6 +1,6 @@
 """Lever time functions: values at and around their boundaries, exact pulse integrals, parsing.
 
-Lever time (DESIGN.md): a year Y is calendar year Y = t in (Y-1, Y]; levers are sampled at step
+Lever time (docs/time.md): a year Y is calendar year Y = t in (Y-1, Y]; levers are sampled at step
 starts t_k and held through the step, so the steps of year Y have t_k in [Y-1, Y).
 """
 

@@ -34,9 +34,10 @@ NS = {"x": XMILE_NS}
 SCENARIOS = {
     "baseline": {"end": 2030, "levers": {}},
     # steps (one with an explicit 'from' value before the step), constants, a re-calibrated override; policies
-    # from 2022 (the earliest policy_start), so the levers also act in the years of history
+    # from 2022 (the earliest policy_start), so the levers also act in the years of history; dt = 1/16
     "steps": {
         "end": 2030,
+        "dt": 0.0625,
         "policy_start": 2022,
         "levers": {
             "listing_support": {"step": {"at": 2023, "to": 4}},
@@ -47,9 +48,10 @@ SCENARIOS = {
         },
         "parameters": {"ecosystem_slope": 0.45, "qualifying_exit_rate": 0.1},
     },
-    # ramps and tables (graphical functions of TIME), a GDP growth path, run to 2035
+    # ramps and tables (graphical functions of TIME), a GDP growth path, run to 2035 with dt = 1/8
     "ramps_tables": {
         "end": 2035,
+        "dt": 0.125,
         "policy_start": 2022,
         "levers": {
             "ht_investment": {"ramp": {"from": 2023, "to": 2026, "start": 0, "end": 120}},
@@ -58,11 +60,12 @@ SCENARIOS = {
             "gdp_growth": {"table": {2023: 0.05, 2026: 0.07}},
         },
     },
-    # pulses (a registry re-screening and a one-year burst of institutions), with dt = 1/64, from the model's
-    # default policy start (2024)
+    # pulses (a registry re-screening and a one-year burst of institutions), with dt = 1/16, from the model's
+    # default policy start (2024). The time steps differ between the scenarios (the baseline runs at the model's
+    # dt, 1/32): PySD evaluates graphical functions slowly, so the coarser ones keep this test quick.
     "pulses": {
         "end": 2028,
-        "dt": 0.015625,
+        "dt": 0.0625,
         "levers": {
             "registry_review": {"pulse": {"at": 2024, "size": 0.3}},
             "national_rd_institution_rate": {"pulse": {"at": 2025, "size": 2}},
@@ -110,21 +113,52 @@ def scenario_runs(tmp_path_factory, model, cm):
 
 @pytest.fixture(scope="module")
 def exported(scenario_runs, cm):
-    """name -> (scenario, ScenarioRun, XmileExport, PySD model)."""
+    """name -> (scenario, ScenarioRun, XmileExport, path of the written file)."""
     runs, d = scenario_runs
     out = {}
     for name, (sc, res) in runs.items():
         exp = export_scenario(cm, sc)
-        path = write_text(d / f"{name}.xmile", exp.text)
-        out[name] = (sc, res, exp, pysd_model(path))
+        out[name] = (sc, res, exp, write_text(d / f"{name}.xmile", exp.text))
     return out
 
 
-@pytest.mark.parametrize("name", list(SCENARIOS))
-def test_pysd_reproduces_every_stock_at_every_year_end(exported, name):
-    sc, res, exp, pm = exported[name]
+@pytest.fixture(scope="module")
+def pysd_runs(exported, cm):
+    """``get(name)`` -> (PySD values at every step start and at t = end, the step times, the lever and series
+    names), the export translated and run by PySD on first use.
+
+    One PySD run per scenario serves both cross-checks below (stocks at year ends, inputs at every step); the
+    tests of one scenario share an xdist group, so each scenario is translated by one worker."""
+    cache: dict = {}
+
+    def get(name: str):
+        if name not in cache:
+            sc, _, exp, path = exported[name]
+            pm = pysd_model(path)
+            grid = TimeGrid(cm.model.calibration.start, sc.end, sc.dt)
+            inputs = [n for n in sc.levers if n in exp.aux] + list(cm.model.series)
+            cache[name] = (pysd_run(pm, list(dict.fromkeys([*exp.stocks, *inputs])), grid.times), grid.times, inputs)
+        return cache[name]
+
+    return get
+
+
+def at_times(values: np.ndarray, times: np.ndarray, wanted) -> np.ndarray:
+    """``values`` (one per entry of ``times``) at the times ``wanted`` (each one of ``times``)."""
+    idx = np.searchsorted(times, np.asarray(wanted, dtype=float))
+    assert np.allclose(times[idx], wanted, rtol=0, atol=1e-9)
+    return values[idx]
+
+
+BY_SCENARIO = [pytest.param(n, marks=pytest.mark.xdist_group(f"xmile_{n}")) for n in SCENARIOS]
+
+
+@pytest.mark.parametrize("name", BY_SCENARIO)
+def test_pysd_reproduces_every_stock_at_every_year_end(exported, pysd_runs, name):
+    sc, res, exp, _ = exported[name]
     years = res.run.years
-    got = pysd_run(pm, exp.stocks, years)
+    values, times, _ = pysd_runs(name)
+    got = {s: at_times(values[s], times, years) for s in exp.stocks}
     assert set(exp.stocks) == set(cm_stocks(res))
     worst = 0.0
     for s in exp.stocks:
@@ -135,19 +169,20 @@ def test_pysd_reproduces_every_stock_at_every_year_end(exported, name):
     print(f"\n{name}: largest relative stock difference engine vs PySD = {worst:.2e}")
 
 
-@pytest.mark.parametrize("name", list(SCENARIOS))
-def test_levers_and_series_match_at_every_step(exported, cm, name):
+@pytest.mark.parametrize("name", BY_SCENARIO)
+def test_levers_and_series_match_at_every_step(exported, pysd_runs, cm, name):
     """The lever time functions and the GDP series take the engine's value at every step start."""
-    sc, res, exp, pm = exported[name]
+    sc, res, exp, _ = exported[name]
     grid = TimeGrid(cm.model.calibration.start, sc.end, sc.dt)
     levers = scenario_levers(cm, grid, res.params, sc.levers, first_year=policy_start(sc, cm.model))
     per_step, _ = series_values(cm, grid, levers)
     names = [n for n in sc.levers if n in exp.aux] + list(per_step)
+    values, times, inputs = pysd_runs(name)
+    assert names == inputs and np.array_equal(times, grid.times)
     # the last step's value at t = end is never used by an Euler step; check the steps that are
-    got = pysd_run(pm, names, grid.times[:-1])
     for n in names:
         ours = (levers[n] if n in levers else per_step[n])[:-1, 0]
-        np.testing.assert_allclose(got[n], ours, rtol=1e-12, atol=0, err_msg=f"{name}: {n}")
+        np.testing.assert_allclose(values[n][:-1], ours, rtol=1e-12, atol=0, err_msg=f"{name}: {n}")
 
 
 def test_scenarios_really_move_the_levers(scenario_runs, model):

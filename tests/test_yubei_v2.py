@@ -1,4 +1,4 @@
-"""Model v2 (MODEL_SPEC §1b, §4b), as properties: the statistics layer feeds nothing back, the register slows
+"""Model v2 (docs/history.md; README, How it works), as properties: the statistics layer feeds nothing back, the register slows
 down, R&D follows the economy, HTE certificates age on a three-year conveyor, and the loader refuses a system
 that reads a published figure or a history file that cannot be used as evidence."""
 
@@ -64,7 +64,7 @@ def test_reported_counts_are_the_scope_factor_times_the_seed_scope_counts_from_e
     np.testing.assert_allclose(r[later], a * v[later], rtol=1e-12)
 
 
-# ------------------------------------------------------------------------------ behaviour (MODEL_SPEC §4b)
+# ------------------------------------------------------------------- behaviour (README, How it works: model v2)
 
 
 def test_the_seed_scope_register_grows_ever_more_slowly_after_2022(base):

@@ -7,9 +7,10 @@ import time
 
 import numpy as np
 
+from ..i18n import t
 from ..runner import calibrated_params, parameter_batch
 from ..textable import num, render
-from .common import load, scenarios
+from .common import load, provenance, scenarios
 
 
 def main(args: argparse.Namespace) -> int:
@@ -25,21 +26,22 @@ def main(args: argparse.Namespace) -> int:
     _, res = calibrated_params(cm, params, dt, method, strict=False)
     wall = time.perf_counter() - t0
     cal = model.calibration
+    lang = getattr(args, "lang", "en")
     if not cal.targets:
-        print(f"The model has no calibration targets: every run starts at t0 = {cal.start} from the values in its "
-              "files (nothing to solve).")
+        print(t("cal.no_targets", lang, start=cal.start))
         return 0
-    print(f"Calibration window {cal.start}-{cal.end} (dt 1/{round(1 / dt)}, {method}); "
-          f"{len(cal.free)} free parameters, {len(cal.targets)} targets; "
-          f"Newton-Broyden solve converged in {res.iterations} iterations, {wall * 1000:.1f} ms")
+    print(t("cal.summary", lang, start=cal.start, end=cal.end, dt=f"1/{round(1 / dt)}",
+            method=t(f"common.method.{method}", lang), free=len(cal.free), targets=len(cal.targets),
+            iterations=res.iterations, ms=f"{wall * 1000:.1f}"))
     rows = []
     for j, tgt in enumerate(cal.targets):
-        what = tgt.variable or f"inflows of {tgt.inflows_of}"
+        what = tgt.variable or t("cal.inflows_of", lang, stock=tgt.inflows_of)
         src = model.facts.get(tgt.value_name) or model.params.get(tgt.value_name)
         rows.append([tgt.name, what, str(tgt.year), num(res.targets[0, j], 6), num(res.achieved[0, j], 6),
-                     f"{res.residuals[0, j]:.1e}", f"{tgt.value_name} ({src.provenance})"])
-    print("\nTargets")
-    print(render(["target", "model variable", "year", "target value", "model", "rel. residual", "value from"],
+                     f"{res.residuals[0, j]:.1e}", f"{tgt.value_name} ({provenance(src.provenance, lang)})"])
+    print("\n" + t("cal.targets", lang))
+    print(render([t(f"cal.col.{k}", lang) for k in ("target", "variable", "year", "value", "model", "residual",
+                                                       "source")],
                  rows, [False, False, True, True, True, True, False]))
     rows = []
     for f in cal.free:
@@ -47,12 +49,13 @@ def main(args: argparse.Namespace) -> int:
         v = float(np.asarray(res.params[f.name]).reshape(-1)[0])
         bounds = f"[{f.lower if f.lower is not None else '-inf'}, {f.upper if f.upper is not None else 'inf'}]"
         if f.rate:
-            bounds += f" (rate < 1/dt = {1 / dt:g})"
+            bounds += t("cal.rate_bound", lang, limit=f"{1 / dt:g}")
         rows.append([f.name, num(v, 6), p.units, bounds, f.pins])
-    print("\nSolved free parameters")
-    print(render(["parameter", "value", "units", "bounds", "pins target"], rows, [False, True, False, False, False]))
+    print("\n" + t("cal.free", lang))
+    print(render([t(f"cal.col.{k}", lang) for k in ("parameter", "pvalue", "units", "bounds", "pins")], rows,
+                 [False, True, False, False, False]))
     if res.ok.all():
-        print(f"\n{cal.end} reproduced: largest relative residual {res.max_residual:.1e} (tolerance 1e-6)")
+        print("\n" + t("cal.reproduced", lang, year=cal.end, residual=f"{res.max_residual:.1e}"))
         return 0
-    print(f"\nno solution inside the bounds: {res.reason[0]}")
+    print("\n" + t("cal.no_solution", lang, reason=res.reason[0]))
     return 1

@@ -13,12 +13,24 @@ from .. import parallel, plots
 from ..engine import Run
 from ..errors import InputError
 from ..goals import GoalStatus, evaluate, holds
+from ..i18n import t
 from ..model import Goal, Model
 from ..report import Report
 from ..results import check_target, manifest, result_dir, write_csv, write_json
 from ..runner import ScenarioRun, run_scenarios
 from ..textable import num, render
-from .common import SCOPE_NOTE, load, reported_cells, require_goals, scenarios, variant_suffix
+from .common import (
+    lever_summary,
+    load,
+    localize,
+    reported_cells,
+    require_goals,
+    scenario_text,
+    scenarios,
+    scope_note,
+    variant_suffix,
+    warning_line,
+)
 
 CSV_HEADER = (
     "scenario", "title", "file", "goal", "variable", "year", "value", "test", "threshold", "met",
@@ -49,98 +61,100 @@ def _value(v: float, goal: Goal) -> str:
     return num(v, 3)
 
 
-def cell(st: GoalStatus, dip: bool) -> str:
+def cell(st: GoalStatus, dip: bool, lang: str = "en") -> str:
     """``value yes|no first-year`` (``*`` marks a goal met, lost, and met again)."""
     first = int(st.first_year[0])
     when = (str(first) + ("*" if dip else "")) if first else "-"
-    met = "yes" if st.met[0] else "no"
+    met = t("common.yes" if st.met[0] else "common.no", lang)
     if st.goal.poisson:  # a count of rare events: the expected count meets it or not; P is in its own column
-        met = f"exp.{met}"
+        met = t("cmp.expected", lang, met=met)
     return f"{_value(float(st.value[0]), st.goal)} {met} {when}"
 
 
 def table_rows(model: Model, results: list[ScenarioRun], status: list[dict[str, GoalStatus]],
-               dips: list[set[str]]) -> tuple[list[str], list[list[str]]]:
+               dips: list[set[str]], lang: str = "en") -> tuple[list[str], list[list[str]]]:
     """Header and rows of the scenario x goal table."""
     goals = list(model.goals.values())
     poisson = [g for g in goals if g.poisson]
-    header = ["scenario"] + [f"G{i + 1} {g.test}{_value(g.threshold, g)}" for i, g in enumerate(goals)]
-    header += [f"P(G{goals.index(g) + 1})" for g in poisson] + ["met"]
+    header = [t("cmp.col.scenario", lang)] + [f"G{i + 1} {g.test}{_value(g.threshold, g)}" for i, g in enumerate(goals)]
+    header += [f"P(G{goals.index(g) + 1})" for g in poisson] + [t("common.col.met", lang)]
     rows = []
     for res, st, dip in zip(results, status, dips, strict=True):
-        row = [res.scenario.name] + [cell(st[g.name], g.name in dip) for g in goals]
+        row = [res.scenario.name] + [cell(st[g.name], g.name in dip, lang) for g in goals]
         row += [f"{float(st[g.name].probability[0]):.2f}" for g in poisson]
         row += [f"{sum(bool(s.met[0]) for s in st.values())}/{len(goals)}"]
         rows.append(row)
     return header, rows
 
 
-def legend(model: Model, any_dip: bool) -> list[str]:
+def legend(model: Model, any_dip: bool, lang: str = "en") -> list[str]:
     """Lines explaining the table's cells and goal columns."""
     goals = list(model.goals.values())
     year = goals[0].year if goals else ""
-    lines = [f"Cells: value in {year}, met in {year} (yes/no), first year met (- = never in the run)."]
+    lines = [t("cmp.legend.cells", lang, year=year)]
     for i, g in enumerate(goals):
-        extra = (" (a count of rare events: exp.yes = the expected count reaches it; P = probability that the "
-                 "actual count does, Poisson)") if g.poisson else ""
-        units = "share" if g.units == "dmnl" else g.units
-        lines.append(f"  G{i + 1}  {g.label('en')} {g.test} {_value(g.threshold, g)} [{units}]{extra}")
+        extra = t("cmp.legend.poisson", lang) if g.poisson else ""
+        units = t("cmp.legend.share", lang) if g.units == "dmnl" else g.units
+        lines.append(f"  G{i + 1}  {g.label(lang)} {g.test} {_value(g.threshold, g)} [{units}]{extra}")
     if any_dip:
-        lines.append(f"  *  met in that year and again in {year}, but not in every year between")
+        lines.append(t("cmp.legend.dip", lang, year=year))
     return lines
 
 
 def table(model: Model, results: list[ScenarioRun], status: list[dict[str, GoalStatus]],
-          dips: list[set[str]]) -> str:
+          dips: list[set[str]], lang: str = "en") -> str:
     """The scenario x goal table with a goal legend below it."""
-    header, rows = table_rows(model, results, status, dips)
+    header, rows = table_rows(model, results, status, dips, lang)
     right = [False] + [True] * (len(header) - 1)
-    return "\n".join([render(header, rows, right), "", *legend(model, any(dips))])
+    return "\n".join([render(header, rows, right), "", *legend(model, any(dips), lang)])
 
 
 def report(model: Model, results: list[ScenarioRun], status: list[dict[str, GoalStatus]], dips: list[set[str]],
-           warnings: list[str], summary: str) -> Report:
+           warnings: list[str], summary: str, lang: str = "en") -> Report:
     """report.md / report.html: the table, both figures and what each scenario sets."""
-    rep = Report(f"Scenario comparison ({len(results)} scenarios)")
+    rep = Report(t("cmp.title", lang, n=len(results)), lang)
     rep.text(summary)
     for w in warnings:
-        rep.text(f"Warning: {w}")
-    rep.heading("Goals by scenario")
-    rep.table(*table_rows(model, results, status, dips))
-    for line in legend(model, any(dips)):
+        rep.text(t("run.warning", lang, w=localize(w, lang, "common.warn.")))
+    rep.heading(t("cmp.by_scenario", lang))
+    rep.table(*table_rows(model, results, status, dips, lang))
+    for line in legend(model, any(dips), lang):
         rep.text(line.strip())
-    published = published_rows(results, status)
+    published = published_rows(results, status, lang)
     if published:
-        rep.text(SCOPE_NOTE["en"])
+        rep.text(scope_note(model, lang))
         rep.table(*published[:2])
-    rep.image("matrix.png", "Scenario x goal matrix: green = met in the goal year, red = not met; value, "
-                            "first year met or gap.")
-    rep.image("overlay.png", "One panel per goal indicator, one line per scenario; dashed red = goal, "
-                             "star = observed 2021, diamond = goal year.")
-    rep.heading("Scenarios")
+    rep.image("matrix.png", t("cmp.matrix_fig", lang))
+    rep.image("overlay.png", t("cmp.overlay_fig", lang, obs=model.calibration.end))
+    rep.heading(t("cmp.scenarios", lang))
     rows = []
     for r in results:
         sc = r.scenario
-        levers = "; ".join(f"{k} {v.summary()}" for k, v in sc.levers.items()) or "(baseline levers)"
+        levers = "; ".join(f"{k} {lever_summary(v, lang)}" for k, v in sc.levers.items()) or t("cmp.baseline_levers",
+                                                                                                lang)
         params = "; ".join(f"{k} = {v:g}" for k, v in sc.parameters.items()) or "-"
-        rows.append([sc.name, sc.label("en"), levers, params])
-    rep.table(["scenario", "title", "levers (from the policy start)", "parameter overrides"], rows)
+        rows.append([sc.name, sc.label(lang), levers, params])
+    rep.table([t(f"cmp.col.{k}", lang) for k in ("scenario", "title", "levers", "params")], rows)
     for r in results:
         if r.scenario.description:
-            rep.text(f"{r.scenario.name}: {r.scenario.description}")
+            rep.text(f"{r.scenario.name}: {scenario_text(r.scenario, lang)}")
     return rep
 
 
-def published_rows(results: list[ScenarioRun], status: list[dict[str, GoalStatus]]
+def published_rows(results: list[ScenarioRun], status: list[dict[str, GoalStatus]], lang: str = "en"
                    ) -> tuple[list[str], list[list[str]], list[bool]] | None:
     """Scenario x goal table of the published values (goals with a reported indicator), or None."""
     goals = [g for g, s in status[0].items() if s.value_reported is not None] if status else []
     if not goals:
         return None
     first = status[0]
-    header = ["scenario"] + [f"{first[g].goal.label('en')} (published; goal x scope {num(float(first[g].threshold_reported[0]))}"  # type: ignore[index]
-                             + (f", re-based {num(first[g].rebased_target)} in {first[g].rebased_year})"
-                                if first[g].rebased_target is not None else ")") for g in goals]
+    header = [t("cmp.col.scenario", lang)]
+    for g in goals:
+        st = first[g]
+        scaled = num(float(st.threshold_reported[0]))  # type: ignore[index]
+        header.append(t("cmp.published_rebased", lang, goal=st.goal.label(lang), scaled=scaled,
+                        target=num(st.rebased_target), year=st.rebased_year) if st.rebased_target is not None
+                      else t("cmp.published", lang, goal=st.goal.label(lang), scaled=scaled))
     rows = [[r.scenario.name] + [num(float(st[g].value_reported[0])) for g in goals]  # type: ignore[index]
             for r, st in zip(results, status, strict=True)]
     return header, rows, [False] + [True] * len(goals)
@@ -185,21 +199,23 @@ def main(args: argparse.Namespace) -> int:
             for r, st in zip(results, status, strict=True)]
 
     groups = sorted({(sc.dt, sc.method) for sc in scs})
-    how = "; ".join(f"dt 1/{round(1 / dt)}, {m}" for dt, m in groups)
+    lg = args.lang
+    how = "; ".join(f"dt 1/{round(1 / dt)}, {t(f'common.method.{m}', lg)}" for dt, m in groups)
     cal = [r.calibration.max_residual for r in results if r.calibration is not None]
-    summary = (f"Compared {len(scs)} scenario(s) in {len(groups)} batch(es) ({how}): calibration and integration "
-               f"{t_run:.2f} s" + (f"; 2021 reproduced, largest relative residual {max(cal):.1e}" if cal else ""))
+    summary = t("cmp.summary", lg, n=len(scs), batches=len(groups), how=how, secs=f"{t_run:.2f}")
+    if cal:
+        summary += t("cmp.summary_cal", lg, year=model.calibration.end, residual=f"{max(cal):.1e}")
     if sets:
-        summary += f"; every scenario with --set {', '.join(sets)}"
+        summary += t("cmp.summary_set", lg, sets=", ".join(sets))
     print(summary)
     warnings = [w for sc in scs for w in sc.warnings]
     for w in dict.fromkeys(warnings):
-        print(f"  warning: {w}")
+        print(warning_line(w, lg))
     print()
-    print(table(model, results, status, dips))
-    published = published_rows(results, status)
+    print(table(model, results, status, dips, lg))
+    published = published_rows(results, status, lg)
     if published:
-        print("\n" + SCOPE_NOTE["en"])
+        print("\n" + scope_note(model, lg))
         print(render(*published))
 
     lang = plots.setup_language(args.lang)
@@ -221,7 +237,7 @@ def main(args: argparse.Namespace) -> int:
 
         for drawn in parallel.run_chunks(draw, 2):
             files += drawn
-        files += report(model, results, status, dips, list(dict.fromkeys(warnings)), summary).write(d)
+        files += report(model, results, status, dips, list(dict.fromkeys(warnings)), summary, lg).write(d)
         write_json(d / "manifest.json", manifest(
             model, "compare", time.perf_counter() - t0,
             scenarios=[r.scenario.resolved() for r in results],
@@ -232,5 +248,5 @@ def main(args: argparse.Namespace) -> int:
             warnings=list(dict.fromkeys(warnings)), set=list(getattr(args, "set", []) or []),
             random_seed=None, language=lang, files=files + ["manifest.json"],
         ))
-    print(f"\n-> {out}/ ({', '.join(files)}, manifest.json)  [{time.perf_counter() - t0:.1f} s]")
+    print(t("cmp.written", lg, target=out, files=", ".join(files), secs=f"{time.perf_counter() - t0:.1f}"))
     return 0

@@ -13,8 +13,9 @@ import tempfile
 from pathlib import Path
 
 from ..checkspec import load_checks
-from ..describe import TEXT, document, to_markdown, to_text
+from ..describe import document, to_markdown, to_text
 from ..errors import InputError
+from ..i18n import t
 from ..validity import baseline_scenario, loop_samples
 from .common import load
 
@@ -55,7 +56,7 @@ def main(args: argparse.Namespace) -> int:
 
         lang = plots.setup_language(lang)
     loops, solved = loop_samples(cm, baseline_scenario(model), spec)
-    title = f"{TEXT['title'][lang]}: {model.directory.name}/"
+    title = t("desc.page_title", lang, dir=model.directory.name)
     if args.format == "text":
         print(to_text(document(model, loops, solved, lang), title), end="")
         return 0
@@ -66,7 +67,7 @@ def main(args: argparse.Namespace) -> int:
     png = docs / f"stock_flow{suffix}.png"
     md = docs / f"model{suffix}.md"
     sections = document(model, loops, solved, lang, diagram=png.name)
-    note = TEXT["generated"][lang].format(dir=model.directory.name)
+    note = t("desc.generated", lang, dir=model.directory.name)
     _atomic([(png, lambda p: diagram.save(diagram.draw(model, lang, loops), p)),
              (md, lambda p: Path(p).write_text(to_markdown(sections, title, note), encoding="utf-8"))])
     print(f"wrote {md} and {png}")

@@ -6,10 +6,11 @@ import argparse
 from pathlib import Path
 
 from ..errors import InputError
+from ..i18n import t
 from ..results import check_file_target
 from ..scenario import Scenario, goal_year
 from ..xmile import export_scenario, write_text
-from .common import heading, load, result_name, scenarios
+from .common import heading, load, result_name, scenarios, warning_line
 
 
 def is_own_export(path: Path) -> bool:
@@ -27,13 +28,32 @@ def check_export_target(out: Path) -> None:
     check_file_target(out, is_own_export, "an XMILE file")
 
 
+def _note(note: str, lang: str) -> str:
+    """An exporter note (sdsim.xmile writes them in English) in ``lang``, where the catalogue knows its form."""
+    import re
+
+    if lang == "en":
+        return note
+    m = re.match(r"flows written once per stock \(XMILE flows have one source and one sink\): (.*)$", note)
+    if m:
+        return t("export.note_split", lang, pairs=m.group(1))
+    m = re.match(r"annual output '(\w+)' \((.*)\) has no XMILE form and is not exported$", note)
+    if m:
+        return t("export.note_annual", lang, name=m.group(1), what=m.group(2).split(",")[0])
+    m = re.match(r"levers with scenario time functions \(acting from t >= (.*)\): (.*)$", note)
+    if m:
+        return t("export.note_timed", lang, start=m.group(1), levers=m.group(2))
+    return note
+
+
 def main(args: argparse.Namespace) -> int:
     """Write the XMILE file of a scenario (or of the model's own values) and say what it holds."""
     model, cm = load(args)
     if args.scenario:
         sc = scenarios(args, model, [args.scenario])[0]
     else:
-        sc = Scenario(name="model", file="(model files)", dt=model.dt, title={"en": "Model values, no scenario levers"},
+        sc = Scenario(name="model", file="(model files)", dt=model.dt,
+                      title={lang: t("export.model_title", lang) for lang in ("en", "zh")},
                       start=model.calibration.start, end=goal_year(model))
     out = Path(args.out) if args.out else Path("results") / f"{result_name(sc)}.xmile"
     check_export_target(out)
@@ -43,14 +63,14 @@ def main(args: argparse.Namespace) -> int:
     except (OSError, RuntimeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise InputError(f"cannot write the file: {reason}", str(out), "--out") from None
-    print(heading(sc))
+    lang = getattr(args, "lang", "en")
+    print(heading(sc, lang))
     for w in sc.warnings:
-        print(f"  warning: {w}")
-    print(f"  XMILE 1.0: {len(exp.stocks)} stocks, {len(exp.flows)} flows, {len(exp.aux)} auxiliaries "
-          f"(constants, levers and calibrated free parameters with this scenario's values)")
+        print(warning_line(w, lang))
+    print(t("export.summary", lang, stocks=len(exp.stocks), flows=len(exp.flows), aux=len(exp.aux)))
     for note in exp.notes:
-        print(f"  note: {note}")
+        print(t("common.note_line", lang, note=_note(note, lang)))
     if sc.method != "euler":
-        print(f"  note: sim_specs say {sc.method.upper()}; PySD ignores the method and integrates with Euler")
+        print(t("common.note_line", lang, note=t("export.method", lang, method=sc.method.upper())))
     print(f"  -> {out}")
     return 0

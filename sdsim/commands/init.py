@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..bundled import model_dir, scenarios_dir
 from ..errors import InputError
+from ..i18n import t
 
 
 def main(args: argparse.Namespace) -> int:
@@ -25,7 +26,8 @@ def main(args: argparse.Namespace) -> int:
             shutil.copytree(folder, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "__init__.py"))
     except OSError as exc:
         raise InputError(f"cannot write there ({exc.strerror or exc})", str(dest)) from None
-    print(f"Copied the model and {len(list((dest / 'scenarios').glob('*.yaml')))} scenarios into {dest}/")
-    print(f"  edit {dest}/model/*.yaml and {dest}/scenarios/*.yaml, then for example:")
+    lang = getattr(args, "lang", "en")
+    print(t("init.copied", lang, n=len(list((dest / "scenarios").glob("*.yaml"))), dest=dest))
+    print(t("init.edit", lang, dest=dest))
     print(f"  simulate run {dest}/scenarios/baseline.yaml --model {dest}/model")
     return 0

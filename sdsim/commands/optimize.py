@@ -24,12 +24,13 @@ from tqdm import tqdm
 from .. import optimize as po
 from .. import plots
 from ..errors import InputError
+from ..i18n import t
 from ..report import Report
 from ..results import check_target, manifest, result_dir, write_csv, write_json
 from ..scenario import goal_year, policy_start
 from ..sensitivity import MAX_SAMPLES, bytes_per_run, machine_memory, require_recalibration
 from ..textable import num, render
-from .common import heading, load, result_name, scenarios
+from .common import heading, load, localize, result_name, scenarios, warning_line
 
 P_GRID = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 
@@ -169,10 +170,10 @@ def main(args: argparse.Namespace) -> int:
         write_csv(d / "pareto.csv", ["curve", "goals_met", "probability", "cost", *lever_cols], rows)
         files.append("pareto.csv")
         if not args.no_plots:
-            fig = _pareto_figure(by_k, by_p, p, len(idx_t), sc.label(lang), ens.n, goals, float(final.cost[0]))
+            fig = _pareto_figure(by_k, by_p, p, len(idx_t), sc.label(lang), ens.n, goals, float(final.cost[0]), lang)
             files += [f.name for f in plots.save(fig, d / "pareto", args.svg)]
         files += _report(model, sc, ev, ens, fresh_ens, final, fresh, reach, targeted, out_of_reach, levels, p, tol,
-                         holds, start, gy, notes, files, prices).write(d)
+                         holds, start, gy, notes, files, prices, args.lang).write(d)
         timings["write_s"] = time.perf_counter() - t0
         timings["total_s"] = time.perf_counter() - t_start
         write_json(d / "manifest.json", manifest(
@@ -193,7 +194,7 @@ def main(args: argparse.Namespace) -> int:
             files=[*files, "manifest.json"], language=lang,
         ))
     _summary(model, sc, ev, ens, fresh_ens, final, fresh, reach, targeted, out_of_reach, levels, p, tol, holds,
-             start, gy, notes, timings, target, gens, prices)
+             start, gy, notes, timings, target, gens, prices, args.lang)
     return 0
 
 
@@ -214,9 +215,10 @@ def _check_memory(model: Any, sc: Any, args: argparse.Namespace, gy: int, d: int
                          f"most about {fit:,}", None, "--samples")
 
 
-def _scope(model: Any, goal: str) -> str:
+def _scope(model: Any, goal: str, lang: str = "en") -> str:
     g = model.goals[goal]
-    return f"reported (x {g.threshold_scale})" if g.reported is not None else "seed"
+    return t("opt.scope.reported", lang, scale=g.threshold_scale) if g.reported is not None else t("opt.scope.seed",
+                                                                                                    lang)
 
 
 def _rounded(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -248,9 +250,9 @@ def _package_levers(ev: po.Evaluator, x: np.ndarray) -> dict[str, tuple[float, A
     return out
 
 
-def _fmt_level(v: Any) -> str:
+def _fmt_level(v: Any, lang: str = "en") -> str:
     if v is None:
-        return "input"
+        return t("opt.input", lang)
     return f"{v[0]:g} -> {v[1]:g}" if isinstance(v, tuple) else f"{v:g}"
 
 
@@ -307,7 +309,7 @@ def _write_package(path: Path, model: Any, sc: Any, ev: po.Evaluator, x: np.ndar
 
 
 def _pareto_figure(by_k: list, by_p: list, p: float, n_goals: int, title: str, n: int, goals: list[str],
-                   cost: float) -> Any:
+                   cost: float, lang: str = "en") -> Any:
     import matplotlib.pyplot as plt
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.6))
@@ -321,118 +323,123 @@ def _pareto_figure(by_k: list, by_p: list, p: float, n_goals: int, title: str, n
             new = [goals[g] for g in met if g not in seen]
             seen.update(met)
             if new and kk == 0:
-                a1.annotate("met at no extra cost:\n" + "\n".join(new), (kk, cc), textcoords="offset points",
+                a1.annotate(t("opt.fig.free", lang) + "\n" + "\n".join(new), (kk, cc), textcoords="offset points",
                             xytext=(6, 10), ha="left", fontsize=7, color="#333333")
             elif new:
                 a1.annotate("+ " + "\n+ ".join(new), (kk, cc), textcoords="offset points", xytext=(-6, 6),
                             ha="right", fontsize=7, color="#333333")
         a1.set_xticks(range(0, n_goals + 1))
         a1.set_ylim(bottom=min(0.0, min(c)) - 0.04 * (max(c) or 1.0), top=1.2 * max(c) if max(c) > 0 else 1.0)
-    a1.set_xlabel(f"goals met with P >= {p:g} (of the {n_goals} reachable targeted goals)")
-    a1.set_ylabel("discounted cost above the input (CNY 100M)")
-    a1.set_title("Least cost per number of goals met")
+    a1.set_xlabel(t("opt.fig.goals_met", lang, p=f"{p:g}", n=n_goals))
+    a1.set_ylabel(t("opt.fig.cost", lang))
+    a1.set_title(t("opt.fig.by_k", lang))
     a1.grid(alpha=0.3)
     qs = [r[0] for r in by_p if np.isfinite(r[1])]
     cs = [r[1] for r in by_p if np.isfinite(r[1])]
-    a2.plot(qs, cs, "o-", color="#d62728", label="cheapest evaluated package")
-    a2.plot([p], [cost], "*", ms=13, color="black", label=f"package found for p = {p:g}")
+    a2.plot(qs, cs, "o-", color="#d62728", label=t("opt.fig.cheapest", lang))
+    a2.plot([p], [cost], "*", ms=13, color="black", label=t("opt.fig.found", lang, p=f"{p:g}"))
     a2.axvline(p, color="grey", ls=":", lw=1)
     a2.legend(fontsize=8, loc="upper left")
-    a2.set_xlabel("probability p required of every targeted goal")
-    a2.set_ylabel("discounted cost above the input (CNY 100M)")
-    a2.set_title("All targeted goals: least cost against p")
+    a2.set_xlabel(t("opt.fig.p", lang))
+    a2.set_ylabel(t("opt.fig.cost", lang))
+    a2.set_title(t("opt.fig.by_p", lang))
     a2.grid(alpha=0.3)
-    fig.suptitle(f"{title}: cheapest packages among those evaluated ({n} samples, in sample)", fontsize=10)
+    fig.suptitle(t("opt.fig.title", lang, title=title, n=n), fontsize=10)
     fig.tight_layout()
     return fig
 
 
 def _goal_rows(model: Any, final: Any, fresh: Any, targeted: list[str], p: float, tol: float,
-               holds: dict[str, bool]) -> list[list[str]]:
+               holds: dict[str, bool], lang: str = "en") -> list[list[str]]:
     rows = []
     for i, g in enumerate(model.goals):
         goal = model.goals[g]
         seed_scope = f"{final.prob_seed[0, i]:.2f}" if goal.reported is not None else "-"
-        check = ("ok" if holds[g] else f"below {p - tol:.2f}") if g in targeted else "-"
-        rows.append([g, "yes" if g in targeted else "no", _scope(model, g), f"{final.prob[0, i]:.3f}",
-                     f"{fresh.prob[0, i]:.3f}", check, seed_scope])
+        check = (t("opt.ok", lang) if holds[g] else t("opt.below", lang, p=f"{p - tol:.2f}")) if g in targeted else "-"
+        rows.append([g, t("common.yes" if g in targeted else "common.no", lang), _scope(model, g, lang),
+                     f"{final.prob[0, i]:.3f}", f"{fresh.prob[0, i]:.3f}", check, seed_scope])
     return rows
 
 
-GOAL_HEADER = ["goal", "targeted", "scope", "P in sample", "P fresh", "fresh check", "P seed scope (shown)"]
-LEVER_HEADER = ["lever", "input", "package", "policy range", "cost above input (亿元)"]
-REACH_HEADER = ["goal out of reach", "P input", "P best (all levers at top)", "lever that binds"]
+def _header(part: str, keys: tuple[str, ...], lang: str = "en") -> list[str]:
+    return [t(f"opt.{part}.{k}", lang) for k in keys]
 
 
-def _lever_rows(model: Any, ev: po.Evaluator, final: Any, levels: dict) -> list[list[str]]:
+GOAL_KEYS = ("goal", "targeted", "scope", "p_sample", "p_fresh", "check", "p_seed")
+LEVER_KEYS = ("lever", "input", "package", "range", "cost")
+REACH_KEYS = ("goal", "p_input", "p_best", "binds")
+GOAL_HEADER = _header("goal", GOAL_KEYS)
+LEVER_HEADER = _header("lever", LEVER_KEYS)
+REACH_HEADER = _header("reach", REACH_KEYS)
+
+
+def _lever_rows(model: Any, ev: po.Evaluator, final: Any, levels: dict, lang: str = "en") -> list[list[str]]:
     rows = []
     for lv, (lo, v) in levels.items():
         pr = model.levers[lv].policy_range
         c = final.cost_by_lever[0, ev.levers.index(lv)]
-        rows.append([lv, f"{lo:g}", _fmt_level(v), f"{pr[0]:g}-{pr[1]:g} {model.levers[lv].units}", f"{c:.3f}"])
+        rows.append([lv, f"{lo:g}", _fmt_level(v, lang), f"{pr[0]:g}-{pr[1]:g} {model.levers[lv].units}", f"{c:.3f}"])
     other = [i for i, lv in enumerate(ev.levers) if lv not in levels]
     for i in other:  # levers held at the input whose cost still moves (they price model variables)
         c = final.cost_by_lever[0, i]
         if abs(c) > 5e-4:
-            rows.append([ev.levers[i], "(held)", "(held)", "", f"{c:.3f}"])
+            rows.append([ev.levers[i], t("opt.held", lang), t("opt.held", lang), "", f"{c:.3f}"])
     return rows
 
 
-def _reach_rows(reach: list[po.Reach], out: list[str]) -> list[list[str]]:
-    return [[r.goal, f"{r.p_input:.3f}", f"{r.p_best:.3f}", r.binding or "(no lever moves it)"]
+def _reach_rows(reach: list[po.Reach], out: list[str], lang: str = "en") -> list[list[str]]:
+    return [[r.goal, f"{r.p_input:.3f}", f"{r.p_best:.3f}", r.binding or t("opt.no_lever", lang)]
             for r in reach if r.goal in out]
 
 
 def _report(model: Any, sc: Any, ev: po.Evaluator, ens: po.Ensemble, fresh_ens: po.Ensemble, final: Any, fresh: Any,
             reach: list[po.Reach], targeted: list[str], out: list[str], levels: dict, p: float, tol: float,
             holds: dict[str, bool], start: int, gy: int, notes: list[str], files: list[str],
-            prices: tuple[float, float]) -> Report:
-    rep = Report(f"Policy search: {sc.label()}")
-    rep.text(f"{heading(sc)}. Least-cost package meeting each targeted goal with P >= {p:g} in {gy}; levers act "
-             f"from {start}. Cost = central run's cost above the input, {start}-{gy}, discounted: "
-             f"**{final.cost[0]:.3f} 亿元** ({prices[0]:.3f}-{prices[1]:.3f} with every price at the low / high end of "
-             f"its range). Ensemble: {ens.n} of {ens.drawn} samples reproduce "
-             f"{model.calibration.end} ({ens.note}).")
+            prices: tuple[float, float], lang: str = "en") -> Report:
+    rep = Report(t("opt.title", lang, title=sc.label(lang)), lang)
+    rep.text(t("opt.report_lead", lang, heading=heading(sc, lang), p=f"{p:g}", gy=gy, start=start,
+               cost=f"{final.cost[0]:.3f}", low=f"{prices[0]:.3f}", high=f"{prices[1]:.3f}", ok=ens.n, n=ens.drawn,
+               year=model.calibration.end, note=localize(ens.note, lang, "opt.form.")))
     for n in notes:
-        rep.text(f"Note: {n}")
-    rep.heading("Package: cost per lever")
-    rep.table(LEVER_HEADER, _lever_rows(model, ev, final, levels))
-    rep.heading("Goals: probability in sample and on a fresh ensemble")
-    rep.text(f"Fresh ensemble: {fresh_ens.n} of {fresh_ens.drawn} samples (seed {fresh_ens.seed}); a targeted goal "
-             f"passes the check when P fresh >= p - max(0.05, 2 SE) = {p - tol:.3f}. Goals with a published indicator "
-             "are judged on it (threshold x scope factor); the seed-scope probability is shown, never constrained.")
-    rep.table(GOAL_HEADER, _goal_rows(model, final, fresh, targeted, p, tol, holds))
+        rep.text(t("senscli.note", lang, note=localize(n, lang, "opt.form.")))
+    rep.heading(t("opt.package_heading", lang))
+    rep.table(_header("lever", LEVER_KEYS, lang), _lever_rows(model, ev, final, levels, lang))
+    rep.heading(t("opt.goals_heading", lang))
+    rep.text(t("opt.fresh_note", lang, ok=fresh_ens.n, n=fresh_ens.drawn, seed=fresh_ens.seed, tol=f"{p - tol:.3f}"))
+    rep.table(_header("goal", GOAL_KEYS, lang), _goal_rows(model, final, fresh, targeted, p, tol, holds, lang))
     if out:
-        rep.heading("Goals no package inside the policy ranges can meet")
-        rep.table(REACH_HEADER, _reach_rows(reach, out))
+        rep.heading(t("opt.reach_heading", lang))
+        rep.table(_header("reach", REACH_KEYS, lang), _reach_rows(reach, out, lang))
     for f in files:
         if f.endswith(".png"):
-            rep.image(f, "Cost against the number of goals met at p, and against p for all targeted goals")
+            rep.image(f, t("opt.pareto_caption", lang))
     return rep
 
 
 def _summary(model: Any, sc: Any, ev: po.Evaluator, ens: po.Ensemble, fresh_ens: po.Ensemble, final: Any,
              fresh: Any, reach: list[po.Reach], targeted: list[str], out: list[str], levels: dict, p: float,
              tol: float, holds: dict[str, bool], start: int, gy: int, notes: list[str], timings: dict[str, float],
-             target: Path, gens: int, prices: tuple[float, float]) -> None:
-    print(heading(sc))
+             target: Path, gens: int, prices: tuple[float, float], lang: str = "en") -> None:
+    print(heading(sc, lang))
     for w in sc.warnings:
-        print(f"  warning: {w}")
-    print(f"Policy search: P >= {p:g} in {gy}, levers from {start}; ensemble {ens.n} of {ens.drawn} samples "
-          f"calibrated, seed {ens.seed} ({ens.note})")
+        print(warning_line(w, lang))
+    print(t("opt.lead", lang, p=f"{p:g}", gy=gy, start=start, ok=ens.n, n=ens.drawn, seed=ens.seed,
+            note=localize(ens.note, lang, "opt.form.")))
     for n in notes:
-        print(f"  note: {n}")
+        print(t("common.note_line", lang, note=localize(n, lang, "opt.form.")))
     if out:
-        print("\nOut of reach with every policy lever at the top of its range (left out of the constraints):")
-        print(render(REACH_HEADER, _reach_rows(reach, out), [False, True, True, False]))
-    print(f"\nPackage (cost above the input {start}-{gy}, discounted: {num(final.cost[0])} 亿元; "
-          f"{num(prices[0])}-{num(prices[1])} with every price at the low / high end of its range)")
-    print(render(LEVER_HEADER, _lever_rows(model, ev, final, levels), [False, True, True, True, True]))
-    print(f"\nGoals (fresh ensemble: {fresh_ens.n} of {fresh_ens.drawn} samples, seed {fresh_ens.seed}; "
-          f"check: P fresh >= {p - tol:.3f})")
-    print(render(GOAL_HEADER, _goal_rows(model, final, fresh, targeted, p, tol, holds),
+        print("\n" + t("opt.reach_lead", lang))
+        print(render(_header("reach", REACH_KEYS, lang), _reach_rows(reach, out, lang), [False, True, True, False]))
+    print("\n" + t("opt.package_lead", lang, start=start, gy=gy, cost=num(final.cost[0]), low=num(prices[0]),
+                   high=num(prices[1])))
+    print(render(_header("lever", LEVER_KEYS, lang), _lever_rows(model, ev, final, levels, lang),
+                 [False, True, True, True, True]))
+    print("\n" + t("opt.goals_lead", lang, ok=fresh_ens.n, n=fresh_ens.drawn, seed=fresh_ens.seed,
+                   tol=f"{p - tol:.3f}"))
+    print(render(_header("goal", GOAL_KEYS, lang), _goal_rows(model, final, fresh, targeted, p, tol, holds, lang),
                  [False, False, False, True, True, False, True]))
-    stages = ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in timings.items() if k != "total_s")
-    print(f"\nTime: {timings.get('total_s', 0):.1f} s ({stages}); {gens} generations, {ev.batches} batches, "
-          f"{ev.runs:,} runs")
-    print(f"  -> {target}/ (package.yaml, targets.csv, package.csv, reach.csv, pareto.csv, report.md, manifest.json)")
+    stages = ", ".join(t("opt.stage", lang, stage=localize(k[:-2], lang, "opt.stage."), secs=f"{v:.1f}")
+                       for k, v in timings.items() if k != "total_s")
+    print("\n" + t("opt.time", lang, secs=f"{timings.get('total_s', 0):.1f}", stages=stages, gens=gens,
+                   batches=ev.batches, runs=f"{ev.runs:,}"))
+    print(t("opt.written", lang, target=target))

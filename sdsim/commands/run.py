@@ -8,25 +8,29 @@ from typing import Any
 
 from .. import parallel
 from ..goals import evaluate
+from ..i18n import t
 from ..report import Report
 from ..results import Staging, check_target, manifest, write_csv, write_json, write_timeseries, write_variables
 from ..runner import run_scenarios
 from ..scenario import goal_year, policy_start
-from ..textable import fmt_value
 from .common import (
-    GOAL_HEADER,
-    SCOPE_NOTE,
+    goal_header,
     goal_rows,
     goal_table,
     heading,
+    lever_summary,
     load,
+    localize,
     out_path,
     reported_cells,
     reported_header,
     reported_rows,
     reported_table,
     result_name,
+    scenario_text,
     scenarios,
+    scope_note,
+    warning_line,
 )
 
 
@@ -55,44 +59,28 @@ def main(args: argparse.Namespace) -> int:
         for res in results:
             sc, run = res.scenario, res.run
             status = evaluate(model, run, params=res.params)
-            print(heading(sc))
+            print(heading(sc, args.lang))
             for w in sc.warnings:
-                print(f"  warning: {w}")
-            print(goal_table(status))
-            rep_table = reported_table(status)
+                print(warning_line(w, args.lang))
+            print(goal_table(status, args.lang))
+            rep_table = reported_table(model, status, args.lang)
             if rep_table:
                 print(rep_table)
             target = out_path(args.out, sc)
             d = staging.add(target)
             write_timeseries(d / "timeseries.csv", model, run)
             write_variables(d / "variables.csv", model, run)
-            write_csv(
-                d / "goals.csv",
-                ["goal", "variable", f"value_{year}", "test", "threshold",
-                 "met", "first_year_met", "gap", "gap_pct", "probability", "value_reported", "threshold_reported",
-                 "rebased_target", "rebased_target_year"],
-                ([g, st.goal.variable, st.value[0], st.goal.test, st.goal.threshold, bool(st.met[0]),
-                  int(st.first_year[0]) or "", st.gap[0], st.gap_pct[0], st.probability[0], *reported_cells(st)]
-                 for g, st in status.items()),
-            )
+            _write_goals(d / "goals.csv", status, year)
             files = ["timeseries.csv", "variables.csv", "goals.csv"]
             figures = []
             if not args.no_plots:
                 title = sc.label(lang) + (f" [{', '.join(sc.overrides)}]" if sc.overrides else "")
-                names = [n for n, ok in (("goals", bool(model.goals)),  # each figure if the model has its variables
-                                         ("incubation_chain", plots.drawable(model, plots.CHAIN_NAMES)),
-                                         ("rd", plots.drawable(model, plots.RD_NAMES))) if ok]
+                names = plots.run_figures(model)  # the goal panels and the model's figures (figures.yaml)
+
                 def draw(i: int, names: list[str] = names, title: str = title, run: Any = run, status: Any = status,
                          d: Any = d) -> list[str]:
-                    name = names[i]
-                    if name == "goals":
-                        fig = plots.goal_panels(model, [(title, run)], lang,
-                                                plots.t("goals_title", lang, name=title, year=year), [status])
-                    elif name == "incubation_chain":
-                        fig = plots.chain_figure(model, run, lang, plots.t("chain_title", lang, name=title))
-                    else:
-                        fig = plots.rd_figure(model, run, lang, plots.t("rd_title", lang, name=title))
-                    return [p.name for p in plots.save(fig, d / name, args.svg)]
+                    fig = plots.run_figure(model, names[i], run, lang, title, status)
+                    return [p.name for p in plots.save(fig, d / names[i], args.svg)]
 
                 # the figures are independent: drawn by the free workers (the same files whatever their number)
                 for drawn in parallel.run_chunks(draw, len(names)):
@@ -113,73 +101,56 @@ def main(args: argparse.Namespace) -> int:
             done.append((target, files))
             print()
     for target, files in done:
-        print(f"  -> {target}/ ({', '.join(files)}, manifest.json)")
+        print(t("common.written", args.lang, target=target, files=", ".join(files)))
     return 0
 
 
-REPORT_TEXT = {
-    "goals": {"en": "Goals {year}", "zh": "{year}年目标"},
-    "warning": {"en": "Warning: {w}", "zh": "警告：{w}"},
-    "gap_note": {
-        "en": "gap = value - threshold (negative: short of the goal; percentage points for shares); gap % is relative "
-              "to the threshold. STAR listings are a count of rare events: 'exp. yes' means the expected count "
-              "reaches the threshold, which can still leave a sizeable chance of falling short; P is the probability "
-              "that the actual count reaches it (Poisson law on the expected count), and the figures shade the goal "
-              "by P.",
-        "zh": "差距 = 数值 - 目标值（负值表示未达目标；比例类指标以百分点计）；差距%为相对目标值的比例。"
-              "科创板上市数为稀有事件计数：“期望是”表示期望数达到目标，但仍可能有相当概率未达到；"
-              "P为实际数达到目标的概率（按期望数的泊松分布），图中按P着色。",
-    },
-    "goals_fig": {"en": "One panel per goal: trajectory, goal line, {obs} observed value (star), {year} value (diamond); "
-                        "where published, the published path (dotted), figures published after {obs} (points with "
-                        "error bars) and re-based targets (hollow diamonds).",
-                  "zh": "每个目标一幅小图：轨迹、目标线、{obs}年实际值（星）、{year}年数值（菱形）；"
-                        "如有公布口径数据：公布口径路径（点线）、{obs}年后公布值（带误差棒的点）与重新设定的目标（空心菱形）。"},
-    "incubation_chain_fig": {"en": "Carriers, teams and tenants against capacity, the eligible backlog and new registrations, "
-                                   "the register, the firms that currently qualify and the HTE (seed scope, and as published).",
-                             "zh": "孵化载体、在孵团队与企业及其容量，储备企业与新入库企业，入库企业、当前符合条件的企业与高企"
-                                   "（原口径及公布口径）。"},
-    "rd_fig": {"en": "R&D spend by source (annual totals) and R&D intensity against its goal ({goal}).",
-               "zh": "按来源划分的研发经费（年度合计）及研发投入强度与目标（{goal}）。"},
-    "levers": {"en": "Levers", "zh": "政策杠杆"},
-    "lever_header": {"en": "lever|setting (from {start})", "zh": "杠杆|设定（{start}年起）"},
-    "params": {"en": "Parameter overrides", "zh": "参数覆盖"},
-    "param_header": {"en": "parameter|value", "zh": "参数|数值"},
-}
-GOAL_HEADER_ZH = ["目标", "数值", "目标值", "达成", "首次达成年份", "差距", "差距%"]
+def _write_goals(path: Any, status: dict, year: int) -> None:
+    """goals.csv: one row per goal (value in the goal year, test, met, first year met, gap, published scope)."""
+    write_csv(
+        path,
+        ["goal", "variable", f"value_{year}", "test", "threshold",
+         "met", "first_year_met", "gap", "gap_pct", "probability", "value_reported", "threshold_reported",
+         "rebased_target", "rebased_target_year"],
+        ([g, st.goal.variable, st.value[0], st.goal.test, st.goal.threshold, bool(st.met[0]),
+          int(st.first_year[0]) or "", st.gap[0], st.gap_pct[0], st.probability[0], *reported_cells(st)]
+         for g, st in status.items()),
+    )
+
+
+def plots_caption(model: Any, name: str, lang: str) -> str:
+    """The caption of a figure declared in the model's figures.yaml."""
+    from ..plots import figure_caption  # matplotlib only when figures are drawn
+
+    return figure_caption(model, name, lang)
 
 
 def _report(model: Any, sc: Any, status: dict, figures: list[str], lang: str) -> Report:
     """report.md / report.html of one scenario run, in ``lang``."""
     def tr(key: str, **kw: object) -> str:
-        return REPORT_TEXT[key][lang].format(**kw)
+        return t(f"run.{key}", lang, **kw)
 
     year = goal_year(model)
-    report = Report(f"{sc.label(lang)} ({sc.name})")
-    report.text(heading(sc))
+    report = Report(f"{sc.label(lang)} ({sc.name})", lang)
+    report.text(heading(sc, lang))
     if sc.description:
-        report.text(sc.description)
+        report.text(scenario_text(sc, lang))
     for w in sc.warnings:
-        report.text(tr("warning", w=w))
+        report.text(tr("warning", w=localize(w, lang, "common.warn.")))
     report.heading(tr("goals", year=year))
-    report.table(GOAL_HEADER_ZH if lang == "zh" else GOAL_HEADER, goal_rows(status, lang))
+    report.table(goal_header(lang), goal_rows(status, lang))
     report.text(tr("gap_note"))
     published = reported_rows(status, lang)
     if published:
-        report.text(SCOPE_NOTE[lang])
+        report.text(scope_note(model, lang))
         report.table(reported_header(status, lang), published)
-    rd_goal = model.goals.get("rd_intensity")
-    captions = {
-        "goals": tr("goals_fig", obs=model.calibration.end, year=year),
-        "incubation_chain": tr("incubation_chain_fig"),
-        "rd": tr("rd_fig", goal=f"{rd_goal.test} {fmt_value(rd_goal.threshold, rd_goal.units)}" if rd_goal else ""),
-    }
+    captions = {"goals": tr("goals_fig", obs=model.calibration.end, year=year)}
     for name in figures:
-        report.image(f"{name}.png", captions[name])
+        report.image(f"{name}.png", captions.get(name) or plots_caption(model, name, lang))
     if sc.levers:
         report.heading(tr("levers"))
         report.table(tr("lever_header", start=policy_start(sc, model)).split("|"),
-                     [[k, v.summary()] for k, v in sc.levers.items()])
+                     [[k, lever_summary(v, lang)] for k, v in sc.levers.items()])
     if sc.overrides:
         report.text("--set " + ", ".join(sc.overrides))
     if sc.parameters:

@@ -29,11 +29,12 @@ from .. import parallel, plots
 from .. import plots_sensitivity as ps
 from .. import sensitivity as sa
 from ..errors import InputError
+from ..i18n import t
 from ..report import Report
 from ..results import check_target, manifest, output_names, result_dir, write_csv, write_json
 from ..textable import num, render
 from . import sensitivity_history as sh
-from .common import heading, load, require_goals, result_name, scenarios
+from .common import heading, load, localize, require_goals, result_name, scenarios, warning_line
 
 STAGES = ("sampling", "calibrating", "simulating", "analysing", "writing")
 
@@ -165,7 +166,8 @@ def main(args: argparse.Namespace) -> int:
             if not no_plots:
                 files += _write_figures(d, model, problem, exp, indices, grows, quant, method, lang, sc.label(lang),
                                         used, args.svg, cquant, cond)
-            files += _report(model, sc, problem, exp, indices, grows, method, args.seed, files, cond).write(d)
+            files += _report(model, sc, problem, exp, indices, grows, method, args.seed, files, cond,
+                             args.lang).write(d)
             timings["write_s"] = time.perf_counter() - t0
             timings["total_s"] = time.perf_counter() - t_start
             write_json(d / "manifest.json", manifest(
@@ -176,7 +178,7 @@ def main(args: argparse.Namespace) -> int:
                 calibration={
                     "failed": exp.n_failed, "by_reason": exp.failure_counts(),
                     "max_abs_relative_residual": exp.max_residual,
-                    "handling": _handling(method),
+                    "handling": _handling(method, "en", model.calibration.end),
                 },
                 used=used, confidence_level=sa.CONF_LEVEL, bootstrap_resamples=sa.BOOTSTRAP,
                 history=cond.describe() if cond is not None else {"mode": "off", "note": sh.prior_only_note(method)},
@@ -187,7 +189,8 @@ def main(args: argparse.Namespace) -> int:
     finally:
         bar.close()
 
-    _summary(model, sc, problem, design, exp, indices, grows, method, n, args, used, timings, target, files, cond)
+    _summary(model, sc, problem, design, exp, indices, grows, method, n, args, used, timings, target, files, cond,
+             args.lang)
     return 0
 
 
@@ -262,23 +265,20 @@ def _export_member(args: argparse.Namespace, model: Any, sc: Any, problem: sa.Pr
     except (OSError, RuntimeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise InputError(f"cannot write the file: {reason}", str(out), "--out") from None
-    print(heading(sc))
-    print(f"Experiment {k} of {rows:,} ({what}):")
+    lang = args.lang
+    print(heading(sc, lang))
+    print(t("senscli.member", lang, k=k, rows=f"{rows:,}", what=what))
     for q, v in zip(problem.uncertainties, design.x[k], strict=True):
         if np.isfinite(v):
-            print(f"  {q.name} = {v:.10g}" + (" (lever setting from "
-                                                f"{model.calibration.end + 1})" if q.lever else ""))
-    print(f"  -> {out}  (reproduce it: python simulate.py run {out})")
+            print(f"  {q.name} = {v:.10g}" + (t("senscli.member_lever", lang, year=model.calibration.end + 1)
+                                                if q.lever else ""))
+    print(t("senscli.member_out", lang, out=out))
     return 0
 
 
-def _handling(method: str) -> str:
-    return {
-        "oat": "an end of a range with no calibration solution has no outcome and no swing",
-        "morris": "trajectories holding a sample with no calibration solution are dropped whole",
-        "sobol": "Saltelli blocks holding a sample with no calibration solution are dropped whole",
-        "mc": "samples with no calibration solution are excluded; probabilities are conditional on reproducing 2021",
-    }[method]
+def _handling(method: str, lang: str = "en", year: int | str = 2021) -> str:
+    """How a method treats samples with no calibration solution (``year``: the calibration year)."""
+    return t(f"senscli.handling.{method}", lang, year=year)
 
 
 def _write_tables(d: Path, model: Any, problem: sa.Problem, exp: sa.Experiments, indices: list[sa.Index],
@@ -392,32 +392,38 @@ def _fmt_index(method: str, i: sa.Index, signed: dict[tuple[str, str], float]) -
     return f"{i.parameter} (μ* {num(i.value)})"
 
 
-TOP_HEADER = ["goal", "1st", "2nd", "3rd"]
+def top_header(lang: str = "en") -> list[str]:
+    """Header of the most-influential-inputs table."""
+    return [t(f"senscli.top.{k}", lang) for k in ("goal", "first", "second", "third")]
 
 
-def unaffected_text(spread: float) -> str:
+TOP_HEADER = top_header("en")
+
+
+def unaffected_text(spread: float, lang: str = "en") -> str:
     """Table cell of an output these inputs do not move."""
-    how = "constant" if spread == 0 else f"relative spread {spread:.0e} <= {sa.UNAFFECTED_RTOL:.0e}, round-off"
-    return f"unaffected by these inputs ({how})"
+    how = t("senscli.constant", lang) if spread == 0 else t("senscli.roundoff", lang, spread=f"{spread:.0e}",
+                                                             rtol=f"{sa.UNAFFECTED_RTOL:.0e}")
+    return t("senscli.unaffected", lang, how=how)
 
 
 PROB_HEADER = sh.PROB_HEADER
 
 
-def _top_rows(exp: sa.Experiments, indices: list[sa.Index], method: str) -> tuple[str, list[list[str]]]:
+def _top_rows(exp: sa.Experiments, indices: list[sa.Index], method: str, lang: str = "en"
+              ) -> tuple[str, list[list[str]]]:
     """(what the index measures, rows: goal and its three most influential inputs)."""
     key = {"oat": "swing", "mc": "spearman"}.get(method)
     signed = {(i.parameter, i.output): i.value for i in indices if i.index == key} if key else {}
-    label = {"oat": "|high - low| in the goal's units", "morris": "μ*, goal units per whole range",
-             "sobol": "total-order index ST", "mc": "Spearman rank correlation"}[method]
+    label = t(f"senscli.index.{method}", lang)
     rows = []
     flat = sa.unaffected_outputs(indices)
     for goal in exp.outcome_names:
         if goal in flat:
-            rows.append([goal, unaffected_text(flat[goal]), "", ""])
+            rows.append([goal, unaffected_text(flat[goal], lang), "", ""])
             continue
         top = [i for i in sa.ranking(indices, method, goal) if i.value > 0][:3]  # an inert input is not "influential"
-        cells = [_fmt_index(method, i, signed) for i in top] or ["(no input changes it)"]
+        cells = [_fmt_index(method, i, signed) for i in top] or [t("senscli.no_input", lang)]
         rows.append([goal, *cells, *[""] * (3 - len(cells))])
     return label, rows
 
@@ -427,73 +433,91 @@ def _prob_rows(model: Any, probs: list[cd.GoalRow]) -> list[list[str]]:
     return sh.prob_rows(model, probs)
 
 
+def _caption(file: str, lang: str) -> str:
+    """Caption of a figure file of this command (tornado_<goal>.png, fan_chart.png ...)."""
+    stem = file[:-4]
+    if lang == "en":
+        return stem.replace("_", " ")
+    for kind in ("tornado", "morris", "sobol"):
+        if stem.startswith(kind + "_"):
+            return t(f"senscli.fig.{kind}", lang, goal=stem[len(kind) + 1:])
+    key = f"senscli.fig.{stem}"
+    from ..i18n import has
+
+    return t(key, lang) if has(key) else stem.replace("_", " ")
+
+
 def _report(model: Any, sc: Any, problem: sa.Problem, exp: sa.Experiments, indices: list[sa.Index],
-            probs: list[cd.GoalRow], method: str, seed: int, files: list[str], cond: cd.Conditioning | None) -> Report:
+            probs: list[cd.GoalRow], method: str, seed: int, files: list[str], cond: cd.Conditioning | None,
+            lang: str = "en") -> Report:
     """report.md / report.html: the tables of the printed summary and every figure."""
-    what = "levers over their policy ranges" if problem.levers else "uncertainties"
-    rep = Report(f"Sensitivity ({method}): {sc.label()}")
-    rep.text(f"{heading(sc)}. {problem.d} {what}, seed {seed}, {exp.ok.size:,} experiments, "
-             f"{int(exp.ok.sum()):,} reproduce {model.calibration.end} (largest relative residual "
-             f"{exp.max_residual:.1e}); {exp.n_failed:,} without solution ({_handling(method)}).")
+    what = t("senscli.what.levers" if problem.levers else "senscli.what.uncertainties", lang)
+    rep = Report(t("senscli.report_title", lang, method=method, title=sc.label(lang)), lang)
+    rep.text(t("senscli.report_lead", lang, heading=heading(sc, lang), d=problem.d, what=what, seed=seed,
+               n=f"{exp.ok.size:,}", ok=f"{int(exp.ok.sum()):,}", year=model.calibration.end,
+               residual=f"{exp.max_residual:.1e}", failed=f"{exp.n_failed:,}",
+               handling=_handling(method, lang, model.calibration.end)))
     for note in problem.notes:
-        rep.text(f"Note: {note}")
-    label, rows = _top_rows(exp, indices, method)
-    rep.heading(f"Most influential {what} per goal ({label})")
-    rep.table(TOP_HEADER, rows)
+        rep.text(t("senscli.note", lang, note=localize(note, lang, "senscli.form.")))
+    label, rows = _top_rows(exp, indices, method, lang)
+    rep.heading(t("senscli.top_title", lang, what=what, label=label))
+    rep.table(top_header(lang), rows)
     if probs:
-        rep.heading(f"Probability of meeting each goal in {next(iter(model.goals.values())).year}")
-        rep.table(PROB_HEADER, _prob_rows(model, probs))
-    sh.report_section(rep, problem, exp, cond, method)
+        rep.heading(t("senscli.prob_title", lang, year=next(iter(model.goals.values())).year))
+        rep.table(sh.prob_header(lang), _prob_rows(model, probs))
+    sh.report_section(rep, problem, exp, cond, method, lang)
     for f in files:
         if f.endswith(".png"):
-            rep.image(f, f[:-4].replace("_", " "))
+            rep.image(f, _caption(f, lang))
     return rep
 
 
 def _summary(model: Any, sc: Any, problem: sa.Problem, design: sa.Design, exp: sa.Experiments,
              indices: list[sa.Index], probs: list[cd.GoalRow], method: str, n: int | None,
              args: argparse.Namespace, used: dict[str, Any], timings: dict[str, float], target: Path,
-             files: list[str], cond: cd.Conditioning | None = None) -> None:
-    print(heading(sc))
+             files: list[str], cond: cd.Conditioning | None = None, lang: str = "en") -> None:
+    print(heading(sc, lang))
     for w in sc.warnings:
-        print(f"  warning: {w}")
-    what = "levers over their policy ranges" if problem.levers else "uncertainties"
-    size = {"oat": "low/high end of each range", "morris": f"{n} trajectories", "sobol": f"N = {n}",
-            "mc": f"{n} samples ({design.info.get('sampler')})"}[method]
-    print(f"Sensitivity: {method}, {size}, {problem.d} {what}, seed {args.seed} -> {design.x.shape[0]:,} experiments")
+        print(warning_line(w, lang))
+    what = t("senscli.what.levers" if problem.levers else "senscli.what.uncertainties", lang)
+    size = t(f"senscli.size.{method}", lang, n=n, sampler=localize(str(design.info.get("sampler")), lang, "senscli.form."))
+    print(t("senscli.lead", lang, method=method, size=size, d=problem.d, what=what, seed=args.seed,
+            experiments=f"{design.x.shape[0]:,}"))
     for note in problem.notes:
-        print(f"  note: {note}")
+        print(t("common.note_line", lang, note=localize(note, lang, "senscli.form.")))
     ok = int(exp.ok.sum())
-    print(f"Calibration: {ok:,} of {exp.ok.size:,} samples reproduce {model.calibration.end} "
-          f"(largest relative residual {exp.max_residual:.1e}); {exp.n_failed:,} without solution")
+    print(t("senscli.calibration", lang, ok=f"{ok:,}", n=f"{exp.ok.size:,}", year=model.calibration.end,
+            residual=f"{exp.max_residual:.1e}", failed=f"{exp.n_failed:,}"))
     if exp.n_failed:
-        reasons = ", ".join(f"{r}: {k}" for r, k in sorted(exp.failure_counts().items()))
-        print(f"  ({reasons}); {_handling(method)}")
+        reasons = ", ".join(f"{localize(r, lang, 'senscli.form.')}: {k}" for r, k in sorted(exp.failure_counts().items()))
+        print(f"  ({reasons}); {_handling(method, lang, model.calibration.end)}")
         if "trajectories" in used:
-            print(f"  Morris uses {used['trajectories']} of {n} trajectories")
+            print(t("senscli.morris_uses", lang, used=used["trajectories"], n=n))
         if "blocks" in used:
-            print(f"  Sobol' uses {used['blocks']} of {n} blocks")
-    label, rows = _top_rows(exp, indices, method)
-    print(f"\nMost influential {what} per goal ({label})")
-    print(render(TOP_HEADER, rows))
+            print(t("senscli.sobol_uses", lang, used=used["blocks"], n=n))
+    label, rows = _top_rows(exp, indices, method, lang)
+    print("\n" + t("senscli.top_title", lang, what=what, label=label))
+    print(render(top_header(lang), rows))
     if cond is None:
-        print(f"  note: {sh.prior_only_note(method)}")
+        print(t("common.note_line", lang, note=sh.prior_only_note(method, lang)))
     if probs:
-        src = f"{probs[0].prior.n:,} samples" + (" (Sobol' A and B rows)" if method == "sobol" else "")
+        src = t("senscli.src", lang, n=f"{probs[0].prior.n:,}") + (t("senscli.src_sobol", lang) if method == "sobol"
+                                                                   else "")
         if cond is not None and cond.active:
-            src += (f"; conditioned: {int(cond.kept.sum()):,} kept" if cond.mode == "match"
-                    else f"; conditioned: effective sample size {cond.ess:,.0f}")
-        print(f"\nProbability of meeting each goal in {next(iter(model.goals.values())).year} ({src})")
-        print(render(PROB_HEADER, _prob_rows(model, probs), [False, True, True, True, True, True, True, True]))
+            src += (t("senscli.src_kept", lang, kept=f"{int(cond.kept.sum()):,}") if cond.mode == "match"
+                    else t("senscli.src_ess", lang, ess=f"{cond.ess:,.0f}"))
+        print("\n" + t("senscli.prob_title_src", lang, year=next(iter(model.goals.values())).year, src=src))
+        print(render(sh.prob_header(lang), _prob_rows(model, probs), [False, True, True, True, True, True, True, True]))
         for p in (r.prior for r in probs):
             g = model.goals[p.goal]
             if g.poisson:
-                print(f"  {p.goal}: mean over samples of the Poisson P(count {g.test} {num(g.threshold)}) "
-                      "on each sample's expected count")
+                print(t("senscli.poisson", lang, goal=p.goal, test=g.test, threshold=num(g.threshold)))
     print()
-    sh.print_history(problem, exp, cond)
-    stages = ", ".join(f"{k[:-2]} {v:.2f} s" for k, v in timings.items() if k != "total_s")
-    print(f"\nTime: {timings.get('total_s', 0):.1f} s ({stages})")
+    sh.print_history(problem, exp, cond, lang)
+    stages = ", ".join(t("senscli.stage", lang, stage=localize(k[:-2], lang, "senscli.stage."), secs=f"{v:.2f}")
+                       for k, v in timings.items() if k != "total_s")
+    print("\n" + t("senscli.time", lang, secs=f"{timings.get('total_s', 0):.1f}", stages=stages))
     figs = sum(f.endswith(".png") for f in files)
-    listed = [f for f in files if not f.endswith((".png", ".svg"))] + ([f"{figs} figures"] if figs else [])
-    print(f"  -> {target}/ ({', '.join(listed)}, manifest.json)")
+    listed = [f for f in files if not f.endswith((".png", ".svg"))] + ([t("senscli.figures", lang, n=figs)]
+                                                                       if figs else [])
+    print(t("common.written", lang, target=target, files=", ".join(listed)))

@@ -27,9 +27,11 @@ import numpy as np
 from .. import conditioning as cd
 from .. import sensitivity as sa
 from ..errors import InputError
+from ..i18n import t
 from ..report import Report
 from ..results import write_csv
 from ..textable import num, render
+from .common import localize
 
 
 def check_options(args: Any, method: str) -> tuple[str, float]:
@@ -102,7 +104,13 @@ def write_tables(d: Path, problem: sa.Problem, exp: sa.Experiments, cond: cd.Con
 
 # ------------------------------------------------------------------------------------ printing
 
-PROB_HEADER = ["goal", "threshold", "median", "5–95 %", "P prior", "95% interval", "P conditioned", "95% interval"]
+def prob_header(lang: str = "en") -> list[str]:
+    """Header of the goal-probability table."""
+    return [t(f"senscli.prob.{k}", lang) for k in ("goal", "threshold", "median", "band", "prior", "interval",
+                                                   "conditioned", "interval")]
+
+
+PROB_HEADER = prob_header("en")
 
 
 def prob_rows(model: Any, rows: list[cd.GoalRow]) -> list[list[str]]:
@@ -118,66 +126,74 @@ def prob_rows(model: Any, rows: list[cd.GoalRow]) -> list[list[str]]:
     return out
 
 
-def prior_only_note(method: str) -> str:
+def prior_only_note(method: str, lang: str = "en") -> str:
     """Why a Sobol', Morris or OAT run is prior-based."""
-    return (f"{method}: every result is prior-based (each assumption over its whole range); its design needs "
-            "unconditioned samples, so history does not condition it (use --method mc for conditioned probabilities)")
+    return t("senscli.prior_only", lang, method=method)
 
 
-def status_lines(exp: sa.Experiments, cond: cd.Conditioning | None) -> list[str]:
+def status_lines(exp: sa.Experiments, cond: cd.Conditioning | None, lang: str = "en") -> list[str]:
     """The history lines of the printed summary: what was kept, conflicts, what history taught."""
+    def tr(text: str) -> str:  # a text sdsim.conditioning writes in English
+        return localize(text, lang, "senscli.form.")
+
     n_all = exp.ok.size
     rej = exp.n_failed / n_all if n_all else 0.0
-    lines = [f"Calibration rejection rate: {rej:.1%} ({exp.n_failed:,} of {n_all:,} samples without solution)"]
+    lines = [t("senscli.rejection", lang, rate=f"{rej:.1%}", failed=f"{exp.n_failed:,}", n=f"{n_all:,}")]
     if cond is None:
         return lines
     if not cond.active:
-        lines.append(f"History: off ({cond.note or '--history off'}); probabilities are prior-based")
-        lines += [f"  conflict: {_conflict_text(r)}" for r in cond.conflicts]
+        lines.append(t("senscli.history_off", lang, note=tr(cond.note) if cond.note else "--history off"))
+        lines += [t("senscli.conflict_line", lang, text=_conflict_text(r, lang)) for r in cond.conflicts]
         return lines
     used = cond.used
-    what = (f"kept {int(cond.kept.sum()):,} of {cond.n:,} calibrated samples (every implausibility <= "
-            f"{cond.threshold:g})" if cond.mode == "match" else
-            f"likelihood weights on {cond.n:,} calibrated samples, effective sample size {cond.ess:,.0f}"
-            + (f" (tempered, T = {cond.temperature:.3g})" if cond.temperature > 1 else " (untempered)"))
-    lines.append(f"History ({cond.mode}): {what}; {len(used)} observations in {len(cond.groups())} groups; "
-                 f"runs: {cond.source}")
+    if cond.mode == "match":
+        what = t("senscli.kept", lang, kept=f"{int(cond.kept.sum()):,}", n=f"{cond.n:,}", thr=f"{cond.threshold:g}")
+    else:
+        what = t("senscli.weights", lang, n=f"{cond.n:,}", ess=f"{cond.ess:,.0f}") + (
+            t("senscli.tempered", lang, temp=f"{cond.temperature:.3g}") if cond.temperature > 1
+            else t("senscli.untempered", lang))
+    mode = localize(cond.mode, lang, "senscli.mode.")
+    lines.append(t("senscli.history", lang, mode=mode, what=what, used=len(used), groups=len(cond.groups()),
+                   source=tr(cond.source)))
     if cond.note:
-        lines.append(f"  note: {cond.note}")
+        lines.append(t("common.note_line", lang, note=tr(cond.note)))
     for r in cond.rows:
         o = r.obs.row
-        state = "CONFLICT (not used)" if r.conflict else ("not comparable" if not r.used else
-                                                          f"rules out {r.ruled_out:,} alone")
-        tol = f"± {100 * o.tolerance:g} %" if o.tolerance is not None else f"in {r.obs.tolerance_text}"
-        when = f"over ({o.period[0]:g}, {o.period[1]:g}]" if o.period else f"at {o.time:g}"
-        lines.append(f"  {o.id}: {o.variable} {when} observed {num(o.value)} {tol}; prior "
-                     f"median {num(r.prior[2])} [{num(r.prior[1])} – {num(r.prior[3])}] -> conditioned "
-                     f"{num(r.cond[1])}; {state}")
+        state = (t("senscli.state.conflict", lang) if r.conflict else t("senscli.state.not_comparable", lang)
+                 if not r.used else t("senscli.state.rules_out", lang, n=f"{r.ruled_out:,}"))
+        tol = f"± {100 * o.tolerance:g} %" if o.tolerance is not None else t("senscli.in", lang, tol=r.obs.tolerance_text)
+        when = (t("senscli.over", lang, a=f"{o.period[0]:g}", b=f"{o.period[1]:g}") if o.period
+                else t("senscli.at", lang, time=f"{o.time:g}"))
+        lines.append(t("senscli.obs_line", lang, id=o.id, variable=o.variable, when=when, observed=num(o.value), tol=tol,
+                       median=num(r.prior[2]), lo=num(r.prior[1]), hi=num(r.prior[3]), cond=num(r.cond[1]),
+                       state=state))
     for r in cond.conflicts:
-        lines.append(f"  conflict: {_conflict_text(r)}")
+        lines.append(t("senscli.conflict_line", lang, text=_conflict_text(r, lang)))
     for r in cond.rows:
         o = r.obs.row
         if not r.conflict and np.isfinite(r.prior).all() and not r.prior[0] <= o.value <= r.prior[-1]:
             lo, hi = cd.CONFLICT_BAND
-            lines.append(f"  note: {o.id} lies outside the {lo:g}–{hi:g} % band of the bare model values "
-                         f"({num(r.prior[0])} – {num(r.prior[-1])}) but inside the prior predictive band (its "
-                         f"{100 * r.predictive_cdf:.3g} % point): the ensemble is narrower than the observation's "
-                         "own uncertainty, so this is not a conflict")
+            lines.append(t("senscli.narrow", lang, id=o.id, lo=f"{lo:g}", hi=f"{hi:g}", a=num(r.prior[0]),
+                           b=num(r.prior[-1]), point=f"{100 * r.predictive_cdf:.3g}"))
     for row, why in cond.excluded:
-        lines.append(f"  not evidence: {row.id} ({why})")
+        lines.append(t("senscli.not_evidence", lang, id=row.id, why=tr(why)))
     return lines
 
 
-def _conflict_text(r: cd.RowResult) -> str:
+def _conflict_text(r: cd.RowResult, lang: str = "en") -> str:
     o = r.obs.row
     lo, hi = cd.CONFLICT_BAND
-    return (f"{o.id} ({o.variable} at {o.time:g}) observed {num(o.value)} lies outside the prior predictive {lo:g}–{hi:g} % "
-            f"band (at its {100 * r.predictive_cdf:.3g} % point; model values {num(r.prior[0])} – {num(r.prior[-1])}): "
-            "a structural conflict between the model and the data, reported and not used")
+    return t("senscli.conflict", lang, id=o.id, variable=o.variable, time=f"{o.time:g}", observed=num(o.value),
+             lo=f"{lo:g}", hi=f"{hi:g}", point=f"{100 * r.predictive_cdf:.3g}", a=num(r.prior[0]), b=num(r.prior[-1]))
 
 
-LESSON_HEADER = ["uncertainty", "prior median [5–95 %]", "conditioned median [5–95 %]", "shift (of range)",
-                 "band narrower", "most related observation"]
+def lesson_header(lang: str = "en") -> list[str]:
+    """Header of the 'what history taught' table."""
+    return [t(f"senscli.lesson.{k}", lang) for k in ("uncertainty", "prior", "conditioned", "shift", "narrower",
+                                                     "related")]
+
+
+LESSON_HEADER = lesson_header("en")
 
 
 def lesson_rows(les: list[cd.Lesson], top: int = 8) -> list[list[str]]:
@@ -187,44 +203,44 @@ def lesson_rows(les: list[cd.Lesson], top: int = 8) -> list[list[str]]:
              f"{le.driver} (ρ {le.rho:+.2f})" if le.driver else ""] for le in les[:top]]
 
 
-def lesson_sentences(les: list[cd.Lesson]) -> list[str]:
+def lesson_sentences(les: list[cd.Lesson], lang: str = "en") -> list[str]:
     """One sentence per input history moved (median shift or band narrowing >= MOVED of its range)."""
     out = []
     for le in les:
         if le.moved < cd.MOVED:
             break
-        out.append(f"History moved {le.name}: median {num(le.prior[1])} -> {num(le.cond[1])} ({le.shift:+.2f} of its "
-                   f"range), 5–95 % band {max(le.narrowing, 0):.0%} narrower"
-                   + (f"; it absorbs observation {le.driver} (rank correlation {le.rho:+.2f} with the model's value)"
+        out.append(t("senscli.moved", lang, name=le.name, prior=num(le.prior[1]), cond=num(le.cond[1]),
+                     shift=f"{le.shift:+.2f}", narrower=f"{max(le.narrowing, 0):.0%}")
+                   + (t("senscli.absorbs", lang, driver=le.driver, rho=f"{le.rho:+.2f}")
                       if le.driver and abs(le.rho) >= 0.3 else ""))
-    return out or ["History moved no uncertainty by 10 % of its range or more"]
+    return out or [t("senscli.moved_none", lang)]
 
 
-def print_history(problem: sa.Problem, exp: sa.Experiments, cond: cd.Conditioning | None) -> None:
+def print_history(problem: sa.Problem, exp: sa.Experiments, cond: cd.Conditioning | None, lang: str = "en") -> None:
     """Print the history lines and the 'what history taught' table."""
-    for line in status_lines(exp, cond):
+    for line in status_lines(exp, cond, lang):
         print(line)
     if cond is None or not cond.active:
         return
     les = cd.lessons(problem, exp.design.x[exp.ok], cond)
-    print("\nWhat history taught the model (prior vs conditioned; shift of the median in units of the range)")
-    print(render(LESSON_HEADER, lesson_rows(les)))
-    for s in lesson_sentences(les):
+    print("\n" + t("senscli.taught_title", lang))
+    print(render(lesson_header(lang), lesson_rows(les)))
+    for s in lesson_sentences(les, lang):
         print(f"  {s}")
 
 
 def report_section(rep: Report, problem: sa.Problem, exp: sa.Experiments, cond: cd.Conditioning | None,
-                   method: str) -> None:
+                   method: str, lang: str = "en") -> None:
     """The history part of report.md."""
     if cond is None:
-        rep.text(prior_only_note(method))
+        rep.text(prior_only_note(method, lang))
         return
-    rep.heading("History: prior and conditioned ensemble")
-    for line in status_lines(exp, cond):
+    rep.heading(t("senscli.history_heading", lang))
+    for line in status_lines(exp, cond, lang):
         rep.text(line.strip())
     if cond.active:
         les = cd.lessons(problem, exp.design.x[exp.ok], cond)
-        rep.heading("What history taught the model")
-        rep.table(LESSON_HEADER, lesson_rows(les, top=15))
-        for s in lesson_sentences(les):
+        rep.heading(t("senscli.taught_heading", lang))
+        rep.table(lesson_header(lang), lesson_rows(les, top=15))
+        for s in lesson_sentences(les, lang):
             rep.text(s)

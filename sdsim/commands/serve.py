@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
+from ..i18n import t
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -33,21 +34,20 @@ def main(args: argparse.Namespace) -> int:
     service = Service(getattr(args, "model", None), scenario_dirs(args), samples=args.samples, seed=args.seed,
                       lang=args.lang)
     if args.host not in LOOPBACK:
-        print(f"warning: serving on {args.host}: anyone who can reach this address can use the page "
-              "(there is no login); the default, 127.0.0.1, serves this machine only", file=sys.stderr)
+        print(t("serve.public", args.lang, host=args.host), file=sys.stderr)
     try:
         app = App((args.host, args.port), service, quiet=not args.verbose)
     except OSError as exc:
         raise InputError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); choose another --port "
                          "or --host", None, "--port") from None
-    print("preparing the ensemble (calibrating the samples once) ...", flush=True)
+    print(t("serve.preparing", args.lang), flush=True)
     service.warm("baseline")
     url = app.url + (f"?lang={args.lang}" if args.lang != "en" else "")
-    print(f"Serving the interactive page at {url}  (Ctrl+C to stop)", flush=True)
+    print(t("serve.serving", args.lang, url=url), flush=True)
     try:
         app.serve_forever()
     except KeyboardInterrupt:
-        print("stopped")
+        print(t("serve.stopped", args.lang))
     finally:
         app.server_close()
     return 0

@@ -120,6 +120,8 @@ class Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         if path in ("/", "/index.html"):
             body, ctype = self.server.files["index.html"]
+            if getattr(self.server.service, "lang", "en") == "zh":  # the page's initial language (app.js follows ?lang)
+                body = body.replace(b'<html lang="en">', b'<html lang="zh-CN">', 1)
             return self._send(HTTPStatus.OK, body, ctype, {"Cache-Control": "no-store"})
         if path.startswith("/static/") and path[len("/static/"):] in self.server.files:
             body, ctype = self.server.files[path[len("/static/"):]]

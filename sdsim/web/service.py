@@ -172,6 +172,7 @@ class Service:
                 entry["error"] = str(exc)
             else:
                 entry.update({"title": {"en": sc.label("en"), "zh": sc.label("zh")}, "description": sc.description,
+                              "description_zh": sc.description_zh,
                               "end": sc.end, "policy_start": policy_start(sc, model),
                               "levers": {k: self._lever_state(k, fn) for k, fn in sc.levers.items()},
                               "parameters": sc.parameters, "warnings": sc.warnings})

@@ -399,7 +399,7 @@ function applyLanguage() {
     opt.textContent = s && s.title ? `${s.title[S.lang] || s.title.en} (${s.name})` : `${opt.value} (!)`;
   }
   const sc = scenarioMeta();
-  $("description").textContent = sc.error ? sc.error : sc.description || "";
+  $("description").textContent = sc.error ? sc.error : (S.lang === "zh" && sc.description_zh) || sc.description || "";
   buildLevers();
   buildPanels();
   if (S.last) render(S.last, !!(S.last.ensemble && document.body.dataset.ensembleSeq === String(S.seq)));
