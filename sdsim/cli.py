@@ -146,6 +146,7 @@ def _add_optimize(sub: Any) -> None:
     p.add_argument("--lang", choices=("en", "zh"), default="en", help="language of the printed summary, reports and figures")
     p.add_argument("--svg", action="store_true", help="also write SVG figures")
     p.add_argument("--no-plots", action="store_true", help="skip figures")
+    _workers(p)
     _common(p)
 
 

@@ -172,12 +172,13 @@ class Ensemble:
         return float(w.sum() ** 2 / (w**2).sum())
 
 
-def condition(ens: Ensemble, cm: Compiled, sc: Scenario) -> Ensemble:
+def condition(ens: Ensemble, cm: Compiled, sc: Scenario, workers: int | None = None) -> Ensemble:
     """Condition the ensemble on the model's history (history matching, as ``sensitivity --history match``).
 
     The samples are run under the policies in force during the history years (no scenario levers: the
     candidates act after the history) to the last observation; the samples that agree with every
     observation keep equal weights, the others weight 0. A model without observations keeps the prior.
+    ``workers``: processes integrating the samples (default: every available core; same weights whatever N).
     """
     from . import conditioning as cd
 
@@ -189,7 +190,8 @@ def condition(ens: Ensemble, cm: Compiled, sc: Scenario) -> Ensemble:
     last = hist.last_observed_year or model.calibration.end + 1
     grid = TimeGrid(model.calibration.start, max(last, model.calibration.end + 1), sc.dt)
     samples = ParamBatch.from_values(ens.params, ens.m).take(np.arange(1, ens.m))
-    run = run_batch(cm, samples, grid, sc.method, LeverPlan({}, model.calibration.lever_start), calibrate=False).run
+    run = run_batch(cm, samples, grid, sc.method, LeverPlan({}, model.calibration.lever_start), calibrate=False,
+                    workers=workers).run
     c = cd.condition(model, run, "match")
     ens.weights = np.asarray(c.weights, float)
     kept = int((ens.weights > 0).sum())
@@ -198,8 +200,12 @@ def condition(ens: Ensemble, cm: Compiled, sc: Scenario) -> Ensemble:
     return ens
 
 
-def build_ensemble(cm: Compiled, sc: Scenario, samples: int, seed: int) -> Ensemble:
-    """Draw ``samples`` uncertainty samples (Latin hypercube, ``seed``) and calibrate them with the central set."""
+def build_ensemble(cm: Compiled, sc: Scenario, samples: int, seed: int, workers: int | None = None) -> Ensemble:
+    """Draw ``samples`` uncertainty samples (Latin hypercube, ``seed``) and calibrate them with the central set.
+
+    ``workers``: processes calibrating and integrating them (default: every available core); the ensemble is
+    the same whatever the number.
+    """
     model = cm.model
     problem = define_problem(model, sc)
     design = sample_mc(problem, samples, seed)
@@ -207,7 +213,7 @@ def build_ensemble(cm: Compiled, sc: Scenario, samples: int, seed: int) -> Ensem
     params = central.repeat(samples + 1).with_values(
         {q.name: np.concatenate([[central.value(q.name, 0)], design.x[:, j]]) for j, q in enumerate(problem.uncertainties)})
     with np.errstate(all="ignore"):
-        solved, res = calibrate_batch(cm, params, sc.dt, sc.method)
+        solved, res = calibrate_batch(cm, params, sc.dt, sc.method, workers=workers)
     ok = np.broadcast_to(res.ok, (samples + 1,))
     if not ok[0]:
         raise InputError(f"the central parameter set cannot be calibrated to {model.calibration.end} "
@@ -217,7 +223,7 @@ def build_ensemble(cm: Compiled, sc: Scenario, samples: int, seed: int) -> Ensem
                          None, "--samples")
     keep = np.flatnonzero(ok)
     ens = Ensemble(solved.take(keep).as_dict(), keep.size, samples, seed, failed=int((~ok[1:]).sum()))
-    return condition(ens, cm, sc)
+    return condition(ens, cm, sc, workers)
 
 
 # ------------------------------------------------------------------------------------ evaluation
@@ -250,11 +256,16 @@ def scope_probability(goal: Goal, st: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Evaluator:
-    """Runs batches of candidate packages on a fixed ensemble (one simulate call per batch)."""
+    """Runs batches of candidate packages on a fixed ensemble (one simulate call per batch).
+
+    ``workers``: processes integrating each batch (default: every available core); every result is the same
+    whatever the number (the batch's chunks do not depend on it).
+    """
 
     def __init__(self, cm: Compiled, sc: Scenario, ens: Ensemble, decs: list[Decision], start: int,
-                 goals: list[str], shape: str = "constant") -> None:
+                 goals: list[str], shape: str = "constant", workers: int | None = None) -> None:
         self.cm, self.sc, self.ens, self.decs, self.start, self.shape = cm, sc, ens, decs, start, shape
+        self.workers = workers
         self.model = cm.model
         self.goal_year = goal_year(self.model)
         self.goals = goals
@@ -296,7 +307,7 @@ class Evaluator:
             frac = np.clip((t - x0) / (x1 - x0), 0.0, 1.0)
             act = (t >= self.start - 1) & ~np.isnan(a)[None, :]  # NaN: the input's own setting
             levers[name] = np.where(act, a[None, :] + (b - a)[None, :] * frac, levers[name])
-        run = run_batch(self.cm, params, self.grid, self.sc.method, levers, calibrate=False).run
+        run = run_batch(self.cm, params, self.grid, self.sc.method, levers, calibrate=False, workers=self.workers).run
         self.batches += 1
         self.runs += n
         return run, params.as_dict(), m

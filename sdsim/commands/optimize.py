@@ -101,9 +101,10 @@ def main(args: argparse.Namespace) -> int:
     try:
         t0 = time.perf_counter()
         bar.set_description_str(f"calibrating {args.samples} samples")
-        ens = po.build_ensemble(cm, sc, args.samples, args.seed)
+        workers = getattr(args, "workers", None)  # --workers N (None: every available core)
+        ens = po.build_ensemble(cm, sc, args.samples, args.seed, workers)
         timings["ensemble_s"] = time.perf_counter() - t0
-        ev = po.Evaluator(cm, sc, ens, decs, start, list(model.goals), args.shape)
+        ev = po.Evaluator(cm, sc, ens, decs, start, list(model.goals), args.shape, workers)
 
         t0 = time.perf_counter()
         bar.set_description_str("reach: every lever at the top")
@@ -130,8 +131,8 @@ def main(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         bar.set_description_str(f"fresh ensemble ({po.FRESH_FACTOR * args.samples} samples)")
         fresh_seed = args.seed + po.FRESH_SEED_OFFSET
-        fresh_ens = po.build_ensemble(cm, sc, po.FRESH_FACTOR * args.samples, fresh_seed)
-        fresh_ev = po.Evaluator(cm, sc, fresh_ens, decs, start, list(model.goals), args.shape)
+        fresh_ens = po.build_ensemble(cm, sc, po.FRESH_FACTOR * args.samples, fresh_seed, workers)
+        fresh_ev = po.Evaluator(cm, sc, fresh_ens, decs, start, list(model.goals), args.shape, workers)
         fresh = fresh_ev.evaluate(x[None, :])
         timings["fresh_s"] = time.perf_counter() - t0
     finally:
