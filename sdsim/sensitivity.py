@@ -9,7 +9,7 @@ the design (one run).
 
 Separation (SALib): :func:`define_problem` builds a :class:`Problem` (names, bounds,
 distributions); ``sample_*`` return the design in the unit hypercube ``U`` and in model units
-``X``; :func:`run_experiments` evaluates a design (every row re-calibrated to 2021 in one
+``X``; :func:`run_experiments` evaluates a design (every row re-calibrated to the calibration targets in one
 vectorised call, then one batch integration, every record held) and :func:`stream_experiments` the
 same chunk by chunk, keeping only what the outputs need (memory bounded by the chunk size);
 ``analyze_*`` compute indices from the outcomes.
@@ -17,7 +17,7 @@ same chunk by chunk, keeping only what the outputs need (memory bounded by the c
 Failed calibrations (a row whose assumptions leave no solution inside the bounds) are counted,
 reported and excluded, never filled in:
 
-* Monte Carlo and OAT: the row is dropped (probabilities are conditional on reproducing 2021;
+* Monte Carlo and OAT: the row is dropped (probabilities are conditional on reproducing the calibration targets;
   an OAT end with no solution has no swing);
 * Sobol: every Saltelli block (the N base rows, each with its D + 2 rows A, AB_1..AB_D, B) that
   holds a failed row is dropped whole, so the estimator runs on N' <= N complete blocks;
@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from .batch import LeverPlan, ParamBatch, run_batch
 from .compiler import Compiled
 from .engine import Run, TimeGrid, simulate
 from .errors import InputError
@@ -281,7 +282,7 @@ def _why_not(model: Model, name: str, levers: bool, overridden: dict[str, float]
     if name in overridden:
         return f"'{name}' is set by the scenario (parameters.{name} = {overridden[name]:g}); it is not sampled"
     if p.provenance == "calibrated":
-        return f"'{name}' is calibrated (solved to reproduce 2021), not an uncertainty"
+        return f"'{name}' is calibrated (solved to reproduce {model.calibration.end}), not an uncertainty"
     if p.fixed:
         return f"'{name}' is fixed (fixed: true in parameters.yaml), not an uncertainty" + (
             "; use --levers for policy sensitivity" if p.is_lever else "")
@@ -434,7 +435,7 @@ class Experiments:
     probability: np.ndarray  # (n, G) P(goal met) per row (0/1, or Poisson for count goals)
     run: Run | None  # the runs of the ok rows (in row order); None when streamed (see ``stream``)
     free: dict[str, np.ndarray]  # solved free parameters, (n,) each (NaN where not ok)
-    max_residual: float  # largest |relative residual| of the 2021 targets over ok rows
+    max_residual: float  # largest |relative residual| of the calibration targets over ok rows
     timings: dict[str, float] = field(default_factory=dict)
     stream: Stream | None = None  # what a streamed ensemble kept of its runs (stream_experiments)
 
@@ -459,8 +460,8 @@ class Experiments:
 def require_recalibration(scenario: Scenario) -> None:
     """Every sample is re-calibrated, so a scenario with ``recalibrate: false`` cannot be analysed."""
     if not scenario.recalibrate:
-        raise InputError("sensitivity re-calibrates every sample to 2021; a scenario with 'recalibrate: false' "
-                         "cannot be analysed", scenario.file, "recalibrate")
+        raise InputError("sensitivity re-calibrates every sample to the calibration targets; a scenario with "
+                         "'recalibrate: false' cannot be analysed", scenario.file, "recalibrate")
 
 
 def _scalar(v: Any) -> Any:
@@ -471,7 +472,8 @@ def run_experiments(
     cm: Compiled, problem: Problem, scenario: Scenario, design: Design, end: int | None = None,
     progress: Any = None, workers: int | None = None,
 ) -> Experiments:
-    """Calibrate every row of ``design`` to 2021 (one vectorised call), then integrate all rows in one batch.
+    """Calibrate every row of ``design`` (one vectorised call), then integrate all rows in one batch
+    (:func:`sdsim.batch.run_batch`, the pipeline of every command).
 
     Uncertainties set parameter values (lever baselines included); policy-mode rows set lever
     values from the end of the calibration window (NaN: the scenario's own setting). The scenario's
@@ -481,8 +483,6 @@ def run_experiments(
     chunks of the design (default: every available core); the outcomes are bit-identical whatever
     the number.
     """
-    import time
-
     require_recalibration(scenario)
     cm = cm.with_tables(scenario.tables)  # the scenario's graphical functions, for calibration and runs
     model = cm.model
@@ -490,49 +490,27 @@ def run_experiments(
     x = design.values()
     n = x.shape[0]
     timings: dict[str, float] = {}
-
-    def stage(text: str) -> None:
-        if progress is not None:
-            progress.set_description(text)
-
-    params = {k: _scalar(v) for k, v in parameter_batch(cm, [scenario.parameters]).items()}
-    settings: dict[str, np.ndarray] = {}
-    for j, q in enumerate(problem.uncertainties):
-        col = x[:, j].copy()
-        if q.lever:
-            settings[q.name] = col
-        else:
-            col[np.isnan(col)] = params[q.name]
-            params[q.name] = col
-    stage(f"calibrating {n:,} samples to {cal.end}")
-    t0 = time.perf_counter()
-    with np.errstate(all="ignore"):  # samples without a solution are flagged and counted, not printed by numpy
-        solved, res = calibrated_params(cm, params, scenario.dt, scenario.method, strict=False, workers=workers)
-    timings["calibrate_s"] = time.perf_counter() - t0
-    if progress is not None:
-        progress.update(1)
-    ok = np.broadcast_to(res.ok, (n,)).copy()
-    reason = np.broadcast_to(res.reason, (n,)).copy()
-    free = {f.name: np.where(ok, np.broadcast_to(np.asarray(solved[f.name], float), (n,)), np.nan) for f in cal.free}
-    if not ok.any():
-        raise InputError(f"no sample could be calibrated to {cal.end} ({n} tried; first reason: {reason[0]})")
-    idx = np.flatnonzero(ok)
-    sub = {}
-    for k, v in solved.items():
-        if np.ndim(v) and np.size(v) == n and n > 1:
-            sub[k] = np.asarray(v)[idx]
-        else:
-            sub[k] = _scalar(v)
-    sub_settings = {k: v[idx] for k, v in settings.items()}
+    batch = ParamBatch.from_design(cm, scenario.parameters,
+                                   {q.name: x[:, j] for j, q in enumerate(problem.uncertainties) if not q.lever}, n=n)
+    settings = {q.name: x[:, j] for j, q in enumerate(problem.uncertainties) if q.lever}
     grid = TimeGrid(cal.start, end if end is not None else scenario.end, scenario.dt)
-    stage(f"simulating {idx.size:,} runs {grid.start}-{grid.end}")
-    t0 = time.perf_counter()
-    levers = scenario_levers(cm, grid, sub, scenario.levers, sub_settings, first_year=policy_start(scenario, model))
-    with np.errstate(all="ignore"):
-        run = simulate(cm, sub, levers, grid, scenario.method, n=idx.size, workers=workers)
-    timings["simulate_s"] = time.perf_counter() - t0
+    texts = {"calibrate": f"calibrating {n:,} samples to {cal.end}", "simulate": "simulating {runs:,} runs "
+             f"{grid.start}-{grid.end}"}
+
+    def on_stage(name: str, runs: int) -> None:
+        if progress is not None and name in texts:
+            if name == "simulate":
+                progress.update(1)  # the calibration is done
+            progress.set_description(texts[name].format(runs=runs))
+
+    b = run_batch(cm, batch, grid, scenario.method, LeverPlan(scenario.levers, policy_start(scenario, model), settings),
+                  only_ok=True, workers=workers, on_stage=on_stage)
     if progress is not None:
         progress.update(1)
+    ok, reason, idx, run, res = b.ok, b.reason, b.simulated, b.run, b.calibration
+    assert res is not None  # run_batch calibrates unless told not to
+    free = {f.name: np.where(ok, b.params.column(f.name), np.nan) for f in cal.free}
+    timings.update(b.timings)
     status = evaluate(model, run)
     names = list(model.goals)
     outcomes = np.full((n, len(names)), np.nan)
