@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,15 +53,28 @@ def _options(args: argparse.Namespace) -> None:
         raise InputError(f"expected at least 1 generation, got {args.maxiter}", None, "--maxiter")
 
 
-def main(args: argparse.Namespace) -> int:
-    """Find the package, re-estimate it on a fresh ensemble, write and print the results."""
-    t_start = time.perf_counter()
-    _options(args)
-    model, cm = load(args)
-    sc = scenarios(args, model, [args.scenario])[0]
-    require_recalibration(sc)
-    targets_asked = po.parse_goals(model, args.goals)
-    gy = goal_year(model)
+@dataclass
+class _Search:
+    """What the search and its fresh re-estimate found (probabilities in [0, 1], costs in the model's cost units)."""
+
+    ens: po.Ensemble
+    ev: po.Evaluator
+    reach: list[po.Reach]
+    targeted: list[str]
+    out_of_reach: list[str]
+    x: np.ndarray
+    gens: int
+    message: str
+    steps: int
+    final: Any
+    prices: tuple[float, float]
+    fresh_seed: int
+    fresh_ens: po.Ensemble
+    fresh: Any
+
+
+def _start_year(args: argparse.Namespace, model: Any, sc: Any, gy: int) -> tuple[int, int]:
+    """The package's first acting year and the input scenario's policy start (both calendar years), checked."""
     start = args.start if args.start is not None else po.default_start(model, sc)
     cal = model.calibration
     if not cal.end < start <= gy:
@@ -77,25 +91,32 @@ def main(args: argparse.Namespace) -> int:
     if sc.levers and start > input_start and args.shape == "ramp":
         raise InputError(f"a ramp package starting after the input's policy start ({input_start}) cannot be written "
                          f"as one scenario; use --start {input_start} or --shape constant, got {start}", None, "--start")
-    decs, notes = po.decisions(cm, sc, start, gy, args.shape)
-    _check_memory(model, sc, args, gy, len(decs))
+    return start, input_start
+
+
+def _check_steps(cm: Any, sc: Any, decs: list, start: int, input_start: int, gy: int) -> None:
+    """A package acting after the input's policy start steps each lever from the input's value: it must be held."""
     if sc.levers and start > input_start:  # the package will step each lever at the start from the input's value
         for dd in decs:
             if po.held_before(cm, sc, dd.lever, start, gy) is None:
                 raise InputError(f"the input's lever {dd.lever} changes between its policy start ({input_start}) and "
                                  f"{start}, so a package acting from {start} cannot be written as one scenario; use "
                                  f"--start {input_start}", sc.file, f"levers.{dd.lever}")
+
+
+def _default_dir(args: argparse.Namespace, sc: Any) -> Path:
+    """``results/<scenario>_optimize``; a search with non-default settings gets its own folder."""
     # a search with non-default settings gets its own folder, so it never replaces the plain result
     variant = "".join(f"+{k}={v}" for k, v in (("start", args.start), ("p", args.probability if args.probability != 0.8
                                                                             else None), ("goals", args.goals),
                                                  ("shape", args.shape if args.shape != "constant" else None))
                       if v is not None)
-    default = Path("results") / f"{result_name(sc)}_optimize{variant}"
-    target = check_target(args.out if args.out else default)
-    lang = plots.setup_language(args.lang) if not args.no_plots else "en"
-    p = float(args.probability)
-    timings: dict[str, float] = {}
+    return Path("results") / f"{result_name(sc)}_optimize{variant}"
 
+
+def _search(args: argparse.Namespace, model: Any, cm: Any, sc: Any, decs: list, notes: list[str], start: int,
+            targets_asked: list[str], p: float, timings: dict[str, float]) -> _Search:
+    """Build the ensemble, find the reach, search, round, and re-estimate on a fresh ensemble (timings in s)."""
     bar = tqdm(total=args.maxiter, desc="optimize", delay=1.0, leave=False, file=sys.stderr, disable=None,
                bar_format="{desc} [{n}/{total} generations, {elapsed}]")
     try:
@@ -137,65 +158,108 @@ def main(args: argparse.Namespace) -> int:
         timings["fresh_s"] = time.perf_counter() - t0
     finally:
         bar.close()
+    return _Search(ens, ev, reach, targeted, out_of_reach, x, gens, message, steps, final, prices, fresh_seed,
+                   fresh_ens, fresh)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Find the package, re-estimate it on a fresh ensemble, write and print the results."""
+    t_start = time.perf_counter()
+    _options(args)
+    model, cm = load(args)
+    sc = scenarios(args, model, [args.scenario])[0]
+    require_recalibration(sc)
+    targets_asked = po.parse_goals(model, args.goals)
+    gy = goal_year(model)
+    start, input_start = _start_year(args, model, sc, gy)
+    decs, notes = po.decisions(cm, sc, start, gy, args.shape)
+    _check_memory(model, sc, args, gy, len(decs))
+    _check_steps(cm, sc, decs, start, input_start, gy)
+    target = check_target(args.out if args.out else _default_dir(args, sc))
+    lang = plots.setup_language(args.lang) if not args.no_plots else "en"
+    p = float(args.probability)
+    timings: dict[str, float] = {}
+    s = _search(args, model, cm, sc, decs, notes, start, targets_asked, p, timings)
+    ens, ev, fresh_ens, final, fresh, targeted = s.ens, s.ev, s.fresh_ens, s.final, s.fresh, s.targeted
 
     goals = list(model.goals)
     idx_t = ev.goal_index(targeted)
     by_k, by_p = po.pareto(ev.archive, p, idx_t, P_GRID)
     tol = po.tolerance(p, fresh_ens.effective_size)
     holds = {g: bool(fresh.prob[0, goals.index(g)] >= p - tol) for g in targeted}
-    levels = _package_levers(ev, x)
+    levels = _package_levers(ev, s.x)
 
     t0 = time.perf_counter()
     with result_dir(target) as d:
-        files = []
-        _write_package(d / "package.yaml", model, sc, ev, x, p, targeted, out_of_reach, start, gy, ens)
-        files.append("package.yaml")
-        write_csv(d / "targets.csv", ["goal", "targeted", "scope", "p_in_sample", "p_fresh"],
-                  ([g, "yes" if g in targeted else "no", _scope(model, g), final.prob[0, i], fresh.prob[0, i]]
-                   for i, g in enumerate(goals)))
-        files.append("targets.csv")
-        write_csv(d / "package.csv", ["lever", "units", "input", "package", "policy_low", "policy_high",
-                                      "discounted_cost_above_input"],
-                  ([lv, model.levers[lv].units, lo, _fmt_level(v), *model.levers[lv].policy_range,  # type: ignore[misc]
-                    final.cost_by_lever[0, ev.levers.index(lv)]] for lv, (lo, v) in levels.items()))
-        files.append("package.csv")
-        write_csv(d / "reach.csv", ["goal", "scope", "p_input", "p_all_levers_at_top", "reachable_at_p",
-                                    "binding_lever", "probability_lost_without_it"],
-                  ([r.goal, _scope(model, r.goal), r.p_input, r.p_best, "yes" if r.feasible else "no", r.binding,
-                    r.loss] for r in reach))
-        files.append("reach.csv")
-        lever_cols = [f"{dd.lever}" + ("" if dd.part == "value" else f"_{dd.part}") for dd in decs]
-        rows = [["goals_met", k, p, c, *xx] for k, c, xx, _ in by_k] + [["all_goals_at_p", len(idx_t), q, c, *xx]
-                                                                       for q, c, xx in by_p]
-        write_csv(d / "pareto.csv", ["curve", "goals_met", "probability", "cost", *lever_cols], rows)
-        files.append("pareto.csv")
-        if not args.no_plots:
-            fig = _pareto_figure(by_k, by_p, p, len(idx_t), sc.label(lang), ens.n, goals, float(final.cost[0]), lang)
-            files += [f.name for f in plots.save(fig, d / "pareto", args.svg)]
-        files += _report(model, sc, ev, ens, fresh_ens, final, fresh, reach, targeted, out_of_reach, levels, p, tol,
-                         holds, start, gy, notes, files, prices, args.lang).write(d)
+        files, lever_cols = _write_tables(d, args, model, sc, s, decs, levels, by_k, by_p, p, len(idx_t), start, gy,
+                                          lang)
+        files += _report(model, sc, ev, ens, fresh_ens, final, fresh, s.reach, targeted, s.out_of_reach, levels, p,
+                         tol, holds, start, gy, notes, files, s.prices, args.lang).write(d)
         timings["write_s"] = time.perf_counter() - t0
         timings["total_s"] = time.perf_counter() - t_start
-        write_json(d / "manifest.json", manifest(
-            model, "optimize", timings["total_s"], scenario=sc.resolved(), random_seed=args.seed,
-            fresh_seed=fresh_seed, samples=args.samples, samples_ok=ens.n, fresh_samples=fresh_ens.drawn,
-            fresh_samples_ok=fresh_ens.n, ensemble=ens.note, probability=p, goals_asked=targets_asked,
-            goals_targeted=targeted, goals_out_of_reach=out_of_reach, start=start, goal_year=gy, shape=args.shape,
-            decisions=[{"lever": dd.lever, "part": dd.part, "low": dd.low, "high": dd.high} for dd in decs],
-            package={c: float(v) for c, v in zip(lever_cols, x, strict=True)}, cost=float(final.cost[0]),
-            cost_at_price_ends={"low": prices[0], "high": prices[1], "prices": po.price_parameters(model)},
-            discount_rate=float(np.asarray(ens.params.get("discount_rate", 0.0)).reshape(-1)[0]),
-            optimiser={"method": "scipy.optimize.differential_evolution", "vectorized": True, "strategy": "best1bin",
-                       "popsize": args.popsize, "maxiter": args.maxiter, "tol": 1e-3, "mutation": [0.5, 1.0],
-                       "recombination": 0.7, "polish": "batched coordinate search toward the input",
-                       "generations": gens, "message": message, "polish_steps": steps},
-            fresh_check={"tolerance": tol, "effective_size": fresh_ens.effective_size, "holds": holds},
-            batches=ev.batches, runs=ev.runs, notes=notes, timings_s={k: round(v, 3) for k, v in timings.items()},
-            files=[*files, "manifest.json"], language=lang,
-        ))
-    _summary(model, sc, ev, ens, fresh_ens, final, fresh, reach, targeted, out_of_reach, levels, p, tol, holds,
-             start, gy, notes, timings, target, gens, prices, args.lang)
+        _write_manifest(d, args, model, sc, s, targets_asked, start, gy, decs, lever_cols, tol, holds, notes, timings,
+                        files, lang)
+    _summary(model, sc, ev, ens, fresh_ens, final, fresh, s.reach, targeted, s.out_of_reach, levels, p, tol, holds,
+             start, gy, notes, timings, target, s.gens, s.prices, args.lang)
     return 0
+
+
+def _write_tables(d: Path, args: argparse.Namespace, model: Any, sc: Any, s: _Search, decs: list,
+                  levels: dict[str, tuple[float, Any]], by_k: list, by_p: list, p: float, n_targeted: int, start: int,
+                  gy: int, lang: str) -> tuple[list[str], list[str]]:
+    """Write package.yaml, the CSV tables and the Pareto figure into ``d``; the files written and the lever columns."""
+    ev, final, goals = s.ev, s.final, list(model.goals)
+    files = []
+    _write_package(d / "package.yaml", model, sc, ev, s.x, p, s.targeted, s.out_of_reach, start, gy, s.ens)
+    files.append("package.yaml")
+    write_csv(d / "targets.csv", ["goal", "targeted", "scope", "p_in_sample", "p_fresh"],
+              ([g, "yes" if g in s.targeted else "no", _scope(model, g), final.prob[0, i], s.fresh.prob[0, i]]
+               for i, g in enumerate(goals)))
+    files.append("targets.csv")
+    write_csv(d / "package.csv", ["lever", "units", "input", "package", "policy_low", "policy_high",
+                                  "discounted_cost_above_input"],
+              ([lv, model.levers[lv].units, lo, _fmt_level(v), *model.levers[lv].policy_range,
+                final.cost_by_lever[0, ev.levers.index(lv)]] for lv, (lo, v) in levels.items()))
+    files.append("package.csv")
+    write_csv(d / "reach.csv", ["goal", "scope", "p_input", "p_all_levers_at_top", "reachable_at_p",
+                                "binding_lever", "probability_lost_without_it"],
+              ([r.goal, _scope(model, r.goal), r.p_input, r.p_best, "yes" if r.feasible else "no", r.binding,
+                r.loss] for r in s.reach))
+    files.append("reach.csv")
+    lever_cols = [f"{dd.lever}" + ("" if dd.part == "value" else f"_{dd.part}") for dd in decs]
+    rows = [["goals_met", k, p, c, *xx] for k, c, xx, _ in by_k] + [["all_goals_at_p", n_targeted, q, c, *xx]
+                                                                   for q, c, xx in by_p]
+    write_csv(d / "pareto.csv", ["curve", "goals_met", "probability", "cost", *lever_cols], rows)
+    files.append("pareto.csv")
+    if not args.no_plots:
+        fig = _pareto_figure(by_k, by_p, p, n_targeted, sc.label(lang), s.ens.n, goals, float(final.cost[0]), lang)
+        files += [f.name for f in plots.save(fig, d / "pareto", args.svg)]
+    return files, lever_cols
+
+
+def _write_manifest(d: Path, args: argparse.Namespace, model: Any, sc: Any, s: _Search, targets_asked: list[str],
+                    start: int, gy: int, decs: list, lever_cols: list[str], tol: float, holds: dict[str, bool],
+                    notes: list[str], timings: dict[str, float], files: list[str], lang: str) -> None:
+    """Write manifest.json: inputs, settings, the package, its cost and the fresh check (timings in s)."""
+    ens, fresh_ens, ev, prices = s.ens, s.fresh_ens, s.ev, s.prices
+    write_json(d / "manifest.json", manifest(
+        model, "optimize", timings["total_s"], scenario=sc.resolved(), random_seed=args.seed,
+        fresh_seed=s.fresh_seed, samples=args.samples, samples_ok=ens.n, fresh_samples=fresh_ens.drawn,
+        fresh_samples_ok=fresh_ens.n, ensemble=ens.note, probability=float(args.probability),
+        goals_asked=targets_asked, goals_targeted=s.targeted, goals_out_of_reach=s.out_of_reach, start=start,
+        goal_year=gy, shape=args.shape,
+        decisions=[{"lever": dd.lever, "part": dd.part, "low": dd.low, "high": dd.high} for dd in decs],
+        package={c: float(v) for c, v in zip(lever_cols, s.x, strict=True)}, cost=float(s.final.cost[0]),
+        cost_at_price_ends={"low": prices[0], "high": prices[1], "prices": po.price_parameters(model)},
+        discount_rate=float(np.asarray(ens.params.get("discount_rate", 0.0)).reshape(-1)[0]),
+        optimiser={"method": "scipy.optimize.differential_evolution", "vectorized": True, "strategy": "best1bin",
+                   "popsize": args.popsize, "maxiter": args.maxiter, "tol": 1e-3, "mutation": [0.5, 1.0],
+                   "recombination": 0.7, "polish": "batched coordinate search toward the input",
+                   "generations": s.gens, "message": s.message, "polish_steps": s.steps},
+        fresh_check={"tolerance": tol, "effective_size": fresh_ens.effective_size, "holds": holds},
+        batches=ev.batches, runs=ev.runs, notes=notes, timings_s={k: round(v, 3) for k, v in timings.items()},
+        files=[*files, "manifest.json"], language=lang,
+    ))
 
 
 # --------------------------------------------------------------------------------------- helpers
