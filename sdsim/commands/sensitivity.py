@@ -146,24 +146,7 @@ def main(args: argparse.Namespace) -> int:
 
         bar.set_description("analysing")
         t0 = time.perf_counter()
-        names = exp.outcome_names
-        probs: list[sa.GoalProbability] = []
-        quant: dict[str, np.ndarray] = {}
-        cquant: dict[str, np.ndarray] = {}
-        used: dict[str, Any] = {}
-        if method == "oat":
-            indices = sa.analyze_oat(problem, exp)
-        elif method == "morris":
-            indices, used["trajectories"] = sa.analyze_morris(problem, design, exp.outcomes, exp.ok, names, args.seed)
-        elif method == "sobol":
-            indices, used["blocks"] = sa.analyze_sobol(problem, exp.outcomes, exp.ok, names, args.seed, args.second_order,
-                                                       workers=None)
-            probs = sa.goal_probability(model, exp, sa.sobol_base_rows(problem, exp.ok, args.second_order))
-        else:
-            indices = sa.analyze_mc(problem, design if design.x is None else design.x, exp.outcomes, exp.ok, names)
-            probs = sa.goal_probability(model, exp)
-            quant, cquant, used["quantiles"] = _quantiles(exp, cond)
-        grows = cd.goal_rows(exp, probs, cond)
+        indices, grows, quant, cquant, used = _analyse(model, problem, design, exp, cond, method, args)
         timings["analyse_s"] = time.perf_counter() - t0
         bar.update()
 
@@ -179,21 +162,7 @@ def main(args: argparse.Namespace) -> int:
                              args.lang, used.get("quantiles")).write(d)
             timings["write_s"] = time.perf_counter() - t0
             timings["total_s"] = time.perf_counter() - t_start
-            write_json(d / "manifest.json", manifest(
-                model, "sensitivity", timings["total_s"],
-                scenario=sc.resolved(), method=method, random_seed=args.seed, samples=n,
-                experiments=design.n, design=design.info, mode="levers" if args.levers else "uncertainties",
-                problem=problem.describe(), notes=problem.notes,
-                calibration={
-                    "failed": exp.n_failed, "by_reason": exp.failure_counts(),
-                    "max_abs_relative_residual": exp.max_residual,
-                    "handling": _handling(method, "en", model.calibration.end),
-                },
-                used=used, memory=memory, confidence_level=sa.CONF_LEVEL, bootstrap_resamples=sa.BOOTSTRAP,
-                history=cond.describe() if cond is not None else {"mode": "off", "note": sh.prior_only_note(method)},
-                timings_s={k: round(v, 4) for k, v in timings.items()},
-                files=[*files, "manifest.json"], language=lang,
-            ))
+            _write_manifest(d, args, model, sc, problem, n, design, exp, cond, used, memory, timings, files, lang)
         bar.update()
     finally:
         bar.close()
@@ -201,6 +170,53 @@ def main(args: argparse.Namespace) -> int:
     _summary(model, sc, problem, design, exp, indices, grows, method, n, args, used, timings, target, files, cond,
              args.lang)
     return 0
+
+
+def _analyse(model: Any, problem: sa.Problem, design: sa.Design, exp: sa.Experiments, cond: cd.Conditioning | None,
+             method: str, args: argparse.Namespace
+             ) -> tuple[Any, list, dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
+    """The method's indices, the goal rows, the prior and conditioned quantiles (outcome units) and what was used."""
+    names = exp.outcome_names
+    probs: list[sa.GoalProbability] = []
+    quant: dict[str, np.ndarray] = {}
+    cquant: dict[str, np.ndarray] = {}
+    used: dict[str, Any] = {}
+    if method == "oat":
+        indices = sa.analyze_oat(problem, exp)
+    elif method == "morris":
+        indices, used["trajectories"] = sa.analyze_morris(problem, design, exp.outcomes, exp.ok, names, args.seed)
+    elif method == "sobol":
+        indices, used["blocks"] = sa.analyze_sobol(problem, exp.outcomes, exp.ok, names, args.seed, args.second_order,
+                                                   workers=None)
+        probs = sa.goal_probability(model, exp, sa.sobol_base_rows(problem, exp.ok, args.second_order))
+    else:
+        indices = sa.analyze_mc(problem, design if design.x is None else design.x, exp.outcomes, exp.ok, names)
+        probs = sa.goal_probability(model, exp)
+        quant, cquant, used["quantiles"] = _quantiles(exp, cond)
+    grows = cd.goal_rows(exp, probs, cond)
+    return indices, grows, quant, cquant, used
+
+
+def _write_manifest(d: Path, args: argparse.Namespace, model: Any, sc: Any, problem: sa.Problem, n: int | None,
+                    design: sa.Design, exp: sa.Experiments, cond: cd.Conditioning | None, used: dict[str, Any],
+                    memory: dict[str, Any], timings: dict[str, float], files: list[str], lang: str) -> None:
+    """Write manifest.json: inputs, design, calibration failures, what was used, memory (bytes), timings (s)."""
+    method = args.method
+    write_json(d / "manifest.json", manifest(
+        model, "sensitivity", timings["total_s"],
+        scenario=sc.resolved(), method=method, random_seed=args.seed, samples=n,
+        experiments=design.n, design=design.info, mode="levers" if args.levers else "uncertainties",
+        problem=problem.describe(), notes=problem.notes,
+        calibration={
+            "failed": exp.n_failed, "by_reason": exp.failure_counts(),
+            "max_abs_relative_residual": exp.max_residual,
+            "handling": _handling(method, "en", model.calibration.end),
+        },
+        used=used, memory=memory, confidence_level=sa.CONF_LEVEL, bootstrap_resamples=sa.BOOTSTRAP,
+        history=cond.describe() if cond is not None else {"mode": "off", "note": sh.prior_only_note(method)},
+        timings_s={k: round(v, 4) for k, v in timings.items()},
+        files=[*files, "manifest.json"], language=lang,
+    ))
 
 
 MEMBER_MARKER = "# Written by sdsim sensitivity --member"
