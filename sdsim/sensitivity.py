@@ -26,6 +26,7 @@ reported and excluded, never filled in:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -594,55 +595,34 @@ def _stack(run: Run, names: list[str], sel: Any = slice(None)) -> np.ndarray:
     return np.concatenate([run.get(nm)[sel] for nm in names]) if names else np.zeros((0, run.n))
 
 
-def stream_experiments(
-    cm: Compiled, problem: Problem, scenario: Scenario, design: Design, end: int | None = None,
-    progress: Any = None, workers: int | None = None, quantiles: bool = False, history: bool = False,
-    exact_bytes: int | None = None,
-) -> Experiments:
-    """:func:`run_experiments` chunk by chunk, keeping only what the outputs need; ``exp.run`` is None.
+def _filled(alloc: Any, shape: tuple[int, ...], value: Any, dtype: Any = float) -> np.ndarray:
+    """An array from ``alloc`` (np.empty or shared memory) of ``shape`` set to ``value``."""
+    a: np.ndarray = alloc(shape, dtype)
+    a.fill(value)
+    return a
 
-    Each chunk of :data:`sdsim.calibrate.CHUNK` design rows (the chunks :func:`run_experiments`
-    calibrates, so the results are the same) is calibrated, integrated and evaluated, and its records
-    are reduced at once to: the goal outcomes and probabilities, the solved free parameters, and with
-    ``quantiles`` the percentile sketch of every output variable in every year
-    (:class:`sdsim.sketch.Quantiles`; exact while the values fit in ``exact_bytes``), with ``history`` the
-    model values of every observation and a sketch of the observed variables over the history years.
-    Memory is that of a few chunks plus a few numbers per row, whatever the number of rows. Chunks
-    go to ``workers`` processes writing into shared memory; results do not depend on their number.
+
+@dataclass
+class _HistorySetup:
+    """How a streamed ensemble compares its runs with the history (:func:`stream_experiments` ``history``).
+
+    ``obs``: the observations; ``names`` x ``grid.years[sel]``: the observed variables over the history
+    years (calendar years) of the history runs; ``shared``: those are the ensemble's own runs, else the
+    same samples under ``base_sc`` (the scenario without levers) on ``grid``; ``source`` says which.
     """
-    import time
 
-    from . import parallel
-    from . import sketch as sk
-    from .calibrate import CHUNK
-    from .history import value_at
+    obs: list[Any]
+    names: list[str]
+    grid: TimeGrid
+    sel: np.ndarray
+    shared: bool
+    source: str
+    base_sc: Scenario
 
-    require_recalibration(scenario)
-    cm = cm.with_tables(scenario.tables)
-    model = cm.model
+
+def _history_setup(model: Model, scenario: Scenario, grid: TimeGrid, history: bool) -> _HistorySetup:
+    """The observations and history runs to compare (none unless ``history``); ``grid``: the ensemble's own."""
     cal = model.calibration
-    n = design.n
-    limit = sk.EXACT_BYTES if exact_bytes is None else exact_bytes
-    grid = TimeGrid(cal.start, end if end is not None else scenario.end, scenario.dt)
-    base = {k: _scalar(v) for k, v in parameter_batch(cm, [scenario.parameters]).items()}
-    goals = list(model.goals)
-    free_names = [f.name for f in cal.free]
-    parts = parallel.chunks(n, CHUNK)
-    w = min(parallel.resolve(workers), len(parts))
-    alloc = parallel.shared_empty if w > 1 else np.empty
-
-    def filled(shape: tuple[int, ...], value: Any, dtype: Any = float) -> np.ndarray:
-        a = alloc(shape, dtype)
-        a.fill(value)
-        return a
-
-    ok = filled((n,), False, bool)
-    outcomes = filled((n, len(goals)), np.nan)
-    prob = filled((n, len(goals)), np.nan)
-    free = filled((n, len(free_names)), np.nan)
-    names = output_streams(cm) if quantiles else []
-    prior = sk.Quantiles(len(names) * grid.years.size, n, sk.is_exact(len(names) * grid.years.size, n, limit),
-                         w, w > 1) if quantiles else None
     obs: list[Any] = []
     hist_names: list[str] = []
     hgrid, hsel, shared_hist, source, base_sc = grid, np.zeros(0, bool), True, "", scenario
@@ -666,86 +646,174 @@ def stream_experiments(
             last = max(o.row.time for o in obs)
             hsel = hgrid.years <= int(np.ceil(last - 1e-9)) + 1
             hist_names = list(dict.fromkeys(o.row.variable for o in obs))
-    obs_values = filled((n, len(obs)), np.nan)
-    hs = len(hist_names) * int(hsel.sum())
-    hist_prior = sk.Quantiles(hs, n, sk.is_exact(hs, n, limit), w, w > 1) if hist_names else None
-    notes: list[str | None] = [None] * len(obs)
+    return _HistorySetup(obs, hist_names, hgrid, hsel, shared_hist, source, base_sc)
 
-    def integrate(sub: dict[str, Any], settings: dict[str, np.ndarray], m: int, on: TimeGrid, sc: Scenario) -> Run:
-        levers = scenario_levers(cm, on, sub, sc.levers, settings, first_year=policy_start(sc, model))
+
+# one chunk's report: failed rows, their reasons, largest |relative residual|, observation notes, cpu s (calibrate, simulate)
+_ChunkResult = tuple[np.ndarray, np.ndarray, float, list[str | None], float, float]
+
+
+class _Chunks:
+    """The per-chunk work of :func:`stream_experiments` and the per-row buffers it fills.
+
+    ``work(i, slot)`` calibrates, integrates and evaluates chunk ``parts[i]`` of the design, writing
+    ``ok``, ``outcomes``, ``prob``, ``free`` and ``obs_values`` (shared memory when ``alloc`` gives it)
+    and adding to the sketches ``prior`` and ``hist_prior`` in ``slot``.
+    """
+
+    def __init__(self, cm: Compiled, problem: Problem, scenario: Scenario, design: Design, base: dict[str, Any],
+                 grid: TimeGrid, parts: Sequence[slice], names: list[str], h: _HistorySetup, history: bool,
+                 alloc: Any) -> None:
+        self.cm, self.model, self.problem, self.scenario, self.design = cm, cm.model, problem, scenario, design
+        self.base, self.grid, self.parts, self.names, self.h, self.history = base, grid, parts, names, h, history
+        self.goals = list(self.model.goals)
+        self.free_names = [f.name for f in self.model.calibration.free]
+        n = design.n
+        self.ok = _filled(alloc, (n,), False, bool)
+        self.outcomes = _filled(alloc, (n, len(self.goals)), np.nan)
+        self.prob = _filled(alloc, (n, len(self.goals)), np.nan)
+        self.free = _filled(alloc, (n, len(self.free_names)), np.nan)
+        self.obs_values = _filled(alloc, (n, len(h.obs)), np.nan)
+        self.prior: Any = None
+        self.hist_prior: Any = None
+
+    def integrate(self, sub: dict[str, Any], settings: dict[str, np.ndarray], m: int, on: TimeGrid,
+                  sc: Scenario) -> Run:
+        """``m`` runs of the parameters ``sub`` and lever ``settings`` under ``sc``'s levers on ``on``."""
+        levers = scenario_levers(self.cm, on, sub, sc.levers, settings, first_year=policy_start(sc, self.model))
         with np.errstate(all="ignore"):
-            return simulate(cm, sub, levers, on, scenario.method, n=m, workers=1)
+            return simulate(self.cm, sub, levers, on, self.scenario.method, n=m, workers=1)
 
+    @staticmethod
     def add(q: Any, values: np.ndarray, rows: np.ndarray, slot: int) -> None:
+        """Add the (streams, runs) ``values`` of design ``rows`` to the sketch ``q``."""
         if not q.exact and not q.ranged:  # the pilot: the first chunk, computed before any other
             q.set_range(values)
         q.add(values, rows, slot=slot)
 
-    def work(i: int, slot: int) -> tuple[np.ndarray, np.ndarray, float, list[str | None], float, float]:
-        sl = parts[i]
+    def work(self, i: int, slot: int) -> _ChunkResult:
+        """Calibrate, integrate and evaluate chunk ``i``; what it reports (times in s)."""
+        import time
+
+        from .history import value_at
+
+        h = self.h
+        sl = self.parts[i]
         rows = np.arange(sl.start, sl.stop)
         m = rows.size
-        params, settings = _design_params(base, problem, design.rows(sl))
+        params, settings = _design_params(self.base, self.problem, self.design.rows(sl))
         t0 = time.perf_counter()
         with np.errstate(all="ignore"):
-            solved, res = calibrated_params(cm, params, scenario.dt, scenario.method, strict=False, workers=1)
+            solved, res = calibrated_params(self.cm, params, self.scenario.dt, self.scenario.method, strict=False,
+                                            workers=1)
         t1 = time.perf_counter()
         okc = np.broadcast_to(res.ok, (m,))
         reason = np.broadcast_to(res.reason, (m,))
-        ok[sl] = okc
-        for j, f in enumerate(free_names):
-            free[sl, j] = np.where(okc, np.broadcast_to(np.asarray(solved[f], float), (m,)), np.nan)
+        self.ok[sl] = okc
+        for j, f in enumerate(self.free_names):
+            self.free[sl, j] = np.where(okc, np.broadcast_to(np.asarray(solved[f], float), (m,)), np.nan)
         resid = np.abs(res.residuals[res.ok])
         rmax = float(resid.max()) if resid.size else -np.inf
         idx = np.flatnonzero(okc)
-        seen: list[str | None] = [None] * len(obs)
+        seen: list[str | None] = [None] * len(h.obs)
         if idx.size:
             sub = _subset(solved, idx, m)
             sub_settings = {k: v[idx] for k, v in settings.items()}
-            run = integrate(sub, sub_settings, idx.size, grid, scenario)
-            status = evaluate(model, run)
-            for g, name in enumerate(goals):
-                outcomes[rows[idx], g] = status[name].value
-                prob[rows[idx], g] = status[name].probability
-            if prior is not None:
-                add(prior, _stack(run, names), rows[idx], slot)
-            if history and obs:
-                hrun = run if shared_hist else integrate(sub, sub_settings, idx.size, hgrid, base_sc)
-                for k, o in enumerate(obs):
+            run = self.integrate(sub, sub_settings, idx.size, self.grid, self.scenario)
+            status = evaluate(self.model, run)
+            for g, name in enumerate(self.goals):
+                self.outcomes[rows[idx], g] = status[name].value
+                self.prob[rows[idx], g] = status[name].probability
+            if self.prior is not None:
+                self.add(self.prior, _stack(run, self.names), rows[idx], slot)
+            if self.history and h.obs:
+                hrun = run if h.shared else self.integrate(sub, sub_settings, idx.size, h.grid, h.base_sc)
+                for k, o in enumerate(h.obs):
                     v, seen[k] = value_at(hrun, o.row)
-                    obs_values[rows[idx], k] = v
-                if hist_prior is not None:
-                    add(hist_prior, _stack(hrun, hist_names, hsel), rows[idx], slot)
+                    self.obs_values[rows[idx], k] = v
+                if self.hist_prior is not None:
+                    self.add(self.hist_prior, _stack(hrun, h.names, h.sel), rows[idx], slot)
         fail = ~okc
         return rows[fail], np.asarray(reason[fail], dtype=object), rmax, seen, t1 - t0, time.perf_counter() - t1
+
+
+def stream_experiments(
+    cm: Compiled, problem: Problem, scenario: Scenario, design: Design, end: int | None = None,
+    progress: Any = None, workers: int | None = None, quantiles: bool = False, history: bool = False,
+    exact_bytes: int | None = None,
+) -> Experiments:
+    """:func:`run_experiments` chunk by chunk, keeping only what the outputs need; ``exp.run`` is None.
+
+    Each chunk of :data:`sdsim.calibrate.CHUNK` design rows (the chunks :func:`run_experiments`
+    calibrates, so the results are the same) is calibrated, integrated and evaluated, and its records
+    are reduced at once to: the goal outcomes and probabilities, the solved free parameters, and with
+    ``quantiles`` the percentile sketch of every output variable in every year
+    (:class:`sdsim.sketch.Quantiles`; exact while the values fit in ``exact_bytes``), with ``history`` the
+    model values of every observation and a sketch of the observed variables over the history years.
+    Memory is that of a few chunks plus a few numbers per row, whatever the number of rows. Chunks
+    go to ``workers`` processes writing into shared memory; results do not depend on their number.
+    """
+    import time
+
+    from . import parallel
+    from . import sketch as sk
+    from .calibrate import CHUNK
+
+    require_recalibration(scenario)
+    cm = cm.with_tables(scenario.tables)
+    model = cm.model
+    n = design.n
+    limit = sk.EXACT_BYTES if exact_bytes is None else exact_bytes
+    grid = TimeGrid(model.calibration.start, end if end is not None else scenario.end, scenario.dt)
+    base = {k: _scalar(v) for k, v in parameter_batch(cm, [scenario.parameters]).items()}
+    parts = parallel.chunks(n, CHUNK)
+    w = min(parallel.resolve(workers), len(parts))
+    names = output_streams(cm) if quantiles else []
+    h = _history_setup(model, scenario, grid, history)
+    c = _Chunks(cm, problem, scenario, design, base, grid, parts, names, h, history,
+                parallel.shared_empty if w > 1 else np.empty)
+    if quantiles:
+        c.prior = sk.Quantiles(len(names) * grid.years.size, n, sk.is_exact(len(names) * grid.years.size, n, limit),
+                               w, w > 1)
+    hs = len(h.names) * int(h.sel.sum())
+    c.hist_prior = sk.Quantiles(hs, n, sk.is_exact(hs, n, limit), w, w > 1) if h.names else None
 
     if progress is not None:
         progress.set_description(f"calibrating and simulating {n:,} samples in chunks of {CHUNK:,}")
     t0 = time.perf_counter()
-    pilot = any(q is not None and not q.exact for q in (prior, hist_prior))
-    done = [work(0, 0)] if pilot else []
+    pilot = any(q is not None and not q.exact for q in (c.prior, c.hist_prior))
+    done = [c.work(0, 0)] if pilot else []
     rest = list(range(len(done), len(parts)))
     w2 = min(parallel.resolve(workers), len(rest)) if rest else 1
-    done += parallel.run_chunks(lambda k: work(rest[k], k % max(w2, 1)), len(rest), workers)
+    done += parallel.run_chunks(lambda k: c.work(rest[k], k % max(w2, 1)), len(rest), workers)
     wall = time.perf_counter() - t0
+    return _assemble(c, done, wall, progress, workers)
+
+
+def _assemble(c: _Chunks, done: list[_ChunkResult], wall: float, progress: Any, workers: int | None) -> Experiments:
+    """The streamed :class:`Experiments` from the filled buffers and the chunks' reports (``wall`` in s)."""
+    h, n = c.h, c.design.n
+    notes: list[str | None] = [None] * len(h.obs)
     reason_all = np.full(n, "", dtype=object)
     for rows_f, why, _, seen, _, _ in done:
         reason_all[rows_f] = why
         notes = [a if a is not None else b for a, b in zip(notes, seen, strict=True)]
     if progress is not None:
         progress.update(2)
-    if not ok.any():
-        raise InputError(f"no sample could be calibrated to {cal.end} ({n} tried; first reason: {reason_all[0]})")
+    if not c.ok.any():
+        raise InputError(f"no sample could be calibrated to {c.model.calibration.end} ({n} tried; first reason: "
+                         f"{reason_all[0]})")
     rmax = max(r for _, _, r, _, _, _ in done)
     cal_s, sim_s = sum(r[4] for r in done), sum(r[5] for r in done)
     timings = {"ensemble_s": wall, "calibrate_cpu_s": cal_s, "simulate_cpu_s": sim_s}
-    stream = Stream(grid.years, names, prior, obs, obs_values, [x if x is not None else "outside the run" for x in notes],
-                    hgrid.years[hsel], hist_names, hist_prior, shared_hist, source,
-                    {"cm": cm, "problem": problem, "scenario": scenario, "base_sc": base_sc, "design": design,
-                     "grid": grid, "hgrid": hgrid, "hsel": hsel, "base": base, "free_names": free_names,
-                     "workers": workers, "integrate": integrate})
-    return Experiments(design, goals, ok, reason_all, outcomes, prob, None,
-                       {f: free[:, j] for j, f in enumerate(free_names)}, max(rmax, 0.0), timings, stream)
+    stream = Stream(c.grid.years, c.names, c.prior, h.obs, c.obs_values,
+                    [x if x is not None else "outside the run" for x in notes],
+                    h.grid.years[h.sel], h.names, c.hist_prior, h.shared, h.source,
+                    {"cm": c.cm, "problem": c.problem, "scenario": c.scenario, "base_sc": h.base_sc, "design": c.design,
+                     "grid": c.grid, "hgrid": h.grid, "hsel": h.sel, "base": c.base, "free_names": c.free_names,
+                     "workers": workers, "integrate": c.integrate})
+    return Experiments(c.design, c.goals, c.ok, reason_all, c.outcomes, c.prob, None,
+                       {f: c.free[:, j] for j, f in enumerate(c.free_names)}, max(rmax, 0.0), timings, stream)
 
 
 def stream_weighted(exp: Experiments, weights: np.ndarray, qs: tuple[float, ...] | None,
