@@ -210,8 +210,10 @@ def build_ensemble(cm: Compiled, sc: Scenario, samples: int, seed: int, workers:
     problem = define_problem(model, sc)
     design = sample_mc(problem, samples, seed)
     central = ParamBatch.from_overrides(cm, [sc.parameters])
+    x = design.x
+    assert x is not None  # sample_mc keeps its rows
     params = central.repeat(samples + 1).with_values(
-        {q.name: np.concatenate([[central.value(q.name, 0)], design.x[:, j]]) for j, q in enumerate(problem.uncertainties)})
+        {q.name: np.concatenate([[central.value(q.name, 0)], x[:, j]]) for j, q in enumerate(problem.uncertainties)})
     with np.errstate(all="ignore"):
         solved, res = calibrate_batch(cm, params, sc.dt, sc.method, workers=workers)
     ok = np.broadcast_to(res.ok, (samples + 1,))
@@ -278,8 +280,7 @@ class Evaluator:
         self.batches = 0
         self.runs = 0
         self.archive: list[Evaluation] = []
-        self._input_costs: np.ndarray | None = None
-        self._input_costs = self._costs(None)  # (years, L) central-run costs of the input scenario
+        self._input_costs: np.ndarray = self._costs(None)  # (years, L) central-run costs of the input scenario
 
     # -- batch ------------------------------------------------------------------------------
     def _simulate(self, x: np.ndarray | None, central_only: bool = False) -> tuple[Any, dict[str, Any], int]:
@@ -323,7 +324,7 @@ class Evaluator:
         c = c[:, ::m, :]  # central runs (run 0 of each candidate)
         return np.transpose(c, (1, 0, 2))  # (S, years, L)
 
-    def year_index(self, year: int) -> int:
+    def year_index(self, year: int | np.integer[Any]) -> int:
         return int(year - self.grid.start)
 
     def evaluate(self, x: np.ndarray) -> Evaluation:
@@ -436,7 +437,7 @@ def feasible_mask(ev: Evaluation, idx: list[int], p: float) -> np.ndarray:
     """(S,) True where every goal in ``idx`` has P >= p."""
     if not idx:
         return np.ones(ev.x.shape[0], bool)
-    return (ev.prob[:, idx] >= p).all(axis=1)
+    return np.asarray((ev.prob[:, idx] >= p).all(axis=1))
 
 
 def relevant(ev_: Evaluator, reach_ev: Evaluation, targeted: list[str]) -> np.ndarray:
@@ -540,7 +541,7 @@ def polish(ev_: Evaluator, x: np.ndarray, idx: list[int], p: float, free: np.nda
     cost = float(ev_.evaluate(x[None, :]).cost[0])
     steps = 0
     for _ in range(POLISH_ROUNDS):
-        moves = [(j, f) for j in np.flatnonzero(free) if x[j] > lo[j] for f in POLISH_FACTORS]
+        moves = [(int(j), f) for j in np.flatnonzero(free) if x[j] > lo[j] for f in POLISH_FACTORS]
         if not moves:
             break
         cand = np.tile(x, (len(moves), 1))
@@ -549,7 +550,7 @@ def polish(ev_: Evaluator, x: np.ndarray, idx: list[int], p: float, free: np.nda
         ev_a = ev_.evaluate(cand)
         ok_a = feasible_mask(ev_a, idx, p) & (ev_a.cost < cost - 1e-12)
         best_move: dict[int, tuple[float, float]] = {}  # lever -> (saving, new value)
-        for r in np.flatnonzero(ok_a):
+        for r in np.flatnonzero(ok_a).tolist():
             j = moves[r][0]
             saving = cost - float(ev_a.cost[r])
             if saving > best_move.get(j, (0.0, 0.0))[0]:

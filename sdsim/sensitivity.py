@@ -226,6 +226,12 @@ class Problem:
                  "lever_setting": q.lever} for q in self.uncertainties]
 
 
+def _bounds(r: tuple[float, float] | None) -> tuple[float, float]:
+    """A range known to be set (the pools keep only inputs with one): (low, high) in the input's units."""
+    assert r is not None
+    return r
+
+
 def define_problem(
     model: Model, scenario: Scenario | None = None, levers: bool = False, subset: list[str] | None = None
 ) -> Problem:
@@ -241,7 +247,7 @@ def define_problem(
     notes: list[str] = []
     if levers:
         pool = {n: p for n, p in model.levers.items() if p.policy_range is not None}
-        items = [Uncertainty(n, *p.policy_range, "uniform", float("nan"), p.units, p.en, p.zh, True)
+        items = [Uncertainty(n, *_bounds(p.policy_range), "uniform", float("nan"), p.units, p.en, p.zh, True)
                  for n, p in pool.items()]
         others = [n for n, p in pool.items() if p.role != "policy" and (subset is None or n not in subset)]
         if others:
@@ -252,7 +258,7 @@ def define_problem(
                          f"--params to hold them constant from the policy start): {', '.join(others)}")
     else:
         pool = {n: p for n, p in model.params.items() if p.uncertain and n not in overridden}
-        items = [Uncertainty(n, *p.range, p.distribution, float(p.value), p.units, p.en, p.zh, False)  # type: ignore[misc]
+        items = [Uncertainty(n, *_bounds(p.range), p.distribution, float(p.value), p.units, p.en, p.zh, False)
                  for n, p in pool.items()]
         skipped = sorted(n for n in overridden if n in model.params and model.params[n].uncertain)
         if skipped:
@@ -838,6 +844,7 @@ def stream_weighted(exp: Experiments, weights: np.ndarray, qs: tuple[float, ...]
     weighted = bool(wp.size) and not np.all(wp == wp[0])
     out: list[Any] = [None, None]
     redo: list[tuple[int, Any]] = []
+    asked: dict[int, tuple[float, ...]] = {}
     for k, (q, qq) in enumerate(((st.prior, qs), (st.hist_prior, hist_qs))):
         if q is None or qq is None:  # not kept, or not asked
             continue
@@ -845,6 +852,7 @@ def stream_weighted(exp: Experiments, weights: np.ndarray, qs: tuple[float, ...]
             out[k] = q.result(qq, weighted, weights)
         else:
             redo.append((k, q))
+            asked[k] = qq
     if not redo:
         return out[0], out[1]
     ctx = st.context
@@ -878,7 +886,7 @@ def stream_weighted(exp: Experiments, weights: np.ndarray, qs: tuple[float, ...]
 
     parallel.run_chunks(work, len(parts), ctx["workers"])
     for k, z in fresh.items():
-        out[k] = z.result(qs if k == 0 else hist_qs, weighted)
+        out[k] = z.result(asked[k], weighted)
     return out[0], out[1]
 
 
@@ -956,7 +964,7 @@ def analyze_oat(problem: Problem, exp: Experiments) -> list[Index]:
 
 def complete_groups(ok: np.ndarray, size: int) -> np.ndarray:
     """(n_groups,) True for groups of ``size`` consecutive rows that are all ok."""
-    return ok.reshape(-1, size).all(axis=1)
+    return np.asarray(ok.reshape(-1, size).all(axis=1))
 
 
 def _salib_seed(seed: int) -> int:

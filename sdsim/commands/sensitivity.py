@@ -54,9 +54,9 @@ def _options(args: argparse.Namespace) -> tuple[int | None, list[str] | None]:
     if method == "oat":
         if args.samples is not None:
             raise InputError("oat takes no --samples (two runs per input: the ends of its range)", None, "--samples")
-    elif n < 2:
+    elif n is not None and n < 2:
         raise InputError(f"expected at least 2, got {n}", None, "--samples")
-    if method == "sobol" and n & (n - 1):
+    if method == "sobol" and n is not None and n & (n - 1):
         raise InputError(f"Sobol' sampling needs a power of two (e.g. 1024), got {n}", None, "--samples")
     if args.second_order and method != "sobol":
         raise InputError("--second-order applies to --method sobol only", None, "--second-order")
@@ -290,7 +290,9 @@ def _export_member(args: argparse.Namespace, model: Any, sc: Any, problem: sa.Pr
     from ..xmile import write_text
 
     design = _design(problem, args.method, n, args.seed, args.second_order)
-    rows = design.x.shape[0]
+    x = design.x
+    assert x is not None  # a design that is not lean keeps its rows
+    rows = x.shape[0]
     k = args.member
     if not 0 <= k < rows:
         raise InputError(f"expected an experiment number from 0 to {rows - 1} (this design has {rows:,}), got {k}",
@@ -302,7 +304,7 @@ def _export_member(args: argparse.Namespace, model: Any, sc: Any, problem: sa.Pr
             + f" --seed {args.seed}" + (" --levers" if args.levers else "")
             + (f" --params {args.params}" if args.params else "") + (" --second-order" if args.second_order else "")
             + sets)
-    data = member_scenario(sc, problem, design.x[k], k, what.replace("sensitivity ", f"sensitivity {sc.file} ", 1))
+    data = member_scenario(sc, problem, x[k], k, what.replace("sensitivity ", f"sensitivity {sc.file} ", 1))
     text = (f"{MEMBER_MARKER} {k}: `{what}` on {sc.file}.\n# `simulate.py run` on this file reproduces that "
             "experiment (uncertainties as parameters from the start, re-calibrated; lever settings from "
             f"{model.calibration.end + 1}).\n" + yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
@@ -314,7 +316,7 @@ def _export_member(args: argparse.Namespace, model: Any, sc: Any, problem: sa.Pr
     lang = args.lang
     print(heading(sc, lang))
     print(t("senscli.member", lang, k=k, rows=f"{rows:,}", what=what))
-    for q, v in zip(problem.uncertainties, design.x[k], strict=True):
+    for q, v in zip(problem.uncertainties, x[k], strict=True):
         if np.isfinite(v):
             print(f"  {q.name} = {v:.10g}" + (t("senscli.member_lever", lang, year=model.calibration.end + 1)
                                                 if q.lever else ""))
@@ -351,7 +353,7 @@ def _write_tables(d: Path, model: Any, problem: sa.Problem, exp: sa.Experiments,
     if not samples:  # --no-samples: the per-sample table is optional (it grows with the number of runs)
         return files
     free = sorted(exp.free)
-    unit = {"u": design.u} if design.method == "morris" else {}  # Morris analysis needs the unit-grid design
+    unit: dict[str, Any] = {"u": design.u} if design.method == "morris" else {}  # Morris analysis needs the unit-grid design
     weight = np.full(exp.ok.size, np.nan)
     if cond is not None and cond.active:
         weight[exp.ok] = cond.weights
