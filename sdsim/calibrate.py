@@ -89,8 +89,9 @@ def measure(cm: Compiled, run: Run, year: int | None = None) -> np.ndarray:
         if t.variable:
             cols.append(run.at(t.variable, y))
         else:
+            assert t.inflows_of is not None  # the loader requires exactly one of variable and inflows_of
             stock = cm.model.stocks[t.inflows_of]
-            cols.append(sum(run.at(f, y) for f in stock.inflows))
+            cols.append(sum((run.at(f, y) for f in stock.inflows), np.zeros(run.n)))
     return np.column_stack(cols)
 
 
