@@ -27,6 +27,7 @@ the prediction. The solver before issue 15 stays available (``_LEGACY``) for tes
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,8 +90,9 @@ def measure(cm: Compiled, run: Run, year: int | None = None) -> np.ndarray:
         if t.variable:
             cols.append(run.at(t.variable, y))
         else:
+            assert t.inflows_of is not None  # the loader requires exactly one of variable and inflows_of
             stock = cm.model.stocks[t.inflows_of]
-            cols.append(sum(run.at(f, y) for f in stock.inflows))
+            cols.append(sum((run.at(f, y) for f in stock.inflows), np.zeros(run.n)))
     return np.column_stack(cols)
 
 
@@ -205,8 +207,7 @@ def calibrate(
     n = max(_size(params), _size(lever_baseline))
     cal = cm.model.calibration
     if not cal.free and not cal.targets:  # a model without calibration: every set is solved as it is
-        return CalibrationResult(dict(params), np.ones(n, bool), np.full(n, "", dtype=object), [],
-                                 np.zeros((n, 0)), np.zeros((n, 0)), 0)
+        return _as_given(params, n)
     use_warm = WARM_START and not _LEGACY
     warm = _warm_start(cm, params, lever_baseline, n, dt, method) if use_warm and n >= WARM_MIN else None
     if n <= CHUNK:
@@ -274,104 +275,241 @@ def _calibrate_legacy(
     """The solver before issue 15 (``_LEGACY = True``; tests compare the two): Newton-Broyden from the given
     starting values, every set until solved, not finite or MAX_ITER; a singular system anywhere in the batch
     sends every set of that iteration to least squares."""
-    cal = cm.model.calibration
-    grid = TimeGrid(cal.start, cal.end, dt)
-    free = [f.name for f in cal.free]
-    p = len(free)
     n = max(_size(params), _size(lever_baseline))
-    if not cal.targets:  # nothing to reproduce (a model without calibration): every set is "solved"
-        return CalibrationResult(dict(params), np.ones(n, bool), np.full(n, "", dtype=object), [],
-                                 np.zeros((n, 0)), np.zeros((n, 0)), 0)
-    targets = np.stack([np.broadcast_to(np.asarray(params[t.value_name], float), (n,)) for t in cal.targets], 1)
-    scale = np.where(targets == 0, 1.0, np.abs(targets))
-    x = np.stack([np.broadcast_to(np.asarray(params[f], float), (n,)) for f in free], 1).copy()
-    achieved = np.full_like(targets, np.nan)
-    jac = np.full((n, p, p), np.nan)  # d r_k / d x_j, kept between iterations
-    fresh = np.ones(n, bool)  # runs whose Jacobian is computed by finite differences this iteration
-    last_r = np.full((n, p), np.nan)
-    last_dx = np.full((n, p), np.nan)
-    done = np.zeros(n, bool)
-    bad = np.zeros(n, bool)
+    if not cm.model.calibration.targets:  # nothing to reproduce (a model without calibration): every set is "solved"
+        return _as_given(params, n)
+    pb = _problem(cm, params, lever_baseline, dt, method, n)
+    st = _State.start(pb, _own_start(pb))
+    groups = _fd_group_of(pb.dep, np.arange(pb.p), pb.p)
     active = np.arange(n)
-    dep = dependence(cm)
-    groups = fd_groups(dep) if GROUPED_FD else [[j] for j in range(p)]
-    group_of = np.empty(p, int)
-    for g, cols in enumerate(groups):
-        group_of[cols] = g
-    ng = len(groups)
     it = 0
     while it < MAX_ITER and active.size:
         it += 1
-        m = active.size
-        xa = x[active]
-        need = np.flatnonzero(fresh[active])  # positions in ``active`` that get a new Jacobian
-        h = FD_STEP * np.maximum(np.abs(xa[need]), 1e-3)  # (m', p)
-        # one batch: the m current points, then one perturbed copy of the m' points needing a Jacobian per
-        # group of free parameters that no target depends on together (fd_groups)
-        rows = np.concatenate([np.arange(m), np.tile(need, ng)])
-        X = xa[rows].copy()
-        for j in range(p):
-            g = group_of[j]
-            X[m + g * need.size : m + (g + 1) * need.size, j] += h[:, j]
-        sel = active[rows]
-        big = {k: _take(v, sel) if np.size(v) == n else v for k, v in params.items()}
-        for j, f in enumerate(free):
-            big[f] = X[:, j]
-        levs = lever_schedules(cm, grid, {k: _take(v, sel) if np.size(v) == n else v for k, v in lever_baseline.items()})
-        vals = measure(cm, simulate(cm, big, levs, grid, method, n=rows.size))
-        sc = scale[active]
-        r = (vals[:m] - targets[active]) / sc  # (m, k)
-        achieved[active] = vals[:m]
-        if need.size:
-            pert = vals[m:].reshape(ng, need.size, -1)[group_of]  # (j, m', k): the run that perturbed j
-            d = (pert - vals[need][None]) / sc[need][None] / h.T[:, :, None]
-            d = np.where(dep.T[:, None, :], d, 0.0)  # a target that cannot depend on j: exactly 0, as one run per j gave
-            jac[active[need]] = np.transpose(d, (1, 2, 0))  # (m', k, j)
-        finite = np.isfinite(r).all(axis=1)
-        norm = np.abs(r).max(axis=1)
-        conv = finite & (norm < TOLERANCE)
-        done[active[conv]] = True
-        bad[active[~finite]] = True
-        keep = finite & ~conv
+        xa = st.x[active]
+        need = np.flatnonzero(st.fresh[active])  # positions in ``active`` that get a new Jacobian
+        r = _evaluate(pb, st, active, need, groups, workers=None)
+        keep, _ = _converged(st, active, r)
         idx = active[keep]
         if idx.size == 0:
             break
-        # Broyden update of reused Jacobians: J += (dr - J dx) dx^T / (dx^T dx)
-        upd = idx[~fresh[idx] & np.isfinite(last_dx[idx]).all(axis=1)]
-        if upd.size:
-            pos = np.searchsorted(active, upd)
-            dxu = last_dx[upd]
-            dr = r[pos] - last_r[upd]
-            corr = dr - np.einsum("nkj,nj->nk", jac[upd], dxu)
-            jac[upd] += corr[:, :, None] * dxu[:, None, :] / np.einsum("nj,nj->n", dxu, dxu)[:, None, None]
-        fresh[:] = False
-        last_r[idx] = r[keep]
-        J = jac[idx]
-        try:
-            dx = np.linalg.solve(J, -r[keep][:, :, None])[:, :, 0]
-        except np.linalg.LinAlgError:
-            dx = np.stack([_lstsq(Ji, -ri) for Ji, ri in zip(J, r[keep], strict=True)])
-        x[idx] = xa[keep] + dx
-        last_dx[idx] = dx
-        ok_step = np.isfinite(x[idx]).all(axis=1)
-        bad[idx[~ok_step]] = True
-        active = idx[ok_step]
+        _broyden(st, idx, active, r)
+        active = _step(st, idx, xa[keep], r[keep], _solve_batch)
+    return _result(pb, st, it)
 
-    lo, hi = _bounds(cm, params, n, dt, x)
+
+def _solve_batch(J: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """(m, p) Newton steps -J^-1 r (the solver before issue 15): a singular system anywhere sends every set
+    to its least-squares step (NaN when that cannot be computed)."""
+    try:
+        return np.linalg.solve(J, -r[:, :, None])[:, :, 0]
+    except np.linalg.LinAlgError:
+        return np.stack([_lstsq(Ji, -ri) for Ji, ri in zip(J, r, strict=True)])
+
+
+# ---------------------------------------------------------------- the parts of one Newton-Broyden solve
+
+
+def _as_given(params: dict[str, Any], n: int) -> CalibrationResult:
+    """Every set solved as it is (a model without calibration targets)."""
+    return CalibrationResult(dict(params), np.ones(n, bool), np.full(n, "", dtype=object), [],
+                             np.zeros((n, 0)), np.zeros((n, 0)), 0)
+
+
+@dataclass
+class _Problem:
+    """What every iteration of one solve reads: the batch of ``n`` sets, its targets and the model's structure."""
+
+    cm: Compiled
+    params: dict[str, Any]
+    lever_baseline: dict[str, Any]
+    dt: float  # time step, years
+    grid: TimeGrid  # the calibration window
+    method: str
+    n: int
+    free: list[str]  # the p free parameters
+    targets: np.ndarray  # (n, k) target values, target units
+    scale: np.ndarray  # (n, k) |target| (1 for a zero target): residuals are relative
+    dep: np.ndarray  # (k, p) bool, :func:`dependence`
+    per_run: list[str]  # names in ``params`` with one value per set
+
+    @property
+    def p(self) -> int:
+        """Number of free parameters."""
+        return len(self.free)
+
+
+def _problem(
+    cm: Compiled, params: dict[str, Any], lever_baseline: dict[str, Any], dt: float, method: str, n: int
+) -> _Problem:
+    """The batch of ``n`` sets to solve over the calibration window with time step ``dt`` (years)."""
+    cal = cm.model.calibration
+    targets = np.stack([np.broadcast_to(np.asarray(params[t.value_name], float), (n,)) for t in cal.targets], 1)
+    return _Problem(
+        cm, params, lever_baseline, dt, TimeGrid(cal.start, cal.end, dt), method, n, [f.name for f in cal.free],
+        targets, np.where(targets == 0, 1.0, np.abs(targets)), dependence(cm),
+        [k for k, v in params.items() if np.size(v) == n],
+    )
+
+
+def _own_start(pb: _Problem) -> np.ndarray:
+    """(n, p) starting point: each set's own values of the free parameters."""
+    return np.stack([np.broadcast_to(np.asarray(pb.params[f], float), (pb.n,)) for f in pb.free], 1).copy()
+
+
+@dataclass
+class _State:
+    """The iterates of one solve, per set (n sets, p free parameters, k = p targets)."""
+
+    x: np.ndarray  # (n, p) current point
+    achieved: np.ndarray  # (n, k) model values at the last evaluated point
+    jac: np.ndarray  # (n, k, p) d r_k / d x_j, kept between iterations
+    fresh: np.ndarray  # (n,) bool: gets a finite-difference Jacobian at its next evaluation
+    last_r: np.ndarray  # (n, k) relative residuals at the last step's origin
+    last_dx: np.ndarray  # (n, p) the last step
+    done: np.ndarray  # (n,) bool: converged
+    bad: np.ndarray  # (n,) bool: no finite residual or step
+    mark: np.ndarray  # (n,) the residual norm that last counted as progress
+    mark_it: np.ndarray  # (n,) int: the iteration it did
+    retried: np.ndarray  # (n,) bool: already given a new Jacobian after stalling (warm-started batches)
+
+    @classmethod
+    def start(cls, pb: _Problem, x: np.ndarray) -> _State:
+        n, p = pb.n, pb.p
+        return cls(x, np.full_like(pb.targets, np.nan), np.full((n, p, p), np.nan), np.ones(n, bool),
+                   np.full((n, p), np.nan), np.full((n, p), np.nan), np.zeros(n, bool), np.zeros(n, bool),
+                   np.full(n, np.inf), np.zeros(n, int), np.zeros(n, bool))
+
+
+def _fd_group_of(dep: np.ndarray, cols: np.ndarray, p: int) -> tuple[np.ndarray, int]:
+    """Finite-difference group of each of the ``p`` free parameters when the columns ``cols`` are perturbed
+    (-1: not perturbed), and the number of groups."""
+    groups = fd_groups(dep[:, cols]) if GROUPED_FD else [[j] for j in range(cols.size)]
+    of = np.full(p, -1)
+    for g, gc in enumerate(groups):
+        of[cols[gc]] = g
+    return of, len(groups)
+
+
+def _evaluate(
+    pb: _Problem, st: _State, active: np.ndarray, need: np.ndarray, groups: tuple[np.ndarray, int],
+    workers: int | None,
+) -> np.ndarray:
+    """(m, k) relative residuals of the ``active`` sets; the sets at positions ``need`` also get their
+    finite-difference Jacobian (``groups``: :func:`_fd_group_of`). One simulated batch: the m current points,
+    then one perturbed copy of the m' points needing a Jacobian per group of free parameters that no
+    target depends on together (:func:`fd_groups`)."""
+    gof, ng = groups
+    m = active.size
+    xa = st.x[active]
+    h = FD_STEP * np.maximum(np.abs(xa[need]), 1e-3)  # (m', p)
+    rows = np.concatenate([np.arange(m), np.tile(need, ng)])
+    X = xa[rows].copy()
+    for j in range(pb.p):
+        g = gof[j]
+        if g >= 0:
+            X[m + g * need.size : m + (g + 1) * need.size, j] += h[:, j]
+    sel = active[rows]
+    big = dict(pb.params)
+    for k in pb.per_run:
+        big[k] = _take(pb.params[k], sel)
+    for j, f in enumerate(pb.free):
+        big[f] = X[:, j]
+    levs = lever_schedules(
+        pb.cm, pb.grid, {k: _take(v, sel) if np.size(v) == pb.n else v for k, v in pb.lever_baseline.items()})
+    vals = measure(pb.cm, simulate(pb.cm, big, levs, pb.grid, pb.method, n=rows.size, workers=workers))
+    sc = pb.scale[active]
+    r = (vals[:m] - pb.targets[active]) / sc  # (m, k)
+    st.achieved[active] = vals[:m]
+    if need.size:
+        _fd_jacobian(pb, st, active[need], vals, m, need, groups, sc[need], h)
+    return r
+
+
+def _fd_jacobian(
+    pb: _Problem, st: _State, who: np.ndarray, vals: np.ndarray, m: int, need: np.ndarray,
+    groups: tuple[np.ndarray, int], sc: np.ndarray, h: np.ndarray,
+) -> None:
+    """Finite-difference Jacobians of the sets ``who`` (at positions ``need`` of the evaluated batch ``vals``,
+    perturbed by ``h``) into ``st.jac``; columns not perturbed (group -1) keep their values."""
+    gof, ng = groups
+    pert = vals[m:].reshape(ng, need.size, -1)[np.maximum(gof, 0)]  # (j, m', k): the run that perturbed j
+    d = (pert - vals[need][None]) / sc[None] / h.T[:, :, None]
+    d = np.where(pb.dep.T[:, None, :], d, 0.0)  # a target that cannot depend on j: exactly 0, as one run per j gave
+    if (gof < 0).any():  # columns not perturbed keep their (reference) values
+        d[gof < 0] = np.transpose(st.jac[who][:, :, gof < 0], (2, 0, 1))
+    st.jac[who] = np.transpose(d, (1, 2, 0))  # (m', k, j)
+
+
+def _converged(st: _State, active: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Marks the ``active`` sets that converged or have no finite residual; (m,) bool still to iterate and
+    (m,) residual norms (largest absolute relative residual)."""
+    finite = np.isfinite(r).all(axis=1)
+    norm = np.abs(r).max(axis=1)
+    conv = finite & (norm < TOLERANCE)
+    st.done[active[conv]] = True
+    st.bad[active[~finite]] = True
+    return finite & ~conv, norm
+
+
+def _stalled(
+    st: _State, active: np.ndarray, norm: np.ndarray, keep: np.ndarray, it: int, warm: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stagnation: (m,) bool still to iterate, without the sets that made no progress for a number of
+    iterations, and (m,) bool the sets that get a new Jacobian instead (warm-started batches, once)."""
+    progress = norm < (PROGRESS * st.mark[active] if warm else st.mark[active])
+    st.mark[active[progress]] = norm[progress]
+    st.mark_it[active[progress]] = it
+    stalled = keep & (it - st.mark_it[active] >= (STALL if warm else STALL_PLAIN))
+    retry = stalled & ~st.retried[active] if warm else np.zeros(active.size, bool)
+    keep &= ~(stalled & ~retry)
+    return keep, retry
+
+
+def _broyden(st: _State, idx: np.ndarray, active: np.ndarray, r: np.ndarray) -> None:
+    """Broyden update of the reused Jacobians of the sets ``idx``: J += (dr - J dx) dx^T / (dx^T dx)."""
+    upd = idx[~st.fresh[idx] & np.isfinite(st.last_dx[idx]).all(axis=1)]
+    if upd.size:
+        pos = np.searchsorted(active, upd)
+        dxu = st.last_dx[upd]
+        dr = r[pos] - st.last_r[upd]
+        corr = dr - np.einsum("nkj,nj->nk", st.jac[upd], dxu)
+        st.jac[upd] += corr[:, :, None] * dxu[:, None, :] / np.einsum("nj,nj->n", dxu, dxu)[:, None, None]
+
+
+def _step(
+    st: _State, idx: np.ndarray, x: np.ndarray, r: np.ndarray, solve: Callable[[np.ndarray, np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """Newton step of the sets ``idx`` from ``x`` (m, p) with residuals ``r``; the sets whose new point is not
+    finite are marked bad. Returns the sets still active."""
+    st.fresh[:] = False
+    st.last_r[idx] = r
+    dx = solve(st.jac[idx], r)
+    st.x[idx] = x + dx
+    st.last_dx[idx] = dx
+    ok_step = np.isfinite(st.x[idx]).all(axis=1)
+    st.bad[idx[~ok_step]] = True
+    return idx[ok_step]
+
+
+def _result(pb: _Problem, st: _State, it: int) -> CalibrationResult:
+    """The solved sets: solved within bounds, and for every other set why not."""
+    x, done, bad = st.x, st.done, st.bad
+    lo, hi = _bounds(pb.cm, pb.params, pb.n, pb.dt, x)
     inside = ((x >= lo - 1e-12 * np.abs(lo)) & (x <= hi + 1e-12 * np.abs(hi))).all(axis=1)
     ok = done & inside & ~bad
-    reason = np.full(n, "", dtype=object)
+    reason = np.full(pb.n, "", dtype=object)
     reason[~done] = "did not converge"
     reason[bad] = "no finite solution"
-    for j, f in enumerate(free):
+    for j, f in enumerate(pb.free):
         below = done & ~bad & (x[:, j] < lo[:, j] - 1e-12 * np.abs(lo[:, j]))
         above = done & ~bad & (x[:, j] > hi[:, j] + 1e-12 * np.abs(hi[:, j]))
         reason[below & (reason == "")] = f"{f} below its lower bound"
         reason[above & (reason == "")] = f"{f} above its upper bound"
-    out = dict(params)
-    for j, f in enumerate(free):
+    out = dict(pb.params)
+    for j, f in enumerate(pb.free):
         out[f] = x[:, j].copy()
-    return CalibrationResult(out, ok, reason, [t.name for t in cal.targets], targets, achieved, it)
+    return CalibrationResult(out, ok, reason, [t.name for t in pb.cm.model.calibration.targets], pb.targets,
+                             st.achieved, it)
 
 
 def _lstsq(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -527,134 +665,41 @@ def _calibrate(
     """
     if _LEGACY:
         return _calibrate_legacy(cm, params, lever_baseline, dt, method)
-    cal = cm.model.calibration
-    grid = TimeGrid(cal.start, cal.end, dt)
-    free = [f.name for f in cal.free]
-    p = len(free)
     n = max(_size(params), _size(lever_baseline))
-    if not cal.targets:  # nothing to reproduce (a model without calibration): every set is "solved"
-        return CalibrationResult(dict(params), np.ones(n, bool), np.full(n, "", dtype=object), [],
-                                 np.zeros((n, 0)), np.zeros((n, 0)), 0)
-    targets = np.stack([np.broadcast_to(np.asarray(params[t.value_name], float), (n,)) for t in cal.targets], 1)
-    scale = np.where(targets == 0, 1.0, np.abs(targets))
-    if warm is not None:
-        x = warm.predict(params, lever_baseline, n)
-    else:
-        x = np.stack([np.broadcast_to(np.asarray(params[f], float), (n,)) for f in free], 1).copy()
-    achieved = np.full_like(targets, np.nan)
-    jac = np.full((n, p, p), np.nan)  # d r_k / d x_j, kept between iterations
-    fresh = np.ones(n, bool)  # runs whose Jacobian is computed by finite differences this iteration
-    dep = dependence(cm)
-
-    def groups_of(cols: np.ndarray) -> tuple[np.ndarray, int]:
-        """Finite-difference group of each free parameter (-1: not perturbed) and the number of groups."""
-        groups = fd_groups(dep[:, cols]) if GROUPED_FD else [[j] for j in range(cols.size)]
-        of = np.full(p, -1)
-        for g, gc in enumerate(groups):
-            of[cols[gc]] = g
-        return of, len(groups)
-
-    all_of = groups_of(np.arange(p))
-    first_of = all_of
-    if warm is not None:
-        cheap = _decoupled(dep)
-        if cheap.any():  # the decoupled columns of the first Jacobian: the reference's
-            jac[:, :, cheap] = warm.jac0[None][:, :, cheap] / scale[:, :, None]
-            first_of = groups_of(np.flatnonzero(~cheap))
-    retried = np.zeros(n, bool)
-    last_r = np.full((n, p), np.nan)
-    last_dx = np.full((n, p), np.nan)
-    mark = np.full(n, np.inf)  # the residual norm that last counted as progress
-    mark_it = np.zeros(n, int)
-    done = np.zeros(n, bool)
-    bad = np.zeros(n, bool)
+    if not cm.model.calibration.targets:  # nothing to reproduce (a model without calibration): every set is "solved"
+        return _as_given(params, n)
+    pb = _problem(cm, params, lever_baseline, dt, method, n)
+    st = _State.start(pb, warm.predict(params, lever_baseline, n) if warm is not None else _own_start(pb))
+    all_of = _fd_group_of(pb.dep, np.arange(pb.p), pb.p)
+    first_of = _warm_columns(pb, st, warm) if warm is not None else None
     active = np.arange(n)
-    per_run = [k for k, v in params.items() if np.size(v) == n]
     it = 0
     while it < MAX_ITER and active.size:
         it += 1
-        m = active.size
-        xa = x[active]
-        need = np.flatnonzero(fresh[active])  # positions in ``active`` that get a new Jacobian
-        h = FD_STEP * np.maximum(np.abs(xa[need]), 1e-3)  # (m', p)
-        gof, ng = first_of if it == 1 else all_of
-        # one batch: the m current points, then one perturbed copy of the m' points needing a Jacobian per
-        # group of free parameters that no target depends on together (fd_groups)
-        rows = np.concatenate([np.arange(m), np.tile(need, ng)])
-        X = xa[rows].copy()
-        for j in range(p):
-            g = gof[j]
-            if g >= 0:
-                X[m + g * need.size : m + (g + 1) * need.size, j] += h[:, j]
-        sel = active[rows]
-        big = dict(params)
-        for k in per_run:
-            big[k] = _take(params[k], sel)
-        for j, f in enumerate(free):
-            big[f] = X[:, j]
-        levs = lever_schedules(cm, grid, {k: _take(v, sel) if np.size(v) == n else v for k, v in lever_baseline.items()})
-        vals = measure(cm, simulate(cm, big, levs, grid, method, n=rows.size, workers=1))
-        sc = scale[active]
-        r = (vals[:m] - targets[active]) / sc  # (m, k)
-        achieved[active] = vals[:m]
-        if need.size:
-            pert = vals[m:].reshape(ng, need.size, -1)[np.maximum(gof, 0)]  # (j, m', k): the run that perturbed j
-            d = (pert - vals[need][None]) / sc[need][None] / h.T[:, :, None]
-            d = np.where(dep.T[:, None, :], d, 0.0)  # a target that cannot depend on j: exactly 0, as one run per j gave
-            if (gof < 0).any():  # columns not perturbed keep their (reference) values
-                d[gof < 0] = np.transpose(jac[active[need]][:, :, gof < 0], (2, 0, 1))
-            jac[active[need]] = np.transpose(d, (1, 2, 0))  # (m', k, j)
-        finite = np.isfinite(r).all(axis=1)
-        norm = np.abs(r).max(axis=1)
-        conv = finite & (norm < TOLERANCE)
-        done[active[conv]] = True
-        bad[active[~finite]] = True
-        keep = finite & ~conv
-        # stagnation: no progress for a number of iterations (warm: a set gets a new Jacobian once first)
-        progress = norm < (PROGRESS * mark[active] if warm is not None else mark[active])
-        mark[active[progress]] = norm[progress]
-        mark_it[active[progress]] = it
-        stalled = keep & (it - mark_it[active] >= (STALL if warm is not None else STALL_PLAIN))
-        retry = stalled & ~retried[active] if warm is not None else np.zeros(m, bool)
-        keep &= ~(stalled & ~retry)
+        xa = st.x[active]
+        need = np.flatnonzero(st.fresh[active])  # positions in ``active`` that get a new Jacobian
+        r = _evaluate(pb, st, active, need, first_of if it == 1 and first_of is not None else all_of, workers=1)
+        keep, norm = _converged(st, active, r)
+        keep, retry = _stalled(st, active, norm, keep, it, warm is not None)
         idx = active[keep]
         if idx.size == 0:
             break
-        # Broyden update of reused Jacobians: J += (dr - J dx) dx^T / (dx^T dx)
-        upd = idx[~fresh[idx] & np.isfinite(last_dx[idx]).all(axis=1)]
-        if upd.size:
-            pos = np.searchsorted(active, upd)
-            dxu = last_dx[upd]
-            dr = r[pos] - last_r[upd]
-            corr = dr - np.einsum("nkj,nj->nk", jac[upd], dxu)
-            jac[upd] += corr[:, :, None] * dxu[:, None, :] / np.einsum("nj,nj->n", dxu, dxu)[:, None, None]
-        fresh[:] = False
-        last_r[idx] = r[keep]
-        dx = _solve_rows(jac[idx], r[keep])
-        x[idx] = xa[keep] + dx
-        last_dx[idx] = dx
-        ok_step = np.isfinite(x[idx]).all(axis=1)
-        bad[idx[~ok_step]] = True
+        _broyden(st, idx, active, r)
         again = active[retry]
+        active = _step(st, idx, xa[keep], r[keep], _solve_rows)
         if again.size:  # a new Jacobian at their next point, and a new count
-            fresh[again] = True
-            retried[again] = True
-            mark_it[again] = it
-            mark[again] = np.inf
-        active = idx[ok_step]
+            st.fresh[again] = True
+            st.retried[again] = True
+            st.mark_it[again] = it
+            st.mark[again] = np.inf
+    return _result(pb, st, it)
 
-    lo, hi = _bounds(cm, params, n, dt, x)
-    inside = ((x >= lo - 1e-12 * np.abs(lo)) & (x <= hi + 1e-12 * np.abs(hi))).all(axis=1)
-    ok = done & inside & ~bad
-    reason = np.full(n, "", dtype=object)
-    reason[~done] = "did not converge"
-    reason[bad] = "no finite solution"
-    for j, f in enumerate(free):
-        below = done & ~bad & (x[:, j] < lo[:, j] - 1e-12 * np.abs(lo[:, j]))
-        above = done & ~bad & (x[:, j] > hi[:, j] + 1e-12 * np.abs(hi[:, j]))
-        reason[below & (reason == "")] = f"{f} below its lower bound"
-        reason[above & (reason == "")] = f"{f} above its upper bound"
-    out = dict(params)
-    for j, f in enumerate(free):
-        out[f] = x[:, j].copy()
-    return CalibrationResult(out, ok, reason, [t.name for t in cal.targets], targets, achieved, it)
+
+def _warm_columns(pb: _Problem, st: _State, warm: _Warm) -> tuple[np.ndarray, int] | None:
+    """The first Jacobian's columns of the decoupled free parameters, from the reference, into ``st.jac``;
+    the finite-difference groups of the other columns (None: every column by finite differences)."""
+    cheap = _decoupled(pb.dep)
+    if not cheap.any():
+        return None
+    st.jac[:, :, cheap] = warm.jac0[None][:, :, cheap] / pb.scale[:, :, None]
+    return _fd_group_of(pb.dep, np.flatnonzero(~cheap), pb.p)

@@ -90,7 +90,9 @@ def _pulse_s(t: float, start: float, width: float) -> float:
 
 
 def _interp_s(x: float, xs: list[float], ys: list[float]) -> float:
-    """Scalar :func:`_interp` (same points, same flat extrapolation)."""
+    """Scalar :func:`_interp` (same points, same flat extrapolation; NaN in, NaN out like numpy.interp)."""
+    if x != x:  # NaN: a failed run propagates NaN instead of indexing past the table
+        return x
     if x <= xs[0]:
         return ys[0]
     if x >= xs[-1]:

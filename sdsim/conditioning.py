@@ -162,7 +162,7 @@ def evidence(model: Model) -> tuple[list[Observation], list[tuple[HistoryRow, st
                                  f"rows.{r.id}.interval")
             log_obs, s_obs = 0.5 * math.log(lo * hi), math.log(hi / lo) / 4
         else:
-            log_obs, s_obs = math.log(r.value), float(r.tolerance) / 2  # type: ignore[arg-type]
+            log_obs, s_obs = math.log(r.value), float(r.tolerance) / 2
         used.append(Observation(r, log_obs, s_obs, hist.discrepancy[r.variable]))
     return used, left
 
@@ -406,7 +406,7 @@ def condition_values(model: Model, values: list[tuple[np.ndarray, str]], n: int,
                 f"'{worst.obs.row.id}' ({worst.obs.row.variable} at {worst.obs.row.time:g}) alone rules out "
                 f"{worst.ruled_out:,}; use more samples or improve the model (never a wider tolerance)",
                 None, "--history")
-        cond.weights = keep / k
+        cond.weights = np.asarray(keep / k)
         cond.ess = float(k)
     else:
         loglik = -0.5 * (gi ** 2).sum(axis=0)
@@ -485,6 +485,8 @@ def history_experiments(cm: Compiled, problem: Problem, scenario: Scenario, desi
     """
     from .sensitivity import run_experiments
 
+    if exp.run is None:
+        raise InputError("internal: history_experiments needs the ensemble's runs, not a streamed ensemble")
     if history_is_shared(cm.model, scenario):
         return exp.run, "the ensemble's own runs (the scenario's levers act after the last observation)"
     base = replace(scenario, levers={})
@@ -494,6 +496,8 @@ def history_experiments(cm: Compiled, problem: Problem, scenario: Scenario, desi
     hexp = run_experiments(cm, problem, base, design, end=min(end, scenario.end))
     if not np.array_equal(hexp.ok, exp.ok):  # calibration does not see levers acting after the window
         raise InputError("internal: calibration differs between the scenario and its baseline")
+    if hexp.run is None:
+        raise InputError("internal: the re-run ensemble has no runs")
     return hexp.run, "the same samples re-run without the scenario's levers (they act before the last observation)"
 
 

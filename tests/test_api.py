@@ -106,3 +106,15 @@ def test_result_figure_refuses_unknown_names_and_languages(sim):
         res.figure("nope")
     with pytest.raises(sdsim.InputError, match="unknown language"):
         res.figure("goals", "fr")
+
+
+def test_sensitivity_is_identical_with_one_and_two_workers(sim, monkeypatch):
+    from sdsim import calibrate, engine
+
+    monkeypatch.setattr(calibrate, "CHUNK", 256)  # several chunks from a small design, so both workers get some
+    monkeypatch.setattr(engine, "CHUNK", 256)
+    one = sim.sensitivity("baseline", method="mc", samples=1200, seed=5, workers=1)
+    two = sim.sensitivity("baseline", method="mc", samples=1200, seed=5, workers=2)
+    assert one.calibrated == two.calibrated and one.kept == two.kept
+    assert one.probabilities.equals(two.probabilities)
+    assert one.indices.equals(two.indices)

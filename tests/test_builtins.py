@@ -435,3 +435,17 @@ def test_loops_through_a_fixed_delay_are_found_with_their_polarity(tmp_path):
     # renewal feeds issue, which comes back as expiry 3 years later: reinforcing, through the delay
     loop = next(k for k in found if "expiry__delay_fixed" in k and "renewal" in k)
     assert found[loop] == "R" and set(loop) == {"issue", "expiry__delay_fixed", "expiry", "renewal"}
+
+
+def test_scalar_and_vector_table_lookups_agree_including_nan() -> None:
+    import math
+
+    import numpy as np
+
+    from sdsim.compiler import _interp, _interp_s
+
+    xs, ys = [0.0, 1.0, 2.0, 4.0], [0.5, 1.0, 1.4, 1.6]
+    for x in (-1.0, 0.0, 0.5, 1.0, 3.0, 4.0, 9.0):
+        assert _interp_s(x, xs, ys) == float(_interp(np.array([x]), np.array(xs), np.array(ys))[0])
+    assert math.isnan(_interp_s(float("nan"), xs, ys))  # a failed run carries NaN, never an IndexError
+    assert np.isnan(_interp(np.array([np.nan]), np.array(xs), np.array(ys))[0])
