@@ -58,7 +58,8 @@ def _workers(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per job."""
-    parser = _Parser(prog="simulate.py", description="Yubei innovation scenario simulator (system dynamics).")
+    parser = _Parser(prog="simulate.py",
+                     description="System-dynamics scenario simulator (packaged model: Yubei innovation goals).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_run(sub)
     _add_compare(sub)

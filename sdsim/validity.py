@@ -186,7 +186,7 @@ def figure_value(cm: Compiled, fig: Figure, run: Run) -> float:
 
 
 def figure_label(cm: Compiled, fig: Figure) -> str:
-    """'HTE change 2021' etc."""
+    """A figure's label: its description, e.g. 'HTE change <year>'."""
     if fig.en:
         return fig.en
     what = {"variable": "", "change_of": "change of ", "inflows_of": "inflows of ", "rate_at_start": "rate at t0 of "}

@@ -1,6 +1,7 @@
 """``simulate.py sensitivity SCENARIO --method oat|morris|sobol|mc``: which assumptions matter, how likely each goal is.
 
-Every sample is re-calibrated to 2021 and integrated chunk by chunk (:func:`sdsim.sensitivity.stream_experiments`:
+Every sample is re-calibrated to the calibration targets and integrated chunk by chunk
+(:func:`sdsim.sensitivity.stream_experiments`:
 the records of a chunk are reduced to the outcomes, the history comparisons and, for Monte Carlo,
 percentile sketches, then dropped, so memory does not grow with the runs' records); samples with no
 calibration solution are counted, reported and excluded (see :mod:`sdsim.sensitivity` for how each
@@ -324,7 +325,7 @@ def _export_member(args: argparse.Namespace, model: Any, sc: Any, problem: sa.Pr
     return 0
 
 
-def _handling(method: str, lang: str = "en", year: int | str = 2021) -> str:
+def _handling(method: str, lang: str, year: int | str) -> str:
     """How a method treats samples with no calibration solution (``year``: the calibration year)."""
     return t(f"senscli.handling.{method}", lang, year=year)
 
