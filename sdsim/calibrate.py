@@ -35,6 +35,7 @@ import numpy as np
 
 from . import parallel
 from .compiler import Compiled
+from .compiler_deps import closure
 from .engine import Run, TimeGrid, lever_schedules, simulate
 
 TOLERANCE = 1e-10  # relative residual at which a set counts as solved
@@ -138,15 +139,7 @@ def dependence(cm: Compiled) -> np.ndarray:
         uses[n] = {sr.growth}
 
     def reach(start: set[str]) -> set[str]:
-        seen: set[str] = set()
-        stack = list(start)
-        while stack:
-            n = stack.pop()
-            if n in seen:
-                continue
-            seen.add(n)
-            stack.extend(uses.get(n, ()))
-        return seen
+        return closure(start, uses)
 
     dep = np.ones((len(model.calibration.targets), len(free)), bool)
     for k, t in enumerate(model.calibration.targets):

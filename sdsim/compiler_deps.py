@@ -17,6 +17,7 @@ in every process.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
 from typing import Any
@@ -83,7 +84,7 @@ def _static(computed: dict[str, Variable], order: list[str], constant: set[str])
     return static
 
 
-def _closure(start: list[str], deps: dict[str, set[str]]) -> set[str]:
+def closure(start: Iterable[str], deps: Mapping[str, Iterable[str]]) -> set[str]:
     """``start`` and everything it depends on through ``deps``."""
     seen: set[str] = set()
     stack = list(start)
@@ -92,7 +93,7 @@ def _closure(start: list[str], deps: dict[str, set[str]]) -> set[str]:
         if n in seen:
             continue
         seen.add(n)
-        stack.extend(deps[n])
+        stack.extend(deps.get(n, ()))
     return seen
 
 
@@ -121,7 +122,7 @@ def _init_order(model: Model, computed: dict[str, Variable], frozen: list[str], 
     for n, v in delays.items():
         init_nodes[n] = init_deps(v.fixed_delay[1])  # type: ignore[index]
     # only what the stocks' initial values, the frozen auxiliaries and the delay_fixed initial values need
-    wanted = _closure([f"stock:{s}" for s in stocks] + frozen + list(delays), init_nodes)
+    wanted = closure([f"stock:{s}" for s in stocks] + frozen + list(delays), init_nodes)
     return order({n: init_nodes[n] & wanted for n in wanted}, "initial values", sfile)
 
 
@@ -145,7 +146,7 @@ def plan(model: Model) -> Plan:
     roots = [r for r in rates if r in computed]
     for v in delays.values():
         roots.extend(v.expr.names & set(computed))
-    need = _closure(roots, deps)
+    need = closure(roots, deps)
 
     # subtrees of the dynamic equations that depend on constants only are computed once, in build
     hoisted: dict[str, tuple[str, Any]] = {}
