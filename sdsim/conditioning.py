@@ -501,6 +501,16 @@ def history_experiments(cm: Compiled, problem: Problem, scenario: Scenario, desi
     return hexp.run, "the same samples re-run without the scenario's levers (they act before the last observation)"
 
 
+def _not_conditioned(cm: Compiled, problem: Problem, n: int) -> Conditioning | None:
+    """A switched-off conditioning when history cannot condition this ensemble (lever sampling, no history file)."""
+    if problem.levers:
+        return switched_off(n, "the sampled inputs are lever settings acting after the history, not assumptions "
+                               "about the world: history does not condition them")
+    if cm.model.history is None:
+        return switched_off(n, "the model has no history file")
+    return None
+
+
 def condition_experiments(cm: Compiled, problem: Problem, scenario: Scenario, design: Design, exp: Experiments,
                           mode: str = "match", threshold: float = IMPLAUSIBILITY) -> Conditioning:
     """The API entry point: condition a Monte Carlo ensemble (``exp`` from :func:`sdsim.sensitivity.run_experiments`)
@@ -508,11 +518,9 @@ def condition_experiments(cm: Compiled, problem: Problem, scenario: Scenario, de
     apply under the scenario and under any other scenario run with the same design.
     """
     n = int(exp.ok.sum())
-    if problem.levers:
-        return switched_off(n, "the sampled inputs are lever settings acting after the history, not assumptions "
-                               "about the world: history does not condition them")
-    if cm.model.history is None:
-        return switched_off(n, "the model has no history file")
+    off = _not_conditioned(cm, problem, n)
+    if off is not None:
+        return off
     run, source = history_experiments(cm, problem, scenario, design, exp)
     c = condition(cm.model, run, mode, threshold)
     c.source, c.run = source, run
@@ -531,11 +539,9 @@ def condition_streamed(cm: Compiled, problem: Problem, scenario: Scenario, exp: 
     from .sensitivity import stream_weighted
 
     n = int(exp.ok.sum())
-    if problem.levers:
-        return switched_off(n, "the sampled inputs are lever settings acting after the history, not assumptions "
-                               "about the world: history does not condition them")
-    if cm.model.history is None:
-        return switched_off(n, "the model has no history file")
+    off = _not_conditioned(cm, problem, n)
+    if off is not None:
+        return off
     st = exp.stream
     if st is None or (st.obs and st.hist_prior is None):
         raise InputError("internal: the ensemble was streamed without its history quantities")
