@@ -26,6 +26,8 @@ is declared here, so no figure code names a model variable or a calendar year. S
             goals: [<goal id>, ...]            # each goal's threshold line (and its observed fact)
             history: false         # true: the published figures of the panel's variables (history.yaml)
             legend: best           # a matplotlib legend location
+            legend_columns: 1      # columns of the legend (1-4), for panels with many entries
+            headroom: 1.0          # the y axis reaches this multiple of its automatic top (room for a legend), 1-3
 
 Texts are ``str.format`` templates; ``{year}`` in a fact label is the fact's year. Style is
 ``solid``, ``dashed``, ``dotted`` or ``dashdot``. A flow (or an annual total) is drawn over the years
@@ -78,6 +80,8 @@ class Panel:
     goals: list[str] = field(default_factory=list)
     history: bool = False
     legend: str = "best"
+    legend_columns: int = 1  # columns of the panel's legend (1-4)
+    headroom: float = 1.0  # the y axis reaches this multiple of its automatic top (room for the legend), 1-3
 
 
 @dataclass
@@ -151,7 +155,8 @@ def _list(value: Any, file: str, path: str) -> list:
 
 
 def _panel(e: Any, file: str, path: str) -> Panel:
-    check_keys(e, ("title", "kind", "units", "lines", "facts", "goals", "history", "legend"), file, path,
+    check_keys(e, ("title", "kind", "units", "lines", "facts", "goals", "history", "legend", "legend_columns", "headroom"),
+               file, path,
                required=("title", "lines"))
     kind = e.get("kind", "lines")
     if kind not in KINDS:
@@ -164,6 +169,12 @@ def _panel(e: Any, file: str, path: str) -> Panel:
     history = e.get("history", False)
     if not isinstance(history, bool):
         raise ModelError(f"expected true or false, got {history!r}", file, join(path, "history"))
+    columns = e.get("legend_columns", 1)
+    if isinstance(columns, bool) or not isinstance(columns, int) or not 1 <= columns <= 4:
+        raise ModelError(f"expected a whole number from 1 to 4, got {columns!r}", file, join(path, "legend_columns"))
+    headroom = as_number(e.get("headroom", 1.0), file, join(path, "headroom"))
+    if not 1.0 <= headroom <= 3.0:
+        raise ModelError(f"expected a number from 1 to 3, got {headroom!r}", file, join(path, "headroom"))
     return Panel(
         title=_texts(e["title"], file, join(path, "title")), lines=lines, kind=kind,
         units=[as_str(u, file, join(path, f"units.{i}")) for i, u in enumerate(units)],
@@ -171,7 +182,8 @@ def _panel(e: Any, file: str, path: str) -> Panel:
                                                                                       join(path, "facts")))],
         goals=[as_name(x, file, join(path, f"goals.{i}")) for i, x in enumerate(_list(e.get("goals"), file,
                                                                                        join(path, "goals")))],
-        history=history, legend=as_str(e.get("legend", "best"), file, join(path, "legend")),
+        history=history, legend=as_str(e.get("legend", "best"), file, join(path, "legend")), legend_columns=columns,
+        headroom=headroom,
     )
 
 

@@ -433,7 +433,11 @@ def _panel(ax: Axes, model: Model, panel: Panel, run: Run, lang: str) -> None:
         ax.set_ylim(0, max(ax.get_ylim()[1], top))
     if panel.units == ["dmnl"]:
         ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.legend(fontsize=8, loc=cast("LegendLocType", panel.legend))  # figures.yaml text; matplotlib rejects a bad one
+    if panel.headroom != 1.0:
+        ax.set_ylim(0, ax.get_ylim()[1] * panel.headroom)
+    compact = {} if panel.legend_columns == 1 else {"columnspacing": 0.6, "handlelength": 1.4, "handletextpad": 0.4}
+    ax.legend(fontsize=8 if panel.legend_columns == 1 else 6.5, ncol=panel.legend_columns, **compact,
+              loc=cast("LegendLocType", panel.legend))  # figures.yaml text; matplotlib rejects a bad one
 
 
 def _fact_x(f: Fact) -> list[float]:

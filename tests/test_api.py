@@ -118,3 +118,13 @@ def test_sensitivity_is_identical_with_one_and_two_workers(sim, monkeypatch):
     assert one.calibrated == two.calibrated and one.kept == two.kept
     assert one.probabilities.equals(two.probabilities)
     assert one.indices.equals(two.indices)
+
+
+def test_figures_yaml_headroom_and_legend_columns_shape_the_panel(sim):
+    spec = sim.model.figures.figures["incubation_chain"]
+    panel = next(p for p in spec.panels if p.headroom != 1.0)
+    fig = sim.run("baseline").figure("incubation_chain")
+    ax = fig.axes[spec.panels.index(panel)]
+    data_top = max(float(np.nanmax(line.get_ydata())) for line in ax.get_lines())
+    assert ax.get_ylim()[1] >= panel.headroom * data_top * 0.999  # room above the data for the legend
+    assert ax.get_legend()._ncols == panel.legend_columns

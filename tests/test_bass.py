@@ -225,6 +225,10 @@ def test_an_unknown_key_or_name_in_figures_yaml_is_a_one_line_input_error(bass, 
         ("facts: [adopters_2003]", "facts: [adopters_2004]", "unknown fact 'adopters_2004'"),
         ("goals: [half_the_market]", "goals: [half_market]", "unknown goal 'half_market'"),
         ("    grid: [1, 3]", "    grid: [1, 2]", "a 1 x 2 grid has no room for 3 panels"),
+        ("goals: [half_the_market]", "goals: [half_the_market]\n        legend_columns: 0",
+         "legend_columns: expected a whole number from 1 to 4, got 0"),
+        ("goals: [half_the_market]", "goals: [half_the_market]\n        headroom: 5",
+         "headroom: expected a number from 1 to 3, got 5"),
     ):
         assert old in text
         f.write_text(text.replace(old, new), encoding="utf-8")
