@@ -271,3 +271,18 @@ def test_a_lever_that_moves_no_targeted_goal_is_held_at_the_input(tmp_path, caps
     assert rows["paint"]["package"] == "input" and float(rows["paint"]["discounted_cost_above_input"]) == 0.0
     assert float(rows["effort"]["package"]) == pytest.approx(effort_star(0.8), rel=0.01)
     assert "paint" not in yaml.safe_load((out / "package.yaml").read_text(encoding="utf-8"))["levers"]
+
+
+def test_the_chinese_pareto_figure_has_every_glyph(tmp_path):
+    """--lang zh: the Pareto figure is built under the CJK font (a missing glyph warns, and fails here)."""
+    import warnings
+
+    from sdsim import plots
+
+    if plots.setup_language("zh", warn=False) != "zh":
+        pytest.skip("no CJK font installed")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        code = main(["optimize", str(TOY / "scenario.yaml"), "--model", str(TOY), "--samples", "200", "--seed", "2",
+                     "--popsize", "6", "--maxiter", "10", "--lang", "zh", "--out", str(tmp_path / "o")])
+    assert code == 0 and (tmp_path / "o" / "pareto.png").stat().st_size > 20_000

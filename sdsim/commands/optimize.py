@@ -232,7 +232,8 @@ def _write_tables(d: Path, args: argparse.Namespace, model: Any, sc: Any, s: _Se
     write_csv(d / "pareto.csv", ["curve", "goals_met", "probability", "cost", *lever_cols], rows)
     files.append("pareto.csv")
     if not args.no_plots:
-        fig = _pareto_figure(by_k, by_p, p, n_targeted, sc.label(lang), s.ens.n, goals, float(final.cost[0]), lang)
+        fig = plots.styled(_pareto_figure)(by_k, by_p, p, n_targeted, sc.label(lang), s.ens.n, goals,
+                                           float(final.cost[0]), lang)
         files += [f.name for f in plots.save(fig, d / "pareto", args.svg)]
     return files, lever_cols
 
@@ -374,9 +375,12 @@ def _write_package(path: Path, model: Any, sc: Any, ev: po.Evaluator, x: np.ndar
 
 def _pareto_figure(by_k: list, by_p: list, p: float, n_goals: int, title: str, n: int, goals: list[str],
                    cost: float, lang: str = "en") -> Any:
-    import matplotlib.pyplot as plt
+    """The two Pareto curves (cost by goals met, cost by probability): a new Figure outside pyplot, built
+    under the language's fonts (call through :func:`sdsim.plots.styled`)."""
+    from .. import plots
 
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.6))
+    fig = plots.new_figure((12, 4.6))
+    a1, a2 = fig.subplots(1, 2)
     if by_k:
         k = [r[0] for r in by_k]
         c = [r[1] for r in by_k]
@@ -409,7 +413,6 @@ def _pareto_figure(by_k: list, by_p: list, p: float, n_goals: int, title: str, n
     a2.set_title(t("opt.fig.by_p", lang))
     a2.grid(alpha=0.3)
     fig.suptitle(t("opt.fig.title", lang, title=title, n=n), fontsize=10)
-    fig.tight_layout()
     return fig
 
 
