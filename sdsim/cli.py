@@ -37,8 +37,16 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="DIR", help="model folder (default: ./model, else the repository's)")
 
 
-def _lang(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--lang", choices=("en", "zh"), default="en", help="language of the printed summary")
+def _lang(p: argparse.ArgumentParser, help: str = "language of the printed summary") -> None:
+    p.add_argument("--lang", choices=("en", "zh"), default="en", help=help)
+
+
+def _figures(p: argparse.ArgumentParser, no_plots: bool = True) -> None:
+    """``--lang``, ``--svg`` and (unless the command always draws) ``--no-plots`` of a command that writes figures."""
+    _lang(p, "language of the printed summary, reports and figures")
+    p.add_argument("--svg", action="store_true", help="also write SVG figures")
+    if no_plots:
+        p.add_argument("--no-plots", action="store_true", help="skip figures")
 
 
 def _positive(text: str) -> int:
@@ -78,9 +86,7 @@ def _add_run(sub: Any) -> None:
     p.add_argument("--out", metavar="DIR", default="results", help="parent folder of the result folders (default: results); "
                    "a scenario run with --set goes to <name>+<overrides>/")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a lever or parameter")
-    p.add_argument("--lang", choices=("en", "zh"), default="en", help="language of the printed summary, reports and figures")
-    p.add_argument("--svg", action="store_true", help="also write SVG figures")
-    p.add_argument("--no-plots", action="store_true", help="skip figures")
+    _figures(p)
     _common(p)
 
     p = sub.add_parser("init", help=COMMANDS["init"], description=COMMANDS["init"])
@@ -95,8 +101,7 @@ def _add_compare(sub: Any) -> None:
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/compare, or results/compare+<overrides> "
                    "with --set)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override in every scenario")
-    p.add_argument("--lang", choices=("en", "zh"), default="en", help="language of the printed summary, reports and figures")
-    p.add_argument("--svg", action="store_true", help="also write SVG figures")
+    _figures(p, no_plots=False)
     _workers(p)
     _common(p)
 
@@ -121,9 +126,7 @@ def _add_sensitivity(sub: Any) -> None:
                    help="write experiment K of this design (same method, samples, seed, inputs) as a scenario file "
                         "that `run` reproduces exactly, instead of analysing")
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>_<method>)")
-    p.add_argument("--lang", choices=("en", "zh"), default="en", help="language of the printed summary, reports and figures")
-    p.add_argument("--svg", action="store_true", help="also write SVG figures")
-    p.add_argument("--no-plots", action="store_true", help="skip figures")
+    _figures(p)
     _workers(p)
     _common(p)
 
@@ -144,9 +147,7 @@ def _add_optimize(sub: Any) -> None:
     p.add_argument("--popsize", type=int, default=24, metavar="K", help="candidates per generation (default 24)")
     p.add_argument("--maxiter", type=int, default=40, metavar="G", help="generations at most (default 40)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/<scenario>_optimize)")
-    p.add_argument("--lang", choices=("en", "zh"), default="en", help="language of the printed summary, reports and figures")
-    p.add_argument("--svg", action="store_true", help="also write SVG figures")
-    p.add_argument("--no-plots", action="store_true", help="skip figures")
+    _figures(p)
     _workers(p)
     _common(p)
 
@@ -160,7 +161,7 @@ def _add_model_commands(sub: Any) -> None:
 
     p = sub.add_parser("describe", help=COMMANDS["describe"], description=COMMANDS["describe"])
     p.add_argument("--format", choices=("text", "md"), default="text", help="md writes docs/model.md")
-    p.add_argument("--lang", choices=("en", "zh"), default="en", help="language of the printed summary, reports and figures")
+    _lang(p, "language of the printed summary, reports and figures")
     _common(p)
 
     p = sub.add_parser("check", help=COMMANDS["check"], description=COMMANDS["check"])
@@ -183,7 +184,7 @@ def _add_serve(sub: Any) -> None:
     p.add_argument("--port", type=int, default=8050, help="port (default 8050; 0: any free port)")
     p.add_argument("--host", default="127.0.0.1", metavar="ADDR",
                    help="address to listen on (default 127.0.0.1: this machine only; another address warns)")
-    p.add_argument("--lang", choices=("en", "zh"), default="en", help="initial page language")
+    _lang(p, "initial page language")
     p.add_argument("--scenarios", metavar="DIR", help="your scenario folder (default ./scenarios); the shipped "
                    "scenarios are listed too")
     p.add_argument("--samples", type=int, default=200, metavar="N", help="ensemble samples (default 200)")
