@@ -206,31 +206,13 @@ class Simulator:
         sa.require_recalibration(sc)
         problem = sa.define_problem(self.model, sc, levers, params)
         n = samples if samples is not None else sa.DEFAULT_SAMPLES[method]
-        if method == "oat":
-            design = sa.sample_oat(problem)
-        elif method == "morris":
-            design = sa.sample_morris(problem, int(n), seed)  # type: ignore[arg-type]
-        elif method == "sobol":
-            design = sa.sample_sobol(problem, int(n), seed)  # type: ignore[arg-type]
-        else:
-            design = sa.sample_mc(problem, int(n), seed)  # type: ignore[arg-type]
+        design = sa.sample(problem, method, None if n is None else int(n), seed)
         goal_year = self._goal_year()
         exp = sa.run_experiments(self.compiled, problem, sc, design, end=sc.end if method == "mc" else goal_year,
                                  workers=workers)
         cond = cd.condition_experiments(self.compiled, problem, sc, design, exp, history, implausibility) \
             if method == "mc" else None
-        names = exp.outcome_names
-        probs: list[Any] = []
-        if method == "oat":
-            indices = sa.analyze_oat(problem, exp)
-        elif method == "morris":
-            indices, _ = sa.analyze_morris(problem, design, exp.outcomes, exp.ok, names, seed)
-        elif method == "sobol":
-            indices, _ = sa.analyze_sobol(problem, exp.outcomes, exp.ok, names, seed, False)
-            probs = sa.goal_probability(self.model, exp, sa.sobol_base_rows(problem, exp.ok, False))
-        else:
-            indices = sa.analyze_mc(problem, design if design.x is None else design.x, exp.outcomes, exp.ok, names)
-            probs = sa.goal_probability(self.model, exp)
+        indices, probs, _ = sa.analyse(self.model, problem, design, exp, method, seed, workers=workers)
         pd_ = _pandas()
         prob_rows = {}
         for r in cd.goal_rows(exp, probs, cond):

@@ -427,6 +427,20 @@ def block_size(d: int, second_order: bool = False) -> int:
     return 2 * d + 2 if second_order else d + 2
 
 
+def sample(problem: Problem, method: str, n: int | None, seed: int, second_order: bool = False,
+           lean: bool = False) -> Design:
+    """The design of ``method`` (one of :data:`METHODS`): ``n`` trajectories (morris), base samples (sobol) or
+    samples (mc; ``lean``: built in place, see :func:`sample_mc`); OAT takes no ``n``."""
+    if method == "oat":
+        return sample_oat(problem)
+    assert n is not None, "every method but oat needs a sample size"
+    if method == "morris":
+        return sample_morris(problem, n, seed)
+    if method == "sobol":
+        return sample_sobol(problem, n, seed, second_order)
+    return sample_mc(problem, n, seed, lean=lean)
+
+
 # ---------------------------------------------------------------------------------- experiments
 
 
@@ -1172,3 +1186,26 @@ def quantiles(run: Run, names: list[str], qs: tuple[int, ...] = QUANTILES) -> di
             q[good] = np.percentile(v[good], qs, axis=1).T
         out[name] = q
     return out
+
+
+def analyse(model: Model, problem: Problem, design: Design, exp: Experiments, method: str, seed: int,
+            second_order: bool = False, workers: int | None = None
+            ) -> tuple[list[Index], list[GoalProbability], dict[str, Any]]:
+    """The indices of ``method`` over the experiments, the prior goal probabilities (sobol: over the complete
+    base rows; mc: over every calibrated sample; none for oat and morris) and what was used (morris
+    ``trajectories``, sobol ``blocks``)."""
+    names = exp.outcome_names
+    probs: list[GoalProbability] = []
+    used: dict[str, Any] = {}
+    if method == "oat":
+        indices = analyze_oat(problem, exp)
+    elif method == "morris":
+        indices, used["trajectories"] = analyze_morris(problem, design, exp.outcomes, exp.ok, names, seed)
+    elif method == "sobol":
+        indices, used["blocks"] = analyze_sobol(problem, exp.outcomes, exp.ok, names, seed, second_order,
+                                                workers=workers)
+        probs = goal_probability(model, exp, sobol_base_rows(problem, exp.ok, second_order))
+    else:
+        indices = analyze_mc(problem, design if design.x is None else design.x, exp.outcomes, exp.ok, names)
+        probs = goal_probability(model, exp)
+    return indices, probs, used

@@ -133,7 +133,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         bar.set_description(f"sampling ({method})")
         t0 = time.perf_counter()
-        design = _design(problem, method, n, args.seed, args.second_order, lean=True)
+        design = sa.sample(problem, method, n, args.seed, args.second_order, lean=True)
         timings["sample_s"] = time.perf_counter() - t0
         bar.update()
         # streamed: chunk by chunk, keeping the outcomes, the history comparisons and percentile sketches
@@ -177,22 +177,10 @@ def _analyse(model: Any, problem: sa.Problem, design: sa.Design, exp: sa.Experim
              method: str, args: argparse.Namespace
              ) -> tuple[Any, list, dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
     """The method's indices, the goal rows, the prior and conditioned quantiles (outcome units) and what was used."""
-    names = exp.outcome_names
-    probs: list[sa.GoalProbability] = []
     quant: dict[str, np.ndarray] = {}
     cquant: dict[str, np.ndarray] = {}
-    used: dict[str, Any] = {}
-    if method == "oat":
-        indices = sa.analyze_oat(problem, exp)
-    elif method == "morris":
-        indices, used["trajectories"] = sa.analyze_morris(problem, design, exp.outcomes, exp.ok, names, args.seed)
-    elif method == "sobol":
-        indices, used["blocks"] = sa.analyze_sobol(problem, exp.outcomes, exp.ok, names, args.seed, args.second_order,
-                                                   workers=None)
-        probs = sa.goal_probability(model, exp, sa.sobol_base_rows(problem, exp.ok, args.second_order))
-    else:
-        indices = sa.analyze_mc(problem, design if design.x is None else design.x, exp.outcomes, exp.ok, names)
-        probs = sa.goal_probability(model, exp)
+    indices, probs, used = sa.analyse(model, problem, design, exp, method, args.seed, args.second_order)
+    if method == "mc":
         quant, cquant, used["quantiles"] = _quantiles(exp, cond)
     grows = cd.goal_rows(exp, probs, cond)
     return indices, grows, quant, cquant, used
@@ -243,17 +231,6 @@ def _quantiles(exp: sa.Experiments, cond: cd.Conditioning | None
     return st.table(prior.values), cquant, how
 
 
-def _design(problem: sa.Problem, method: str, n: int | None, seed: int, second_order: bool,
-            lean: bool = False) -> sa.Design:
-    if method == "oat":
-        return sa.sample_oat(problem)
-    if method == "morris":
-        return sa.sample_morris(problem, n, seed)  # type: ignore[arg-type]
-    if method == "sobol":
-        return sa.sample_sobol(problem, n, seed, second_order)  # type: ignore[arg-type]
-    return sa.sample_mc(problem, n, seed, lean=lean)  # type: ignore[arg-type]
-
-
 def member_scenario(sc: Any, problem: sa.Problem, row: np.ndarray, k: int, what: str) -> dict[str, Any]:
     """Experiment ``row`` of a design as a scenario file's data: the scenario as resolved, plus the sampled values.
 
@@ -290,7 +267,7 @@ def _export_member(args: argparse.Namespace, model: Any, sc: Any, problem: sa.Pr
     from ..results import check_file_target, file_starts_with
     from ..xmile import write_text
 
-    design = _design(problem, args.method, n, args.seed, args.second_order)
+    design = sa.sample(problem, args.method, n, args.seed, args.second_order)
     x = design.x
     assert x is not None  # a design that is not lean keeps its rows
     rows = x.shape[0]
