@@ -12,17 +12,16 @@ converge") instead of iterating to :data:`MAX_ITER`; the sets that fail are thos
 before (issue 15), found sooner. Sets whose solution leaves the bounds, or that do not converge,
 are flagged, never dropped silently.
 
-``WARM_START = True`` switches batches of at least :data:`WARM_MIN` sets (ensembles) to a
-warm-started solver (issue 15): one reference set (the model's baseline value of every input that
-varies) is solved, and each set starts from the linear prediction x0 + S (theta - theta0) with the
-reference's slopes; the first Jacobian's columns of the decoupled free parameters (a target that
+Every batch starts from a linear prediction of its solutions (issue 15): the model's baseline is solved
+once (the reference, cached on the compiled model) and each set starts from x0 + S (theta - theta0) with
+the reference's slopes; the first Jacobian's columns of the decoupled free parameters (a target that
 depends on one of them alone) are the reference's, the others finite differences; a set that stops
-making progress gets a new Jacobian once and is then given up. It needs about 40 % fewer runs, keeps
-every solution of the default solver (to the tolerance) and also solves most sets the default
-cannot reach from the model's starting values (for the Yubei model: short registration processing
-times), which changes which samples an ensemble keeps: a modelling decision, so it is off by default.
-Smaller batches (a scenario run) start from their own values and retry only their failed sets from
-the prediction. The solver before issue 15 stays available (``_LEGACY``) for tests.
+making progress gets a new Jacobian once and is then given up. A set's prediction, and so its solution,
+is the same bit for bit in any batch (a scenario run, a chunk of an ensemble, any number of workers).
+Compared with starting every set from the model's starting values (``WARM_START = False``), it needs
+about 40 % fewer runs and also solves the sets those starting values cannot reach (for the Yubei model,
+short registration processing times, down to the documented lower bound). The solver before issue 15
+stays available (``_LEGACY``) for tests.
 """
 
 from __future__ import annotations
@@ -201,19 +200,15 @@ def calibrate(
     cal = cm.model.calibration
     if not cal.free and not cal.targets:  # a model without calibration: every set is solved as it is
         return _as_given(params, n)
-    use_warm = WARM_START and not _LEGACY
-    warm = _warm_start(cm, params, lever_baseline, n, dt, method) if use_warm and n >= WARM_MIN else None
+    warm = _warm_start(cm, params, lever_baseline, n, dt, method) if WARM_START and not _LEGACY else None
     if n <= CHUNK:
-        res = _calibrate(cm, params, lever_baseline, dt, method, warm)
-        if use_warm and warm is None and not res.ok.all():
-            res = _retry_warm(cm, params, lever_baseline, dt, method, res, n)
-        return res
+        return _calibrate_start(cm, params, lever_baseline, dt, method, warm)
     slices = parallel.chunks(n, CHUNK)
     free = {f.name for f in cm.model.calibration.free}
 
     def chunk(i: int) -> CalibrationResult:
         sel = np.arange(slices[i].start, slices[i].stop)
-        q = _calibrate(
+        q = _calibrate_start(
             cm, {k: _take(v, sel) if np.size(v) == n else v for k, v in params.items()},
             {k: _take(v, sel) if np.size(v) == n else v for k, v in lever_baseline.items()}, dt, method, warm,
         )
@@ -231,21 +226,24 @@ def calibrate(
     )
 
 
-def _retry_warm(
-    cm: Compiled, params: dict[str, Any], lever_baseline: dict[str, Any], dt: float, method: str,
-    res: CalibrationResult, n: int,
+def _calibrate_start(
+    cm: Compiled, params: dict[str, Any], lever_baseline: dict[str, Any], dt: float, method: str, warm: _Warm | None,
 ) -> CalibrationResult:
-    """A small batch's sets without a solution from their own starting values, solved again from the
-    reference's prediction (:class:`_Warm`), so that a set has a solution in a small batch (a scenario
-    run) exactly when it has one in a large batch (an ensemble). Solved sets keep their solutions."""
-    warm = _warm_start(cm, params, lever_baseline, n, dt, method)
+    """Solves every set from the reference's prediction (``warm``), then the sets that found no root from there
+    (they did not converge or left the finite numbers: a prediction far off, e.g. across a switch such as a
+    forced variable) once more from their own starting values. Which sets are retried depends on each set
+    alone, so a set's solution does not depend on its batch."""
+    res = _calibrate(cm, params, lever_baseline, dt, method, warm)
     if warm is None:
         return res
-    sel = np.flatnonzero(~res.ok)
+    sel = np.flatnonzero(np.isin(res.reason, RETRY_REASONS))
+    if not sel.size:
+        return res
+    n = res.ok.size
     again = _calibrate(
         cm, {k: _take(v, sel) if np.size(v) == n and np.ndim(v) else v for k, v in params.items()},
         {k: _take(v, sel) if np.size(v) == n and np.ndim(v) else v for k, v in lever_baseline.items()},
-        dt, method, warm,
+        dt, method, None,
     )
     out = dict(res.params)
     for f in (f.name for f in cm.model.calibration.free):
@@ -256,6 +254,9 @@ def _retry_warm(
     ok[sel], reason[sel], achieved[sel] = again.ok, again.reason, again.achieved
     return CalibrationResult(out, ok, reason, res.target_names, res.targets, achieved,
                              max(res.iterations, again.iterations))
+
+
+RETRY_REASONS = ("did not converge", "no finite solution")  # from the prediction: retried from the own start values
 
 
 def _calibrate_legacy(
@@ -413,7 +414,7 @@ def _evaluate(
     sc = pb.scale[active]
     r = (vals[:m] - pb.targets[active]) / sc  # (m, k)
     st.achieved[active] = vals[:m]
-    if need.size:
+    if need.size and ng:  # ng = 0: every column comes from the reference (_warm_columns)
         _fd_jacobian(pb, st, active[need], vals, m, need, groups, sc[need], h)
     return r
 
@@ -519,9 +520,7 @@ def _lstsq(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 STALL_PLAIN = 15  # iterations without a new smallest residual norm after which a set stops ("did not converge");
 # 10 and 12 stopped 4 and 2 of 100,000 sampled sets that the old solver solved later, 15 none
-WARM_START = False  # True: the warm-started solver below (it also solves sets the plain one cannot: see _Warm)
-WARM_MIN = 64  # with WARM_START, batches of at least this many sets start from the reference's prediction;
-# smaller batches start from their own values and try the prediction for the sets that fail (_retry_warm)
+WARM_START = True  # every batch starts from the reference's prediction (_Warm); False: from the given values
 STALL = 2  # warm-started batches: iterations without progress after which a set stops ("did not converge")
 PROGRESS = 0.25  # progress: a residual norm below this fraction of the last one that counted as progress
 _LEGACY = False  # True: the solver before issue 15 for every batch (tests compare the two)
@@ -531,86 +530,121 @@ _LEGACY = False  # True: the solver before issue 15 for every batch (tests compa
 class _Warm:
     """A linear prediction of each set's solution from one solved reference set (issue 15).
 
-    The reference set takes the model's baseline value of every input that varies in the batch
-    (``names``: parameters, facts and lever baselines; values ``theta0``). With g = model - target,
-    x = x0 + S (theta - theta0), S = -(dg/dx)^-1 dg/dtheta by finite differences at the reference
-    solution x0; ``jac0`` = dg/dx there. Only the starting point of the Newton-Broyden iteration and
-    the first Jacobian's columns of the decoupled free parameters (:func:`_decoupled`) come from
-    here, never a solution.
+    The reference is the model's baseline: every parameter, fact and lever baseline at its value in the
+    model files, whatever the batch. With g = model - target, x = x0 + sum_j S_j (theta_j - theta0_j),
+    S_j = -(dg/dx)^-1 dg/dtheta_j by finite differences at the reference solution x0; ``jac0`` = dg/dx
+    there. Each column S_j is computed on its own and the sum runs over the inputs in name order, adding
+    exact zeros for the inputs at their baseline, so a set's prediction (and so its solution, bit for bit)
+    does not depend on the batch it is solved in. Only the starting point of the Newton-Broyden iteration
+    and the first Jacobian's columns of the decoupled free parameters (:func:`_decoupled`) come from here,
+    never a solution.
     """
 
-    names: list[str]
-    theta0: np.ndarray  # (q,)
+    names: list[str]  # inputs that differ from the baseline in this batch, in name order
+    theta0: np.ndarray  # (q,) their baseline values
     x0: np.ndarray  # (p,)
     slope: np.ndarray  # (p, q)
     jac0: np.ndarray  # (k, p) dg/dx at the reference solution, target units per unit of x
 
     def predict(self, params: dict[str, Any], levers: dict[str, Any], n: int) -> np.ndarray:
         """(n, p) predicted solutions."""
-        cols = [np.broadcast_to(np.asarray(params[k] if k in params else levers[k], float), (n,)) for k in self.names]
-        t = np.stack(cols, 1) if cols else np.zeros((n, 0))
-        return self.x0[None, :] + (t - self.theta0[None, :]) @ self.slope.T
+        x = np.tile(self.x0, (n, 1))
+        for j, k in enumerate(self.names):
+            t = np.broadcast_to(np.asarray(params[k] if k in params else levers[k], float), (n,))
+            x += self.slope[:, j][None, :] * (t - self.theta0[j])[:, None]
+        return x
 
 
-def _varying(values: dict[str, Any], n: int, exclude: set[str]) -> list[str]:
-    return [k for k, v in values.items() if k not in exclude and np.ndim(v) and np.size(v) == n]
+@dataclass
+class _Reference:
+    """The solved baseline of one compiled model at one time step and method, and the slope columns
+    computed so far (input name -> (p,) column); kept on the compiled model (:func:`_reference`)."""
+
+    base: dict[str, float]
+    x0: np.ndarray  # (p,)
+    jac0: np.ndarray  # (k, p)
+    slopes: dict[str, np.ndarray]
+
+
+def _reference(cm: Compiled, dt: float, method: str) -> _Reference | None:
+    """The model's baseline solved (cached per compiled model, dt and method); None: it has no solution."""
+    cache = cm.__dict__.setdefault("_calibration_reference", {})
+    key = (dt, method)
+    if key not in cache:
+        cache[key] = _solve_reference(cm, dt, method)
+    return cache[key]
+
+
+def _solve_reference(cm: Compiled, dt: float, method: str) -> _Reference | None:
+    """Solves the baseline from the model's starting values; its Jacobian by finite differences."""
+    free = [f.name for f in cm.model.calibration.free]
+    base = {k: float(v) for k, v in cm.model.base_values().items()}
+    sol = _calibrate(cm, dict(base), {k: base[k] for k in cm.model.levers}, dt, method, None)
+    if not sol.ok.all():
+        return None
+    x0 = np.array([float(np.asarray(sol.params[f]).reshape(-1)[0]) for f in free])
+    p = len(free)
+    hx = FD_STEP * np.maximum(np.abs(x0), 1e-3)
+    g = _window_gaps(cm, base, free, np.tile(x0, (1 + p, 1)) + np.vstack([np.zeros(p), np.diag(hx)]), {}, dt, method)
+    jx = np.where(dependence(cm), ((g[1:] - g[0]) / hx[:, None]).T, 0.0)  # (k, p)
+    if not np.isfinite(jx).all() or np.linalg.matrix_rank(jx) < p:
+        return None
+    return _Reference(base, x0, jx, {})
+
+
+def _window_gaps(
+    cm: Compiled, base: dict[str, float], free: list[str], X: np.ndarray, inputs: dict[str, np.ndarray], dt: float,
+    method: str,
+) -> np.ndarray:
+    """(m, k) model - target over the calibration window for m rows: free parameters ``X`` (m, p), the other
+    inputs at ``base`` except ``inputs`` (name -> (m,) values)."""
+    cal = cm.model.calibration
+    m = X.shape[0]
+    big: dict[str, Any] = {**base, **inputs}
+    for j, f in enumerate(free):
+        big[f] = X[:, j]
+    grid = TimeGrid(cal.start, cal.end, dt)
+    levs = lever_schedules(cm, grid, {k: big[k] for k in cm.model.levers})
+    vals = measure(cm, simulate(cm, big, levs, grid, method, n=m, workers=1))
+    tg = np.stack([np.broadcast_to(np.asarray(big[t.value_name], float), (m,)) for t in cal.targets], 1)
+    return vals - tg
+
+
+def _slopes(cm: Compiled, ref: _Reference, names: list[str], dt: float, method: str) -> bool:
+    """Adds the slope columns of ``names`` not computed yet to ``ref``; False when one is not finite."""
+    todo = [k for k in names if k not in ref.slopes]
+    if todo:
+        free = [f.name for f in cm.model.calibration.free]
+        t0 = np.array([ref.base[k] for k in todo])
+        ht = FD_STEP * np.maximum(np.abs(t0), 1e-3)
+        m = 1 + len(todo)
+        inputs = {}
+        for i, k in enumerate(todo):
+            col = np.full(m, ref.base[k])
+            col[1 + i] += ht[i]
+            inputs[k] = col
+        g = _window_gaps(cm, ref.base, free, np.tile(ref.x0, (m, 1)), inputs, dt, method)
+        for i, k in enumerate(todo):  # each column solved on its own: the same bits in any batch
+            ref.slopes[k] = -np.linalg.solve(ref.jac0, (g[1 + i] - g[0]) / ht[i])
+    return all(np.isfinite(ref.slopes[k]).all() for k in names)
 
 
 def _warm_start(
     cm: Compiled, params: dict[str, Any], lever_baseline: dict[str, Any], n: int, dt: float, method: str
 ) -> _Warm | None:
-    """The reference solution and linear prediction for a batch of ``n`` sets (None: the reference has none)."""
-    cal = cm.model.calibration
-    free = [f.name for f in cal.free]
-    names = sorted(set(_varying(params, n, set(free))) | set(_varying(lever_baseline, n, set(free))))
-    base = cm.model.base_values()
-    theta0 = np.array([
-        float(base[k]) if k in base and np.isfinite(base[k])
-        else float(np.nanmedian(np.asarray(params[k] if k in params else lever_baseline[k], float)))
-        for k in names
-    ])
-    ref = {k: v for k, v in params.items() if k not in names}
-    ref_lev = {k: v for k, v in lever_baseline.items() if k not in names}
-    for k, v in zip(names, theta0, strict=True):
-        if k in params:
-            ref[k] = v
-        if k in lever_baseline:
-            ref_lev[k] = v
-    for f in free:  # the model's starting guesses (the batch's first set's when they vary)
-        ref[f] = float(np.asarray(params[f], float).reshape(-1)[0])
-    sol = _calibrate(cm, ref, ref_lev, dt, method, None)
-    if not sol.ok.all():
+    """The reference prediction for a batch of ``n`` sets (None: the baseline has no solution, or a slope
+    is not finite)."""
+    ref = _reference(cm, dt, method)
+    if ref is None:
         return None
-    x0 = np.array([float(np.asarray(sol.params[f]).reshape(-1)[0]) for f in free])
-    p, q = len(free), len(names)
-    hx = FD_STEP * np.maximum(np.abs(x0), 1e-3)
-    ht = FD_STEP * np.maximum(np.abs(theta0), 1e-3)
-    m = 1 + p + q
-    big, levs = dict(ref), dict(ref_lev)
-    X = np.tile(x0, (m, 1))
-    X[1 + np.arange(p), np.arange(p)] += hx
-    for j, f in enumerate(free):
-        big[f] = X[:, j]
-    T = np.tile(theta0, (m, 1))
-    T[1 + p + np.arange(q), np.arange(q)] += ht
-    for i, k in enumerate(names):
-        if k in params:
-            big[k] = T[:, i]
-        if k in lever_baseline:
-            levs[k] = T[:, i]
-    grid = TimeGrid(cal.start, cal.end, dt)
-    vals = measure(cm, simulate(cm, big, lever_schedules(cm, grid, levs), grid, method, n=m, workers=1))
-    tg = np.stack([np.broadcast_to(np.asarray(big[t.value_name], float), (m,)) for t in cal.targets], 1)
-    g = vals - tg  # (m, k)
-    jx = np.where(dependence(cm), ((g[1 : 1 + p] - g[0]) / hx[:, None]).T, 0.0)  # (k, p)
-    jt = ((g[1 + p :] - g[0]) / ht[:, None]).T  # (k, q)
-    if not (np.isfinite(jx).all() and np.isfinite(jt).all()):
+    free = {f.name for f in cm.model.calibration.free}
+    values = {**lever_baseline, **params}
+    names = sorted(k for k, v in values.items()
+                   if k not in free and k in ref.base and np.any(np.asarray(v, float) != ref.base[k]))
+    if not _slopes(cm, ref, names, dt, method):
         return None
-    try:
-        slope = -np.linalg.solve(jx, jt)
-    except np.linalg.LinAlgError:
-        return None
-    return _Warm(names, theta0, x0, slope, jx)
+    slope = np.stack([ref.slopes[k] for k in names], 1) if names else np.zeros((ref.x0.size, 0))
+    return _Warm(names, np.array([ref.base[k] for k in names]), ref.x0, slope, ref.jac0)
 
 
 def _decoupled(dep: np.ndarray) -> np.ndarray:
@@ -648,9 +682,10 @@ def _calibrate(
 ) -> CalibrationResult:
     """One vectorised Newton-Broyden solve for all sets in ``params`` (see :func:`calibrate`).
 
-    Without ``warm``: every set starts from its free parameters' values with a finite-difference
-    Jacobian and iterates until solved, not finite, or :data:`MAX_ITER` (as before issue 15). With
-    ``warm``: every set starts from the reference's prediction; the first Jacobian's columns of the
+    Without ``warm`` (``WARM_START = False``, or a model whose baseline has no solution): every set starts
+    from its free parameters' values with a finite-difference Jacobian and iterates until solved, not finite,
+    or :data:`MAX_ITER`, or :data:`STALL_PLAIN` iterations without progress. With ``warm``: every set starts
+    from the reference's prediction; the first Jacobian's columns of the
     decoupled free parameters are the reference's, the others finite differences; a set that makes
     no progress (its residual norm not below :data:`PROGRESS` times the last that did) for
     :data:`STALL` iterations gets a new finite-difference Jacobian once, and stops ("did not

@@ -107,7 +107,7 @@ def test_hte_never_exceed_the_firms_that_qualify(model, cm, base):
     """HTE are a subset of the qualifying population (§4b item 2) at baseline and at the corners of the
     uncertainty ranges of the HTE dynamics."""
     assert np.all(base.get("high_tech_enterprises") <= base.get("qualifying_firms"))
-    names = ["hte_cohort_share_oldest", "hte_cohort_share_middle", "renewal_rate", "hte_exit_rate",
+    names = ["hte_cohort_growth", "renewal_rate", "hte_exit_rate",
              "hte_capability_slope", "hte_capability_ceiling", "qualifying_exit_rate"]
     # all low, all high, and the two alternating corners
     sets = [{n: model.params[n].range[(k + i) % 2 if i < 2 else i - 2] for k, n in enumerate(names)} for i in range(4)]
