@@ -231,8 +231,9 @@ def _calibrate_start(
 ) -> CalibrationResult:
     """Solves every set from the reference's prediction (``warm``), then the sets that found no root from there
     (they did not converge or left the finite numbers: a prediction far off, e.g. across a switch such as a
-    forced variable) once more from their own starting values. Which sets are retried depends on each set
-    alone, so a set's solution does not depend on its batch."""
+    forced variable) once more from their own starting values, with the same stall rule (:data:`STALL`,
+    one new Jacobian). Which sets are retried depends on each set alone, so a set's solution does not depend
+    on its batch."""
     res = _calibrate(cm, params, lever_baseline, dt, method, warm)
     if warm is None:
         return res
@@ -243,7 +244,7 @@ def _calibrate_start(
     again = _calibrate(
         cm, {k: _take(v, sel) if np.size(v) == n and np.ndim(v) else v for k, v in params.items()},
         {k: _take(v, sel) if np.size(v) == n and np.ndim(v) else v for k, v in lever_baseline.items()},
-        dt, method, None,
+        dt, method, None, quick=True,
     )
     out = dict(res.params)
     for f in (f.name for f in cm.model.calibration.free):
@@ -661,7 +662,12 @@ def _decoupled(dep: np.ndarray) -> np.ndarray:
 
 def _solve_rows(J: np.ndarray, r: np.ndarray) -> np.ndarray:
     """(m, p) Newton steps -J^-1 r; a singular system (an exactly zero pivot) gets its least-squares step
-    (NaN when that cannot be computed), each set on its own."""
+    (NaN when that cannot be computed), each set on its own (LAPACK solves each system on its own, so a set's
+    step does not depend on the others)."""
+    try:
+        return np.linalg.solve(J, -r[:, :, None])[:, :, 0]
+    except np.linalg.LinAlgError:  # some system is singular: find which
+        pass
     sign, _ = np.linalg.slogdet(J)
     sing = sign == 0
     dx = np.empty(r.shape)
@@ -679,6 +685,7 @@ def _calibrate(
     dt: float,
     method: str,
     warm: _Warm | None = None,
+    quick: bool | None = None,
 ) -> CalibrationResult:
     """One vectorised Newton-Broyden solve for all sets in ``params`` (see :func:`calibrate`).
 
@@ -708,7 +715,7 @@ def _calibrate(
         need = np.flatnonzero(st.fresh[active])  # positions in ``active`` that get a new Jacobian
         r = _evaluate(pb, st, active, need, first_of if it == 1 and first_of is not None else all_of, workers=1)
         keep, norm = _converged(st, active, r)
-        keep, retry = _stalled(st, active, norm, keep, it, warm is not None)
+        keep, retry = _stalled(st, active, norm, keep, it, warm is not None if quick is None else quick)
         idx = active[keep]
         if idx.size == 0:
             break
