@@ -196,7 +196,8 @@ class Simulator:
         batch and analyse: goal probabilities (prior, and for ``mc`` conditioned on history) and indices.
 
         ``workers`` processes calibrate and integrate chunks of the samples (default: every available core);
-        the results are bit-identical whatever the number."""
+        the results are bit-identical whatever the number. The samples are streamed chunk by chunk as by the
+        ``sensitivity`` command (memory bounded by the chunk, whatever ``samples``)."""
         from . import conditioning as cd
         from . import sensitivity as sa
 
@@ -208,10 +209,11 @@ class Simulator:
         n = samples if samples is not None else sa.DEFAULT_SAMPLES[method]
         design = sa.sample(problem, method, None if n is None else int(n), seed)
         goal_year = self._goal_year()
-        exp = sa.run_experiments(self.compiled, problem, sc, design, end=sc.end if method == "mc" else goal_year,
-                                 workers=workers)
-        cond = cd.condition_experiments(self.compiled, problem, sc, design, exp, history, implausibility) \
-            if method == "mc" else None
+        mc = method == "mc"
+        # streamed like the command: memory bounded by the chunk, not by the number of samples
+        exp = sa.stream_experiments(self.compiled, problem, sc, design, end=sc.end if mc else goal_year,
+                                    workers=workers, history=mc and not problem.levers and self.model.history is not None)
+        cond = cd.condition_streamed(self.compiled, problem, sc, exp, history, implausibility) if mc else None
         indices, probs, _ = sa.analyse(self.model, problem, design, exp, method, seed, workers=workers)
         pd_ = _pandas()
         prob_rows = {}
