@@ -51,6 +51,10 @@ def realistic(cm, sc, n: int, repeat: int, workers: int | None) -> None:
     print(f"    end to end {tm.text()}")
     print(f"    calibrated runs/s: {tm.rate(n)}")
     print(f"    last repeat: calibrate {exp.timings['calibrate_s']:.2f} s, simulate {exp.timings['simulate_s']:.2f} s")
+    steps = round((sc.end - cm.model.calibration.start) * round(1 / sc.dt))
+    ok = int(exp.ok.sum())
+    print(f"    simulate: {ok:,} runs x {steps} steps = {ok * steps / exp.timings['simulate_s'] / 1e6:.2f} M run-steps/s "
+          f"(wall, {who})")
 
 
 def main() -> None:
@@ -114,8 +118,11 @@ def main() -> None:
             tm = measure(lambda dt=dt, kw=kw: calibrated_params(cm, params, dt, "euler", strict=False, **kw)[1],
                          a.repeat)
             res = tm.result
+            steps = round((model.calibration.end - model.calibration.start) / dt)
+            per_set = res.window_runs / res.ok.size
             print(f"calibrate 10,000 sets, all {problem.d} uncertainties varying (dt 1/{round(1 / dt)}, one worker): "
-                  f"{tm.text()}; {res.n_failed} without solution, {res.iterations} iterations")
+                  f"{tm.text()}; {res.n_failed} without solution, {res.iterations} iterations, "
+                  f"{per_set:.2f} calibration-window runs per set ({per_set * steps:.0f} run-steps)")
 
     if "realistic" not in skip:
         counts = [int(w) for w in a.workers.split(",") if w] or [None]

@@ -54,6 +54,7 @@ class CalibrationResult:
     targets: np.ndarray  # (n, k) target values
     achieved: np.ndarray  # (n, k) model values with the solved parameters
     iterations: int
+    window_runs: int = 0  # calibration-window runs simulated (sets x evaluations, finite differences included)
 
     @property
     def residuals(self) -> np.ndarray:
@@ -222,7 +223,7 @@ def calibrate(
     return CalibrationResult(
         out, np.concatenate([q.ok for q in parts]), np.concatenate([q.reason for q in parts]), parts[0].target_names,
         np.concatenate([q.targets for q in parts]), np.concatenate([q.achieved for q in parts]),
-        max(q.iterations for q in parts),
+        max(q.iterations for q in parts), sum(q.window_runs for q in parts),
     )
 
 
@@ -254,7 +255,7 @@ def _calibrate_start(
     ok, reason, achieved = res.ok.copy(), res.reason.copy(), res.achieved.copy()
     ok[sel], reason[sel], achieved[sel] = again.ok, again.reason, again.achieved
     return CalibrationResult(out, ok, reason, res.target_names, res.targets, achieved,
-                             max(res.iterations, again.iterations))
+                             max(res.iterations, again.iterations), res.window_runs + again.window_runs)
 
 
 RETRY_REASONS = ("did not converge", "no finite solution")  # from the prediction: retried from the own start values
@@ -366,6 +367,7 @@ class _State:
     mark: np.ndarray  # (n,) the residual norm that last counted as progress
     mark_it: np.ndarray  # (n,) int: the iteration it did
     retried: np.ndarray  # (n,) bool: already given a new Jacobian after stalling (warm-started batches)
+    runs: int = 0  # calibration-window runs simulated so far
 
     @classmethod
     def start(cls, pb: _Problem, x: np.ndarray) -> _State:
@@ -412,6 +414,7 @@ def _evaluate(
     levs = lever_schedules(
         pb.cm, pb.grid, {k: _take(v, sel) if np.size(v) == pb.n else v for k, v in pb.lever_baseline.items()})
     vals = measure(pb.cm, simulate(pb.cm, big, levs, pb.grid, pb.method, n=rows.size, workers=workers))
+    st.runs += rows.size
     sc = pb.scale[active]
     r = (vals[:m] - pb.targets[active]) / sc  # (m, k)
     st.achieved[active] = vals[:m]
@@ -504,7 +507,7 @@ def _result(pb: _Problem, st: _State, it: int) -> CalibrationResult:
     for j, f in enumerate(pb.free):
         out[f] = x[:, j].copy()
     return CalibrationResult(out, ok, reason, [t.name for t in pb.cm.model.calibration.targets], pb.targets,
-                             st.achieved, it)
+                             st.achieved, it, st.runs)
 
 
 def _lstsq(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -176,9 +176,14 @@ def test_one_set_is_solved_as_before(cm, warm):
     new = _solve(cm, params, levers, sc, warm=warm)
     old = _solve(cm, params, levers, sc, legacy=True)
     assert new.ok.all()
+    dep = cal.dependence(cm)
     if warm:
         assert new.iterations == 1 < old.iterations
         np.testing.assert_allclose(_x(cm, new), _x(cm, old), rtol=1e-9, atol=0)
+        # one run at the prediction plus one per finite-difference group of the coupled free parameters
+        assert new.window_runs == 1 + len(cal.fd_groups(dep[:, ~cal._decoupled(dep)]))
     else:
         assert new.iterations == old.iterations
         assert np.array_equal(_x(cm, new), _x(cm, old))
+        # the first iteration with its finite-difference groups, then one run per iteration (Broyden)
+        assert new.window_runs == 1 + len(cal.fd_groups(dep)) + new.iterations - 1
