@@ -21,7 +21,7 @@ from matplotlib.patches import Patch
 
 from . import i18n
 from .conditioning import Conditioning, GoalRow, Lesson
-from .plots import new_figure, styled, t, unit_label
+from .plots import _wrap, new_figure, styled, t, unit_label
 from .sensitivity import Problem
 
 PRIOR_C, COND_C, OBS_C, CONFLICT_C = "#bdc3c7", "#1f77b4", "black", "#c0392b"
@@ -57,6 +57,9 @@ def _observations(ax: Axes, cond: Conditioning, variable: str, lang: str, scale_
                     ms=7, color=color, mfc="white" if not r.conflict else color, capsize=4, zorder=7)
 
 
+TITLE_COLUMNS = 34  # characters of a 9-point title line that fit a fan-chart panel (4.3 inches wide)
+
+
 @styled
 def add_conditioning(fig: Figure, model: Any, years: np.ndarray, cq: dict[str, np.ndarray],
                      rows: list[GoalRow], cond: Conditioning, lang: str) -> None:
@@ -75,8 +78,9 @@ def add_conditioning(fig: Figure, model: Any, years: np.ndarray, cq: dict[str, n
         _observations(ax, cond, g.variable, lang)
         r = byname.get(g.name)
         if r is not None and np.isfinite(r.p_conditioned):
-            ax.set_title(f"{g.label(lang)}\n" + tx("p_both", lang, p=r.prior.probability, c=r.p_conditioned)
-                         + f" ({g.year})", fontsize=10)
+            # every line wrapped to the panel's width: a wider title would reach past the figure's edge
+            lines = [g.label(lang), tx("p_both", lang, p=r.prior.probability, c=r.p_conditioned) + f" ({g.year})"]
+            ax.set_title("\n".join(_wrap(line, lang, TITLE_COLUMNS) for line in lines), fontsize=9)
     if not cond.active:
         return
     leg = fig.legends[0] if fig.legends else None

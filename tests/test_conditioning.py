@@ -304,3 +304,30 @@ def test_an_observation_outside_the_run_is_reported_and_not_used(tmp_path):
     by = {r.obs.row.id: r for r in c.rows}
     assert by["later"].note == "outside the run" and not by["later"].used and not by["later"].conflict
     assert list(c.groups()) == ["report_a"]
+
+
+def test_the_conditioned_fan_chart_keeps_its_titles_inside_the_figure(tmp_path, monkeypatch):
+    """The Yubei goals have long names: the conditioned fan chart's panel titles are wrapped like the prior fan
+    chart's, so none reaches past the figure's edge (the right-most titles used to be cut off)."""
+    from sdsim import plots_conditioning as pc
+
+    root = Path(__file__).resolve().parent.parent
+    seen = []
+    original = pc.add_conditioning
+
+    def spy(fig, *args, **kwargs):
+        original(fig, *args, **kwargs)
+        seen.append(fig)
+
+    monkeypatch.setattr(pc, "add_conditioning", spy)
+    assert cli.main(["sensitivity", str(root / "scenarios" / "baseline.yaml"), "--method", "mc", "--samples", "300",
+                     "--seed", "3", "--workers", "1", "--out", str(tmp_path / "mc"), "--no-samples"]) == 0
+    assert seen, "the conditioned fan chart was not drawn"
+    fig = seen[0]
+    fig.canvas.draw()
+    width = fig.bbox.width
+    titles = [ax.title for ax in fig.axes if ax.get_title()]
+    assert len(titles) >= 8
+    for title in titles:
+        box = title.get_window_extent()
+        assert box.x0 >= 0 and box.x1 <= width, title.get_text()
