@@ -39,7 +39,9 @@ def _kw(fn, workers):
 
 def realistic(cm, sc, n: int, repeat: int, workers: int | None) -> None:
     """Every uncertainty varying (Latin hypercube over their distributions), every run calibrated, then run to
-    the scenario's end: what Monte Carlo and Sobol do. runs/s counts every sample (failed calibrations too)."""
+    the scenario's end: what Monte Carlo and Sobol do. runs/s counts every sample (failed calibrations too).
+    Measured twice: holding every run's records (:func:`sdsim.sensitivity.run_experiments`, the Python
+    pipeline) and streamed (:func:`sdsim.sensitivity.stream_experiments`, the ``sensitivity`` command)."""
     problem = sa.define_problem(cm.model, sc)
     design = sa.sample_mc(problem, n, 1)
     kw = _kw(sa.run_experiments, workers)
@@ -51,6 +53,10 @@ def realistic(cm, sc, n: int, repeat: int, workers: int | None) -> None:
     print(f"    end to end {tm.text()}")
     print(f"    calibrated runs/s: {tm.rate(n)}")
     print(f"    last repeat: calibrate {exp.timings['calibrate_s']:.2f} s, simulate {exp.timings['simulate_s']:.2f} s")
+    tm = measure(lambda: sa.stream_experiments(cm, problem, sc, design, **kw), repeat)
+    print(f"    streamed as the sensitivity command does it (goal outcomes kept, records dropped chunk by chunk): "
+          f"{tm.text()}")
+    print(f"    streamed calibrated runs/s: {tm.rate(n)}")
     steps = round((sc.end - cm.model.calibration.start) * round(1 / sc.dt))
     ok = int(exp.ok.sum())
     print(f"    simulate: {ok:,} runs x {steps} steps = {ok * steps / exp.timings['simulate_s'] / 1e6:.2f} M run-steps/s "
