@@ -113,6 +113,20 @@ def test_the_warm_solver_keeps_every_old_solution(cm, solved):
     assert set(warm.reason[failed]) <= ALLOWED | lower
 
 
+def test_a_solution_below_the_processing_time_bound_is_reported_not_clipped(cm, solved):
+    """registration_processing_time has a documented lower bound (registration_processing_time_min): a set whose
+    root lies below it converged there (residual below the tolerance) and is reported as failing for that reason,
+    with the root as found; every solved set lies on or above the bound."""
+    _, _, _, _, _, warm = solved
+    bound = cm.model.params["registration_processing_time_min"].value
+    pt = np.broadcast_to(warm.params["registration_processing_time"], warm.ok.shape)
+    below = warm.reason == "registration_processing_time below its lower bound"
+    assert below.any() and warm.ok.any()
+    assert (pt[below] < bound).all()
+    assert np.abs(warm.residuals[below]).max() < cal.TOLERANCE
+    assert (pt[warm.ok] >= bound * (1 - 1e-12)).all()
+
+
 def test_sets_only_the_warm_solver_solves_are_solutions_the_old_solver_accepts(cm, solved):
     """The old solver failed these from the model's starting values (its first Newton step on the registration
     time overshoots below 0 when the solution is short); started at the warm solution, it accepts it at once."""

@@ -148,6 +148,31 @@ def test_hte_certificates_age_on_a_three_year_conveyor(model, base):
     np.testing.assert_allclose(exits / fails_total, (1 - survival) / (survival * (1 - share)), rtol=1e-9)
 
 
+
+def test_the_certificates_held_at_t0_come_from_cohorts_that_grew(model, cm):
+    """The 690 HTE of end 2020 hold certificates of 2018, 2019 and 2020 in the ratio 1 : (1 + g) : (1 + g)^2
+    (g = hte_cohort_growth over its range): the shares sum to 1 and older cohorts are never larger, so no corner
+    contradicts the growth of certifications that sets the shares; each cohort expires in its own year."""
+    lo, hi = model.params["hte_cohort_growth"].range
+    gs = [lo, model.params["hte_cohort_growth"].value, hi]
+    run, _ = run_model(cm, [{"hte_cohort_growth": g} for g in gs], end=2024, dt=model.dt)
+    oldest = run.get("hte_cohort_share_oldest")[0]
+    middle = run.get("hte_cohort_share_middle")[0]
+    youngest = 1 - oldest - middle
+    for i, g in enumerate(gs):
+        q = 1 + g
+        np.testing.assert_allclose([middle[i] / oldest[i], youngest[i] / middle[i]], [q, q], rtol=1e-12)
+        assert oldest[i] <= middle[i] <= youngest[i]
+    np.testing.assert_allclose([oldest[0], middle[0], youngest[0]], [1 / 3] * 3, rtol=1e-12)  # g = 0: equal cohorts
+    # the expiry rate of the certificates held at t0 in the second and third year (year-end values)
+    start = model.calibration.start
+    hte0 = model.facts["hte_2020"].value
+    grid_years = [int(y) for y in run.years]
+    expiry = run.get("hte_initial_cohort_expiry")  # (years, n) year-end values: the next year's rate
+    for k, share in enumerate((middle, youngest)):  # rate at the end of 2021 and 2022 = the 2022 and 2023 cohorts
+        np.testing.assert_allclose(expiry[grid_years.index(start + 1 + k)], hte0 * share, rtol=1e-12)
+
+
 # ------------------------------------------------------------------------------ the loader
 
 
