@@ -658,17 +658,17 @@ def lessons(problem: Problem, x: np.ndarray | Any, cond: Conditioning) -> list[L
         ry = stats.rankdata(np.stack([np.nan_to_num(r.values, nan=-np.inf) for r in used], axis=1), axis=0)
         ry = (ry - ry.mean(0)) / np.where(ry.std(0) == 0, np.inf, ry.std(0))
     if callable(x):  # column by column (a large design): percentiles and ranks of one input at a time
-        from .sensitivity import _standard_ranks
+        from .sensitivity import _standard_ranks, by_column
 
-        prior = np.empty((problem.d, len(REPORT_Q)))
-        post = np.empty((problem.d, len(REPORT_Q)))
-        rho = np.zeros((problem.d, len(used)))
-        for j in range(problem.d):
+        def one(j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             col = x(j)
-            prior[j] = weighted_percentiles(col, None, REPORT_Q)
-            post[j] = weighted_percentiles(col, cond.weights, REPORT_Q)
-            if ry is not None:
-                rho[j] = _standard_ranks(col) @ ry / col.size
+            r = _standard_ranks(col) @ ry / col.size if ry is not None else np.zeros(len(used))
+            return weighted_percentiles(col, None, REPORT_Q), weighted_percentiles(col, cond.weights, REPORT_Q), r
+
+        cols = by_column(one, problem.d, cond.n)
+        prior = np.array([c[0] for c in cols]).reshape(problem.d, len(REPORT_Q))
+        post = np.array([c[1] for c in cols]).reshape(problem.d, len(REPORT_Q))
+        rho = np.array([c[2] for c in cols]).reshape(problem.d, len(used))
     else:
         prior = weighted_percentiles(x.T, None, REPORT_Q)
         post = weighted_percentiles(x.T, cond.weights, REPORT_Q)

@@ -26,7 +26,7 @@ reported and excluded, never filled in:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -1086,6 +1086,17 @@ def _standard_ranks(v: np.ndarray) -> np.ndarray:
     return (r - r.mean()) / (sd if sd != 0 else np.inf)
 
 
+PARALLEL_ROWS = 50_000  # column-by-column analyses of at least this many rows go to the workers
+
+
+def by_column(fn: Callable[[int], Any], d: int, rows: int) -> list[Any]:
+    """``[fn(0), ..., fn(d - 1)]``, one input column each; for large ensembles (``rows`` at least
+    :data:`PARALLEL_ROWS`) computed by the workers (:mod:`sdsim.parallel`), the same numbers either way."""
+    from . import parallel
+
+    return parallel.run_chunks(fn, d, None if rows >= PARALLEL_ROWS else 1)
+
+
 def analyze_mc(problem: Problem, x: np.ndarray | Design, outcomes: np.ndarray, ok: np.ndarray,
                names: list[str]) -> list[Index]:
     """Spearman rank correlation of each input with each outcome over the ok rows, with a Fisher-z interval.
@@ -1101,8 +1112,9 @@ def analyze_mc(problem: Problem, x: np.ndarray | Design, outcomes: np.ndarray, o
     ry = stats.rankdata(ys, axis=0)
     ry = (ry - ry.mean(0)) / np.where(ry.std(0) == 0, np.inf, ry.std(0))
     if isinstance(x, Design):  # column by column: memory of a few columns, not of the (n, d) design
-        rho = np.stack([_standard_ranks(x.column(j, ok)) @ ry / n for j in range(problem.d)]) if problem.d \
-            else np.zeros((0, ys.shape[1]))
+        design = x
+        rho = np.stack(by_column(lambda j: _standard_ranks(design.column(j, ok)) @ ry / n, problem.d, n)) \
+            if problem.d else np.zeros((0, ys.shape[1]))
     else:
         rx = stats.rankdata(x[ok], axis=0)
         rx = (rx - rx.mean(0)) / np.where(rx.std(0) == 0, np.inf, rx.std(0))
