@@ -17,6 +17,7 @@ one numpy operation over all runs.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,11 @@ from .timefuncs import TimeFunction
 from .yamlio import as_dt
 
 METHODS = ("euler", "rk4")
+BACKENDS = ("numpy", "numba")
+#: Integrator backend: "numpy" (default) or "numba" (opt-in compiled Euler kernel, :mod:`sdsim.kernel`; the numpy
+#: engine still integrates RK4, models the kernel does not support, and everything when Numba is missing).
+#: Set from the environment variable ``SDSIM_ENGINE`` at import.
+BACKEND = os.environ.get("SDSIM_ENGINE", "numpy").strip().lower() or "numpy"
 
 
 @dataclass(frozen=True)
@@ -220,15 +226,28 @@ def simulate(
     rec_r = alloc((ny, len(cm.rates), n))
     rec_a = alloc((ny, len(cm.aux), n))
 
+    kp = None
+    if BACKEND == "numba":
+        from . import kernel
+
+        kp = kernel.prepare(cm, method, params, levers, sr_step, grid.dt)  # None: the numpy engine integrates
+
     def chunk(i: int) -> None:  # chunk i of the runs into its slice of the records
         sl = parts[i]
+        if kp is not None:
+            kernel.integrate(kp, cm, {k: _part(v, n, sl) for k, v in params.items()},
+                             {k: _part(v, n, sl) for k, v in levers.items()},
+                             {k: _part(v, n, sl) for k, v in sr_step.items()}, grid, sl.start, sl.stop - sl.start,
+                             rec_s, rec_r, rec_a)
+            return
         _integrate(
             cm, {k: _part(v, n, sl) for k, v in params.items()}, {k: _part(v, n, sl) for k, v in levers.items()},
             {k: _part(v, n, sl) for k, v in sr_step.items()}, grid, method, sl.stop - sl.start,
             rec_s[:, :, sl], rec_r[:, :, sl], rec_a[:, :, sl],
         )
 
-    if not (n == 1 and _integrate_scalar(cm, params, levers, sr_step, grid, method, rec_s, rec_r, rec_a)):
+    scalar = kp is None and n == 1  # one run over Python floats (the numpy engine's path for n == 1)
+    if not (scalar and _integrate_scalar(cm, params, levers, sr_step, grid, method, rec_s, rec_r, rec_a)):
         parallel.run_chunks(chunk, len(parts), workers if forked else 1)
     names = {s: ("stocks", i) for i, s in enumerate(cm.stocks)}
     names.update({r: ("rates", i) for i, r in enumerate(cm.rates)})

@@ -331,6 +331,7 @@ def available() -> bool:
 
 
 _MODULES: dict[str, Any] = {}  # kernel key -> imported module
+_WARM: set[str] = set()  # kernel keys compiled in this process
 _SPECS: dict[str, tuple[str | None, KernelSpec | None]] = {}  # compiled source -> (why unsupported, spec)
 
 
@@ -379,7 +380,8 @@ def _compact(arr: np.ndarray) -> tuple[np.ndarray, int, int]:
         a = a[:, None]
     if a.shape[0] > 1 and a.strides[0] == 0:
         a = a[:1]
-    a = np.ascontiguousarray(a)
+    if not (a.flags.c_contiguous and a.flags.writeable):  # one array type for Numba: C-contiguous, writeable
+        a = np.array(a, dtype=float, order="C")
     return a, int(a.shape[0] > 1), int(a.shape[1] > 1)
 
 
@@ -424,6 +426,14 @@ def prepare(cm: Compiled, method: str, params: dict[str, Any], levers: dict[str,
             xs, ys = cm.model.tables[n].x, ty.get(n, cm.model.tables[n].y)
         tb += [np.ascontiguousarray(xs, dtype=float), np.ascontiguousarray(ys, dtype=float)]
     mod = load(spec)
+    if spec.key not in _WARM:  # compile (or load from the cache) before any fork, so workers inherit it
+        ny = 1
+        z2 = np.empty((1, 0))
+        mod.kernel(z2, z2, np.empty((len(cm.stocks), 0)), tuple(a for a, _, _ in lv), np.zeros(len(lv), np.int64),
+                   np.zeros(len(lv), np.int64), tuple(a for a, _, _ in sr), np.zeros(len(sr), np.int64),
+                   np.zeros(len(sr), np.int64), tuple(tb), np.array(dm or [1], np.int64), 0, 1, float(dt), 0.0, 0,
+                   np.empty((ny, len(cm.stocks), 0)), np.empty((ny, len(cm.rates), 0)), np.empty((ny, len(cm.aux), 0)))
+        _WARM.add(spec.key)
 
     def ints(v: list[int]) -> np.ndarray:
         return np.array(v, dtype=np.int64)
