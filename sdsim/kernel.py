@@ -83,32 +83,18 @@ def max(a, b, c=None, d=None):  # noqa: A001 - numpy.maximum semantics (NaN prop
 
 
 @njit(cache=True)
-def _interp_s(x, xp, fp):
-    """numpy.interp for one x (same formula, ends, NaN and exact-point rules)."""
+def _interp_exact(x, xp, fp):
+    """numpy.interp for one x: same formula, ends, NaN and exact-point rules (a linear scan: tables are short)."""
     if x != x:
         return x
     n = xp.shape[0]
-    if n == 1:
-        if x < xp[0]:
-            return fp[0]
-        if x > xp[0]:
-            return fp[0]
-        return fp[0]
     if x < xp[0]:
         return fp[0]
-    if x > xp[n - 1]:
+    if x >= xp[n - 1]:
         return fp[n - 1]
-    lo = 0
-    hi = n
-    while lo < hi:  # the last j with xp[j] <= x
-        mid = (lo + hi) // 2
-        if xp[mid] <= x:
-            lo = mid + 1
-        else:
-            hi = mid
-    j = lo - 1
-    if j == n - 1:
-        return fp[j]
+    j = 0
+    while xp[j + 1] <= x:  # the last j with xp[j] <= x (x < xp[n - 1], so j < n - 1)
+        j += 1
     if xp[j] == x:
         return fp[j]
     slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j])
@@ -118,6 +104,25 @@ def _interp_s(x, xp, fp):
         if r != r and fp[j] == fp[j + 1]:
             r = fp[j]
     return r
+
+
+@njit(cache=True)
+def _interp_plain(x, xp, fp):
+    """_interp_exact for tables with strictly increasing, finite x and finite y, where numpy.interp's NaN
+    fallback never applies (the interpolated value cannot be NaN); about 20 % faster kernels."""
+    if x != x:
+        return x
+    n = xp.shape[0]
+    if x < xp[0]:
+        return fp[0]
+    if x >= xp[n - 1]:
+        return fp[n - 1]
+    j = 0
+    while xp[j + 1] <= x:
+        j += 1
+    if xp[j] == x:
+        return fp[j]
+    return (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j]) * (x - xp[j]) + fp[j]
 
 
 @njit(cache=True, inline="always")
@@ -184,18 +189,19 @@ def unsupported(cm: Compiled, method: str) -> str | None:
     return None
 
 
-def kernel_source(cm: Compiled) -> KernelSpec:
-    """The Numba source of ``cm``'s Euler kernel (check :func:`unsupported` first)."""
+def kernel_source(cm: Compiled, plain_tables: bool = False) -> KernelSpec:
+    """The Numba source of ``cm``'s Euler kernel (check :func:`unsupported` first); ``plain_tables``: every
+    graphical function has strictly increasing finite x and finite y (see ``_interp_plain``)."""
     cp._SCALES.clear()
     cp._SCALES.update({ex.table_scale_name(t): cp._v(ex.table_scale_name(t)) for t, tb in cm.model.tables.items()
                        if tb.y_scale_range is not None})
     try:
-        return _source(deps.plan(cm.model))
+        return _source(deps.plan(cm.model), plain_tables)
     finally:
         cp._SCALES.clear()
 
 
-def _source(p: deps.Plan) -> KernelSpec:
+def _source(p: deps.Plan, plain_tables: bool) -> KernelSpec:
     params = sorted(p.consts)
     frozen = [*p.frozen, *p.delays]
     levers, series = sorted(p.levers), sorted(p.series)
@@ -208,6 +214,9 @@ def _source(p: deps.Plan) -> KernelSpec:
         delay_times.append(ex.to_source(T, cp._rename(T.names)))
     lines: list[str] = [_HEADER]
     w = lines.append
+    w(f"_interp_s = {'_interp_plain' if plain_tables else '_interp_exact'}")
+    w("")
+    w("")
     w("@njit(cache=True, error_model='numpy')")
     w("def kernel(PA, FZA, S0, LV, LK, LI, SR, SK, SI, TB, DM, n_steps, spy, dt, start, i0, rec_s, rec_r, rec_a):")
     w("    m = PA.shape[1]")
@@ -332,19 +341,24 @@ def available() -> bool:
 
 _MODULES: dict[str, Any] = {}  # kernel key -> imported module
 _WARM: set[str] = set()  # kernel keys compiled in this process
-_SPECS: dict[str, tuple[str | None, KernelSpec | None]] = {}  # compiled source -> (why unsupported, spec)
+_SPECS: dict[tuple[str, bool], tuple[str | None, KernelSpec | None]] = {}  # (source, plain) -> (why not, spec)
 
 
-def spec_for(cm: Compiled, method: str) -> KernelSpec | None:
+def spec_for(cm: Compiled, method: str, plain_tables: bool = False) -> KernelSpec | None:
     """The kernel of ``cm`` (generated once per compiled model), or None when the numpy engine must integrate."""
     if method != "euler" or not available():
         return None
-    hit = _SPECS.get(cm.source)
+    hit = _SPECS.get((cm.source, plain_tables))
     if hit is None:
         why = unsupported(cm, method)
-        hit = (why, None if why else kernel_source(cm))
-        _SPECS[cm.source] = hit
+        hit = (why, None if why else kernel_source(cm, plain_tables))
+        _SPECS[(cm.source, plain_tables)] = hit
     return hit[1]
+
+
+def _plain(xs: np.ndarray, ys: np.ndarray) -> bool:
+    """Strictly increasing finite x and finite y: numpy.interp's NaN fallback cannot apply."""
+    return bool(np.isfinite(xs).all() and np.isfinite(ys).all() and (np.diff(xs) > 0).all())
 
 
 def load(spec: KernelSpec) -> Any:
@@ -425,6 +439,9 @@ def prepare(cm: Compiled, method: str, params: dict[str, Any], levers: dict[str,
         else:
             xs, ys = cm.model.tables[n].x, ty.get(n, cm.model.tables[n].y)
         tb += [np.ascontiguousarray(xs, dtype=float), np.ascontiguousarray(ys, dtype=float)]
+    if all(_plain(tb[j], tb[j + 1]) for j in range(0, len(tb), 2)):
+        spec = spec_for(cm, method, True)
+        assert spec is not None
     mod = load(spec)
     if spec.key not in _WARM:  # compile (or load from the cache) before any fork, so workers inherit it
         ny = 1
