@@ -85,9 +85,11 @@ def max(a, b, c=None, d=None):  # noqa: A001 - numpy.maximum semantics (NaN prop
 @njit(cache=True)
 def _interp_exact(x, xp, fp):
     """numpy.interp for one x: same formula, ends, NaN and exact-point rules (a linear scan: tables are short)."""
+    n = xp.shape[0]
+    if n == 1:  # numpy: fp[0] on both sides and at the point, NaN included
+        return fp[0]
     if x != x:
         return x
-    n = xp.shape[0]
     if x < xp[0]:
         return fp[0]
     if x >= xp[n - 1]:
@@ -110,9 +112,11 @@ def _interp_exact(x, xp, fp):
 def _interp_plain(x, xp, fp):
     """_interp_exact for tables with strictly increasing, finite x and finite y, where numpy.interp's NaN
     fallback never applies (the interpolated value cannot be NaN); about 20 % faster kernels."""
+    n = xp.shape[0]
+    if n == 1:  # numpy: fp[0] on both sides and at the point, NaN included
+        return fp[0]
     if x != x:
         return x
-    n = xp.shape[0]
     if x < xp[0]:
         return fp[0]
     if x >= xp[n - 1]:
