@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import os
 import subprocess
 import sys
 import tempfile
@@ -73,10 +74,18 @@ def main() -> None:
                     "baseline reference's prediction (sdsim.calibrate.WARM_START = False; it misses many solutions)")
     ap.add_argument("--legacy", action="store_true", help="the calibration before issue 15 (sdsim.calibrate._LEGACY), "
                     "for before/after figures in the same conditions")
+    ap.add_argument("--engine", choices=("numpy", "numba"), default=None, help="integrator backend "
+                    "(sdsim.engine.BACKEND; default: SDSIM_ENGINE or numpy); numba needs pip install numba")
     ap.add_argument("--skip", default="", help="comma-separated sections to skip: one,integrator,calibrate,"
                     "realistic,cli")
     a = ap.parse_args()
     skip = set(a.skip.split(",")) - {""}
+    from sdsim import engine
+
+    if a.engine:
+        engine.BACKEND = a.engine
+        os.environ["SDSIM_ENGINE"] = a.engine  # the command-line section's subprocesses too
+    print(f"integrator backend: {engine.BACKEND}")
     from sdsim import calibrate
 
     calibrate.WARM_START = not a.plain

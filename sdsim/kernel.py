@@ -324,7 +324,7 @@ def _body(p: deps.Plan, w: cp.Emit, record: bool, levers: list[str], series: lis
     if record:
         for i, n in enumerate(p.rec_aux):
             w(f"{pad}A[{i}] = {cp._v(n)}")
-    for d, (n, v) in enumerate(p.delays.items()):
+    for d, v in enumerate(p.delays.values()):
         src = ex.to_source(v.expr, cp._rename(v.expr.names, True), True)
         w(f"{pad}B[{d}, k % DM[{d}]] = {src}")
 
