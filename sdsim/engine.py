@@ -227,6 +227,8 @@ def simulate(
     rec_a = alloc((ny, len(cm.aux), n))
 
     kp = None
+    if BACKEND not in BACKENDS:
+        raise InputError(f"integrator backend (SDSIM_ENGINE) must be one of {', '.join(BACKENDS)}, got {BACKEND!r}")
     if BACKEND == "numba":
         from . import kernel
 

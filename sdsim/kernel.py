@@ -24,6 +24,7 @@ import hashlib
 import importlib.util
 import os
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -224,6 +225,7 @@ def _source(p: deps.Plan, plain_tables: bool) -> KernelSpec:
     w("@njit(cache=True, error_model='numpy')")
     w("def kernel(PA, FZA, S0, LV, LK, LI, SR, SK, SI, TB, DM, n_steps, spy, dt, start, i0, rec_s, rec_r, rec_a):")
     w("    m = PA.shape[1]")
+    w("    year_mask = spy - 1  # steps per year: a power of two (dt = 2**-j)")
     w("    ns = S0.shape[0]")
     w("    nr = rec_r.shape[1]")
     w("    S = np.empty(ns)")
@@ -255,9 +257,11 @@ def _source(p: deps.Plan, plain_tables: bool) -> KernelSpec:
     w(f"{pad}for j in range(ns):")
     w(f"{pad}    S[j] = S0[j, i]")
     w(f"{pad}acc[:] = 0.0")
+    for d in range(len(delays)):
+        w(f"{pad}q{d} = 0")  # k % DM[d], kept as a counter (an integer division per step costs)
     w(f"{pad}for k in range(n_steps + 1):")
     w(f"{pad}    time = start + k * dt")
-    w(f"{pad}    if k % spy == 0:")
+    w(f"{pad}    if (k & year_mask) == 0:")
     _body(p, w, True, levers, series, pad + "        ")
     w(f"{pad}        y = k // spy")
     w(f"{pad}        for j in range(ns):")
@@ -272,6 +276,10 @@ def _source(p: deps.Plan, plain_tables: bool) -> KernelSpec:
     w(f"{pad}            break")
     w(f"{pad}    else:")
     _body(p, w, False, levers, series, pad + "        ")
+    for d in range(len(delays)):
+        w(f"{pad}    q{d} += 1")
+        w(f"{pad}    if q{d} == DM[{d}]:")
+        w(f"{pad}        q{d} = 0")
     w(f"{pad}    for j in range(nr):")
     w(f"{pad}        acc[j] += F[j]")
     w(f"{pad}    for j in range(ns):")
@@ -300,7 +308,7 @@ def _body(p: deps.Plan, w: cp.Emit, record: bool, levers: list[str], series: lis
     for s, i in p.stock_index.items():
         w(f"{pad}{cp._v(s)} = S[{i}]")
     for d, n in enumerate(p.delays):
-        w(f"{pad}{cp._v(n)} = B[{d}, k % DM[{d}]]")
+        w(f"{pad}{cp._v(n)} = B[{d}, q{d}]")
     for j, n in enumerate(levers):
         if n in used:
             w(f"{pad}{cp._v(n)} = LV[{j}][k * LK[{j}], c * LI[{j}]]")
@@ -326,7 +334,7 @@ def _body(p: deps.Plan, w: cp.Emit, record: bool, levers: list[str], series: lis
             w(f"{pad}A[{i}] = {cp._v(n)}")
     for d, v in enumerate(p.delays.values()):
         src = ex.to_source(v.expr, cp._rename(v.expr.names, True), True)
-        w(f"{pad}B[{d}, k % DM[{d}]] = {src}")
+        w(f"{pad}B[{d}, q{d}] = {src}")
 
 
 # ---------------------------------------------------------------------------------------------- loading
@@ -338,9 +346,17 @@ def cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "sdsim" / "kernels"
 
 
+_NUMBA: list[bool] = []  # [whether Numba can be imported], looked up once
+
+
 def available() -> bool:
-    """Whether Numba can be imported."""
-    return importlib.util.find_spec("numba") is not None
+    """Whether Numba can be imported (warns once when it cannot: the numpy engine integrates instead)."""
+    if not _NUMBA:
+        _NUMBA.append(importlib.util.find_spec("numba") is not None)
+        if not _NUMBA[0]:
+            warnings.warn("the numba integrator backend needs numba (pip install numba, or the 'fast' extra); "
+                          "the numpy engine integrates instead", RuntimeWarning, stacklevel=3)
+    return _NUMBA[0]
 
 
 _MODULES: dict[str, Any] = {}  # kernel key -> imported module
