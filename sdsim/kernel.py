@@ -20,11 +20,13 @@ instead of compiling again; an in-process dict keeps the imported modules. Numba
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import importlib.util
 import os
 import sys
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -340,6 +342,22 @@ def _body(p: deps.Plan, w: cp.Emit, record: bool, levers: list[str], series: lis
 # ---------------------------------------------------------------------------------------------- loading
 
 
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``path`` (POSIX; elsewhere no lock: both processes compile)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def cache_dir() -> Path:
     """Folder of the kernel sources and Numba's cached machine code (``SDSIM_CACHE`` or ~/.cache/sdsim/kernels)."""
     env = os.environ.get("SDSIM_CACHE")
@@ -464,12 +482,14 @@ def prepare(cm: Compiled, method: str, params: dict[str, Any], levers: dict[str,
         assert spec is not None
     mod = load(spec)
     if spec.key not in _WARM:  # compile (or load from the cache) before any fork, so workers inherit it
-        ny = 1
-        z2 = np.empty((1, 0))
-        mod.kernel(z2, z2, np.empty((len(cm.stocks), 0)), tuple(a for a, _, _ in lv), np.zeros(len(lv), np.int64),
-                   np.zeros(len(lv), np.int64), tuple(a for a, _, _ in sr), np.zeros(len(sr), np.int64),
-                   np.zeros(len(sr), np.int64), tuple(tb), np.array(dm or [1], np.int64), 0, 1, float(dt), 0.0, 0,
-                   np.empty((ny, len(cm.stocks), 0)), np.empty((ny, len(cm.rates), 0)), np.empty((ny, len(cm.aux), 0)))
+        with _locked(cache_dir() / f"k_{spec.key}.lock"):  # another process compiling it: wait, then load
+            ny = 1
+            z2 = np.empty((1, 0))
+            mod.kernel(z2, z2, np.empty((len(cm.stocks), 0)), tuple(a for a, _, _ in lv), np.zeros(len(lv), np.int64),
+                       np.zeros(len(lv), np.int64), tuple(a for a, _, _ in sr), np.zeros(len(sr), np.int64),
+                       np.zeros(len(sr), np.int64), tuple(tb), np.array(dm or [1], np.int64), 0, 1, float(dt), 0.0, 0,
+                       np.empty((ny, len(cm.stocks), 0)), np.empty((ny, len(cm.rates), 0)),
+                       np.empty((ny, len(cm.aux), 0)))
         _WARM.add(spec.key)
 
     def ints(v: list[int]) -> np.ndarray:

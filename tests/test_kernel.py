@@ -39,9 +39,12 @@ RTOL = 1e-11  # relative agreement of records whose transcendental inputs vary p
 
 @pytest.fixture(scope="module", autouse=True)
 def kernel_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Kernels compiled into a session temporary folder (never the user's cache)."""
+    """Kernels compiled into a temporary folder of this session (never the user's cache), shared by the xdist
+    workers: each model is compiled once, the other worker waits for it (sdsim.kernel locks) and loads it."""
     old = os.environ.get("SDSIM_CACHE")
-    path = tmp_path_factory.mktemp("kernels")
+    base = tmp_path_factory.getbasetemp()
+    path = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "sdsim-kernels"
+    path.mkdir(exist_ok=True)
     os.environ["SDSIM_CACHE"] = str(path)
     try:
         yield path
@@ -113,8 +116,8 @@ def _experiments(cm, scenario: str, n: int, levers: bool = False):  # type: igno
                                                    ("goals_2026.yaml", True)],
                          ids=["monte_carlo", "scenario_levers", "per_run_lever_settings"])
 def test_yubei_calibrated_ensembles_agree(cm, scenario: str, levers: bool) -> None:
-    a, b = _experiments(cm, scenario, 200, levers)
-    assert np.array_equal(a.ok, b.ok) and a.ok.sum() > 100
+    a, b = _experiments(cm, scenario, 120, levers)
+    assert np.array_equal(a.ok, b.ok) and a.ok.sum() > 60
     assert_same_run(a.run, b.run, exact=False)
 
 
@@ -191,13 +194,13 @@ def test_min_with_many_arguments_is_unsupported(tmp_path: Path) -> None:
 def test_calibration_agrees(cm) -> None:
     sc = load_scenario(ROOT / "scenarios/baseline.yaml", cm.model)
     problem = sa.define_problem(cm.model, sc)
-    design = sa.sample_mc(problem, 150, 5)
+    design = sa.sample_mc(problem, 100, 5)
     params = dict(parameter_batch(cm, [{}]))
     for j, q in enumerate(problem.uncertainties):
         params[q.name] = design.x[:, j]
     lv = {k: params[k] for k in cm.model.levers}
     a, b = both(lambda: cal.calibrate(cm, params, lv, sc.dt, sc.method, workers=1))
-    assert np.array_equal(a.ok, b.ok) and list(a.reason) == list(b.reason) and a.ok.sum() > 75
+    assert np.array_equal(a.ok, b.ok) and list(a.reason) == list(b.reason) and a.ok.sum() > 50
     for f in cm.model.calibration.free:
         np.testing.assert_allclose(np.broadcast_to(b.params[f.name], a.ok.shape),
                                    np.broadcast_to(a.params[f.name], a.ok.shape), rtol=1e-10, atol=0, equal_nan=True)
