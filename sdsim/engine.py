@@ -207,7 +207,9 @@ def simulate(
     chunk into the same record arrays (same results, better cache use); a single run is
     integrated over Python floats (same results, less overhead per step). ``workers`` processes
     (default: every available core, see :mod:`sdsim.parallel`) integrate the chunks into shared
-    memory; the results are bit-identical whatever the number of workers.
+    memory; the results are bit-identical whatever the number of workers. With :data:`BACKEND` "numba" the
+    Euler chunks (n = 1 included) are integrated by the compiled kernel of :mod:`sdsim.kernel` (same records,
+    see there), everything else exactly as with "numpy".
     """
     if method not in METHODS:
         raise InputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
