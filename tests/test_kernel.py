@@ -218,3 +218,14 @@ def test_kernel_is_cached_on_disk(kernel_cache: Path) -> None:
     assert (kernel_cache / f"k_{spec.key}.py").read_text(encoding="utf-8") == spec.source
     assert list((kernel_cache / "__pycache__").glob(f"k_{spec.key}.kernel-*.nbi"))
     assert kernel.load(spec) is kernel.load(spec)
+
+
+def test_backend_comes_from_the_environment_and_defaults_to_numpy() -> None:
+    import subprocess
+    import sys
+
+    code = "import sdsim.engine as e; print(e.BACKEND)"
+    env = {k: v for k, v in os.environ.items() if k != "SDSIM_ENGINE"}
+    out = [subprocess.run([sys.executable, "-c", code], env=e, cwd=ROOT, capture_output=True, text=True, check=True)
+           .stdout.strip() for e in (env, {**env, "SDSIM_ENGINE": " Numba "})]
+    assert out == ["numpy", "numba"]
