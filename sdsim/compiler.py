@@ -277,12 +277,7 @@ def _emit_build(p: deps.Plan, w: Emit, fname: str, scalar: bool) -> None:
         w(f"    L_{n} = LV[{n!r}]")
     for n in sorted(p.series):
         w(f"    R_{n} = SR[{n!r}]")
-    for n in p.order:
-        if n in p.static:
-            w(f"    {_v(n)} = {_value_expr(p.computed[n], scalar)}")
-    for name, node in p.hoisted.values():
-        sub = ex.subtree(node)
-        w(f"    {_v(name)} = {ex.to_source(sub, _rename(sub.names), scalar)}")
+    emit_once_per_batch(p, w, scalar)
     for n, v in p.delays.items():
         T = v.fixed_delay[0]  # type: ignore[index]
         where = f"{p.sfile}: " + next((f.path for f in p.model.stock_functions if f.output == n), n)
@@ -295,6 +290,17 @@ def _emit_build(p: deps.Plan, w: Emit, fname: str, scalar: bool) -> None:
     _emit_rates(p, w, True, scalar)
     w("    return rates, rates_rec")
     w("")
+
+
+def emit_once_per_batch(p: deps.Plan, w: Emit, scalar: bool, pad: str = "    ") -> None:
+    """The values computed once per batch before the first step: static auxiliaries, then the hoisted
+    parameter-only subexpressions (also used by :mod:`sdsim.kernel`, indented by ``pad``)."""
+    for n in p.order:
+        if n in p.static:
+            w(f"{pad}{_v(n)} = {_value_expr(p.computed[n], scalar)}")
+    for name, node in p.hoisted.values():
+        sub = ex.subtree(node)
+        w(f"{pad}{_v(name)} = {ex.to_source(sub, _rename(sub.names), scalar)}")
 
 
 def _emit_rates(p: deps.Plan, w: Emit, record: bool, scalar: bool) -> None:

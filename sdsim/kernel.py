@@ -247,12 +247,7 @@ def _source(p: deps.Plan, plain_tables: bool) -> KernelSpec:
         w(f"{pad}{cp._v(n)} = PA[{j}, i]")
     for j, n in enumerate(p.frozen):
         w(f"{pad}{cp._v(n)} = FZA[{j}, i]")
-    for n in p.order:
-        if n in p.static:
-            w(f"{pad}{cp._v(n)} = {cp._value_expr(p.computed[n], True)}")
-    for name, node in p.hoisted.values():
-        sub = ex.subtree(node)
-        w(f"{pad}{cp._v(name)} = {ex.to_source(sub, cp._rename(sub.names), True)}")
+    cp.emit_once_per_batch(p, w, True, pad)
     for d in range(len(delays)):
         w(f"{pad}for q in range(DM[{d}]):")
         w(f"{pad}    B[{d}, q] = FZA[{len(p.frozen) + d}, i]")

@@ -105,3 +105,19 @@ def simulate_toy(directory: Path, start: int, end: int, dt: float, method: str =
     n = max([np.size(v) for v in p.values()] + [1])
     grid = TimeGrid(start, end, dt)
     return simulate(c, p, lever_schedules(c, grid, {k: p[k] for k in m.levers}), grid, method, n=n)
+
+
+def design_params(cm: Compiled, n: int, seed: int) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    """Baseline values with every uncertainty of the baseline scenario drawn for ``n`` sets (Latin hypercube,
+    ``seed``): the parameters, the lever baselines and the scenario."""
+    from sdsim import sensitivity as sa
+    from sdsim.runner import parameter_batch
+    from sdsim.scenario import load_scenario
+
+    sc = load_scenario(ROOT / "scenarios/baseline.yaml", cm.model)
+    problem = sa.define_problem(cm.model, sc)
+    design = sa.sample_mc(problem, n, seed)
+    params = dict(parameter_batch(cm, [{}]))
+    for j, q in enumerate(problem.uncertainties):
+        params[q.name] = design.x[:, j]
+    return params, {k: params[k] for k in cm.model.levers}, sc

@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 
 from sdsim import calibrate as cal
-from sdsim import sensitivity as sa
 from sdsim.runner import parameter_batch
 from sdsim.scenario import load_scenario
-from tests.conftest import ROOT
+from tests.conftest import ROOT, design_params
 
 
 def test_groups_never_share_a_target(cm):
@@ -23,13 +22,7 @@ def test_groups_never_share_a_target(cm):
 
 
 def test_grouped_jacobian_gives_the_same_solutions_and_failures(cm, monkeypatch):
-    sc = load_scenario(ROOT / "scenarios/baseline.yaml", cm.model)
-    problem = sa.define_problem(cm.model, sc)
-    design = sa.sample_mc(problem, 1500, 3)
-    params = dict(parameter_batch(cm, [{}]))
-    for j, q in enumerate(problem.uncertainties):
-        params[q.name] = design.x[:, j]
-    levers = {k: params[k] for k in cm.model.levers}
+    params, levers, sc = design_params(cm, 1500, 3)
     with np.errstate(all="ignore"):
         new = cal.calibrate(cm, params, levers, sc.dt, sc.method, workers=1)
         monkeypatch.setattr(cal, "GROUPED_FD", False)
@@ -50,16 +43,6 @@ def test_grouped_jacobian_gives_the_same_solutions_and_failures(cm, monkeypatch)
 ALLOWED = {"did not converge", "no finite solution"}
 
 
-def _design_params(cm, n: int, seed: int) -> tuple[dict, dict, object]:
-    sc = load_scenario(ROOT / "scenarios/baseline.yaml", cm.model)
-    problem = sa.define_problem(cm.model, sc)
-    design = sa.sample_mc(problem, n, seed)
-    params = dict(parameter_batch(cm, [{}]))
-    for j, q in enumerate(problem.uncertainties):
-        params[q.name] = design.x[:, j]
-    return params, {k: params[k] for k in cm.model.levers}, sc
-
-
 def _x(cm, res) -> np.ndarray:
     return np.stack([np.broadcast_to(res.params[f.name], res.ok.shape) for f in cm.model.calibration.free], 1)
 
@@ -77,7 +60,7 @@ def _solve(cm, params, levers, sc, legacy: bool = False, warm: bool = False):
 @pytest.fixture(scope="module")
 def solved(cm):
     """2,000 sampled sets solved by the solver before issue 15 (_LEGACY), the default and the warm-started one."""
-    params, levers, sc = _design_params(cm, 2000, 11)
+    params, levers, sc = design_params(cm, 2000, 11)
     return (params, levers, sc, _solve(cm, params, levers, sc, legacy=True), _solve(cm, params, levers, sc),
             _solve(cm, params, levers, sc, warm=True))
 

@@ -29,6 +29,7 @@ from sdsim.errors import ModelError  # noqa: E402
 from sdsim.model import load_model  # noqa: E402
 from sdsim.runner import lever_baseline, parameter_batch  # noqa: E402
 from sdsim.scenario import load_scenario  # noqa: E402
+from tests.conftest import design_params  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("numba_kernel")  # one worker compiles each model once
 
@@ -192,13 +193,7 @@ def test_min_with_many_arguments_is_unsupported(tmp_path: Path) -> None:
 
 
 def test_calibration_agrees(cm) -> None:
-    sc = load_scenario(ROOT / "scenarios/baseline.yaml", cm.model)
-    problem = sa.define_problem(cm.model, sc)
-    design = sa.sample_mc(problem, 100, 5)
-    params = dict(parameter_batch(cm, [{}]))
-    for j, q in enumerate(problem.uncertainties):
-        params[q.name] = design.x[:, j]
-    lv = {k: params[k] for k in cm.model.levers}
+    params, lv, sc = design_params(cm, 100, 5)
     a, b = both(lambda: cal.calibrate(cm, params, lv, sc.dt, sc.method, workers=1))
     assert np.array_equal(a.ok, b.ok) and list(a.reason) == list(b.reason) and a.ok.sum() > 50
     for f in cm.model.calibration.free:
