@@ -326,16 +326,22 @@ def _emit_rates(p: deps.Plan, w: Emit, record: bool, scalar: bool) -> None:
             w(f"            B_{n}[k % M_{n}] = {value}")
 
 
-def _emit_inputs(p: deps.Plan, w: Emit, nodes: list[str], record: bool) -> None:
-    """Rate function inputs: the step's start ``tk``, stocks, held delay_fixed outputs, the levers and series used."""
+def used_names(p: deps.Plan, nodes: list[str], record: bool) -> set[str]:
+    """Names one evaluation of the equations ``nodes`` reads (with ``record``, the recorded auxiliaries too),
+    delay_fixed inputs included (also used by :mod:`sdsim.kernel`)."""
     used: set[str] = set()
     for n in nodes:
         used |= p.dyn_expr[n].names
     for v in p.delays.values():
         used |= v.expr.names
     if record:
-        for n in p.rec_aux:
-            used.add(n)
+        used |= set(p.rec_aux)
+    return used
+
+
+def _emit_inputs(p: deps.Plan, w: Emit, nodes: list[str], record: bool) -> None:
+    """Rate function inputs: the step's start ``tk``, stocks, held delay_fixed outputs, the levers and series used."""
+    used = used_names(p, nodes, record)
     if p.held and not record:
         w("        if tk is None:")
         w("            tk = time")

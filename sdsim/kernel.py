@@ -293,13 +293,7 @@ def _body(p: deps.Plan, w: cp.Emit, record: bool, levers: list[str], series: lis
     """One evaluation of the equations (``record``: all of them, recorded in A, as ``rates_rec``; else those
     ``rates`` evaluates), the rate rows F, the derivatives D and the delay_fixed inputs."""
     nodes = [n for n in p.order if n not in p.static and (record or n in p.need)]
-    used: set[str] = set()
-    for n in nodes:
-        used |= p.dyn_expr[n].names
-    for v in p.delays.values():
-        used |= v.expr.names
-    if record:
-        used |= set(p.rec_aux)
+    used = cp.used_names(p, nodes, record)
     if p.held:
         w(f"{pad}tk = time")
     for s, i in p.stock_index.items():
