@@ -83,6 +83,11 @@ def _take(value: Any, idx: np.ndarray) -> Any:
     return value[idx] if np.ndim(value) else value
 
 
+def _rows(values: dict[str, Any], sel: np.ndarray, n: int) -> dict[str, Any]:
+    """The sets ``sel`` of a batch of ``n``: per-set (n,) arrays cut, shared values kept."""
+    return {k: _take(v, sel) if np.size(v) == n else v for k, v in values.items()}
+
+
 def measure(cm: Compiled, run: Run, year: int | None = None) -> np.ndarray:
     """(n, k) values of the calibration targets in ``run``."""
     cols = [np.zeros(run.n)[:, None][:, :0]]  # (n, 0) when the model has no targets
@@ -209,10 +214,7 @@ def calibrate(
 
     def chunk(i: int) -> CalibrationResult:
         sel = np.arange(slices[i].start, slices[i].stop)
-        q = _calibrate_start(
-            cm, {k: _take(v, sel) if np.size(v) == n else v for k, v in params.items()},
-            {k: _take(v, sel) if np.size(v) == n else v for k, v in lever_baseline.items()}, dt, method, warm,
-        )
+        q = _calibrate_start(cm, _rows(params, sel, n), _rows(lever_baseline, sel, n), dt, method, warm)
         q.params = {k: v for k, v in q.params.items() if k in free}  # only what is joined below travels back
         return q
 
@@ -242,11 +244,7 @@ def _calibrate_start(
     if not sel.size:
         return res
     n = res.ok.size
-    again = _calibrate(
-        cm, {k: _take(v, sel) if np.size(v) == n and np.ndim(v) else v for k, v in params.items()},
-        {k: _take(v, sel) if np.size(v) == n and np.ndim(v) else v for k, v in lever_baseline.items()},
-        dt, method, None, quick=True,
-    )
+    again = _calibrate(cm, _rows(params, sel, n), _rows(lever_baseline, sel, n), dt, method, None, quick=True)
     out = dict(res.params)
     for f in (f.name for f in cm.model.calibration.free):
         v = np.array(np.broadcast_to(np.asarray(out[f], float), (n,)))
@@ -412,7 +410,7 @@ def _evaluate(
     for j, f in enumerate(pb.free):
         big[f] = X[:, j]
     levs = lever_schedules(
-        pb.cm, pb.grid, {k: _take(v, sel) if np.size(v) == pb.n else v for k, v in pb.lever_baseline.items()})
+        pb.cm, pb.grid, _rows(pb.lever_baseline, sel, pb.n))
     vals = measure(pb.cm, simulate(pb.cm, big, levs, pb.grid, pb.method, n=rows.size, workers=workers))
     st.runs += rows.size
     sc = pb.scale[active]
