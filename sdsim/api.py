@@ -212,7 +212,7 @@ class Simulator:
         mc = method == "mc"
         # streamed like the command: memory bounded by the chunk, not by the number of samples
         exp = sa.stream_experiments(self.compiled, problem, sc, design, end=sc.end if mc else goal_year,
-                                    workers=workers, history=mc and not problem.levers and self.model.history is not None)
+                                    workers=workers, history=sa.compares_history(self.model, problem, method))
         cond = cd.condition_streamed(self.compiled, problem, sc, exp, history, implausibility) if mc else None
         indices, probs, _ = sa.analyse(self.model, problem, design, exp, method, seed, workers=workers)
         pd_ = _pandas()

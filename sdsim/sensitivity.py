@@ -757,6 +757,12 @@ class _Chunks:
         return rows[fail], np.asarray(reason[fail], dtype=object), rmax, seen, t1 - t0, time.perf_counter() - t1
 
 
+def compares_history(model: Model, problem: Problem, method: str) -> bool:
+    """Whether an ensemble keeps what history matching needs: Monte Carlo over the uncertainties (not the levers)
+    of a model with a history file."""
+    return method == "mc" and not problem.levers and model.history is not None
+
+
 def stream_experiments(
     cm: Compiled, problem: Problem, scenario: Scenario, design: Design, end: int | None = None,
     progress: Any = None, workers: int | None = None, quantiles: bool = False, history: bool = False,

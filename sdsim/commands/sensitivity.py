@@ -139,7 +139,7 @@ def main(args: argparse.Namespace) -> int:
         # streamed: chunk by chunk, keeping the outcomes, the history comparisons and percentile sketches
         mc = method == "mc"
         exp = sa.stream_experiments(cm, problem, sc, design, end=sc.end if mc else goal_year, progress=bar,
-                                    quantiles=mc, history=mc and not problem.levers and model.history is not None)
+                                    quantiles=mc, history=sa.compares_history(model, problem, method))
         timings.update(exp.timings)
         t0 = time.perf_counter()
         cond = sh.run(cm, problem, sc, design, exp, method, hmode, hthr)
