@@ -37,6 +37,7 @@ from . import compiler as cp
 from . import compiler_deps as deps
 from . import expressions as ex
 from .compiler import Compiled
+from .errors import ModelError
 
 MAX_MINMAX_ARGS = 4  # min()/max() arguments the kernel's helpers take
 
@@ -449,13 +450,13 @@ def prepare(cm: Compiled, method: str, params: dict[str, Any], levers: dict[str,
     if spec is None:
         return None
     dm = []
-    for src in spec.delay_times:  # delay lengths (steps) as the numpy engine computes them; uniform, whole, >= 1
-        ns = {f"v_{k}": v for k, v in params.items()}
-        value = np.unique(np.asarray(eval(src, {"_np": np, "_m": np}, ns), dtype=float))  # noqa: S307 - generated
-        steps = float(value[0]) / dt if value.size == 1 else float("nan")
-        if not (steps >= 1 and abs(steps - round(steps)) < 1e-9):
-            return None  # the numpy engine reports it
-        dm.append(round(steps))
+    ns = {f"v_{k}": v for k, v in params.items()}
+    for src in spec.delay_times:  # delay lengths (steps) by the numpy engine's own rule: uniform, whole, >= 1
+        value = eval(src, {"_np": np, "_m": np}, ns)  # noqa: S307 - generated from the model's equations
+        try:
+            dm.append(cp._delay_steps(value, dt, ""))
+        except ModelError:
+            return None  # the numpy engine integrates the batch and reports it, with the equation's place
     lv = [_compact(levers[n]) for n in spec.levers]
     sr = [_compact(sr_step[n]) for n in spec.series]
     tb: list[np.ndarray] = []
